@@ -1,0 +1,58 @@
+"""Registry mapping stable codec ids to factories.
+
+A codec module registers itself with :func:`register`; ``neurocodec.load(id)`` and the CLI
+look codecs up here.  Factories are imported lazily so listing codecs stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import UnknownCodecError
+from .base import CodecModel
+
+
+@dataclass(frozen=True)
+class CodecEntry:
+    codec_id: str
+    target: str  # "module:attribute" of a zero-argument factory or CodecModel subclass
+    summary: str = ""
+
+    def create(self, **kwargs) -> CodecModel:
+        module, _, attr = self.target.partition(":")
+        factory: Callable[..., CodecModel] = getattr(importlib.import_module(module), attr)
+        return factory(**kwargs)
+
+
+_REGISTRY: dict[str, CodecEntry] = {}
+
+
+def register(codec_id: str, target: str, summary: str = "") -> None:
+    """Register ``target`` ("package.module:Factory") under the stable id ``codec_id``."""
+    if codec_id in _REGISTRY and _REGISTRY[codec_id].target != target:
+        raise ValueError(f"codec id '{codec_id}' registered twice")
+    _REGISTRY[codec_id] = CodecEntry(codec_id, target, summary)
+
+
+def codec_ids() -> list[str]:
+    """All registered codec ids, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_entry(codec_id: str) -> CodecEntry:
+    try:
+        return _REGISTRY[codec_id]
+    except KeyError:
+        known = ", ".join(codec_ids())
+        raise UnknownCodecError(f"unknown codec '{codec_id}' (known: {known})") from None
+
+
+def create(codec_id: str, **kwargs) -> CodecModel:
+    """Instantiate the codec registered under ``codec_id``."""
+    return get_entry(codec_id).create(**kwargs)
+
+
+# Built-in codecs.  Each line is the single place a codec id is bound to its implementation.
+register("mdct", "neurocodec.codecs.mdct:MdctCodec", "MDCT waveform coder (fejgin2020 §3.1)")
