@@ -56,3 +56,4 @@ def create(codec_id: str, **kwargs) -> CodecModel:
 
 # Built-in codecs.  Each line is the single place a codec id is bound to its implementation.
 register("mdct", "neurocodec.codecs.mdct:MdctCodec", "MDCT waveform coder (fejgin2020 §3.1)")
+register("pcm", "neurocodec.codecs.pcm:PcmCodec", "16-bit PCM reference anchor")
