@@ -201,15 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions() -> list[Callable]:
-    """Sub-command groups that live in other layers (experiments, data, eval, train)."""
-    adders: list[Callable] = []
-    try:
-        from .experiments.toy import add_cli as add_toy
-    except ImportError:  # pragma: no cover - only while a layer is being written
-        add_toy = None
-    if add_toy is not None:
-        adders.append(add_toy)
-    return adders
+    """Sub-command groups that live in the upper layers (evaluation, data, training, experiments)."""
+    from .eval.command import add_eval_parser
+
+    return [add_eval_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
