@@ -28,7 +28,8 @@ class BaselineCodec(CodecModel):
     """A classic codec wrapped as a :class:`CodecModel` that codes channels one by one.
 
     Subclasses set ``frame_samples`` (coding granule at ``sample_rate``) and
-    ``codec_delay_samples`` and implement :meth:`encode_channel` / :meth:`decode_channel`.
+    ``codec_delay_samples`` (or override :meth:`frame_length` / :meth:`delay` when they depend
+    on the bitrate) and implement :meth:`encode_channel` / :meth:`decode_channel`.
     """
 
     #: samples per codec frame at ``sample_rate``; inputs are zero-padded to whole frames
@@ -47,11 +48,20 @@ class BaselineCodec(CodecModel):
     def decode_channel(self, payload: bytes, num_frames: int, kbps: float) -> np.ndarray:
         """Decode ``num_frames`` frames of one channel's payload into float32 samples."""
 
+    def frame_length(self, kbps: float) -> int:
+        """Samples per frame at the rate ``kbps`` (``frame_samples`` unless it depends on the mode)."""
+        return self.frame_samples
+
+    def delay(self, kbps: float) -> int:
+        """Codec delay in samples at the rate ``kbps`` (``codec_delay_samples`` unless mode-dependent)."""
+        return self.codec_delay_samples
+
     # -- CodecModel ------------------------------------------------------------------
-    def padded_length(self, num_samples: int) -> int:
+    def padded_length(self, num_samples: int, kbps: float) -> int:
         """Samples fed to the encoder: the input plus the codec delay, in whole frames."""
-        need = num_samples + self.codec_delay_samples
-        return -(-need // self.frame_samples) * self.frame_samples
+        frame = self.frame_length(kbps)
+        need = num_samples + self.delay(kbps)
+        return -(-need // frame) * frame
 
     def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
         """Code ``(channels, samples)`` float32 audio at ``self.sample_rate``, channel by channel."""
@@ -63,7 +73,7 @@ class BaselineCodec(CodecModel):
             raise AudioError(f"audio must be (channels, samples), got shape {tuple(x.shape)}")
         validate(x)
         n = x.shape[1]
-        total = self.padded_length(n)
+        total = self.padded_length(n, kbps)
         chunks = []
         for ch in x:
             padded = np.zeros(total, dtype=np.float32)
@@ -79,8 +89,8 @@ class BaselineCodec(CodecModel):
             raise CorruptStreamError(
                 f"{self.codec_id} payload has {len(chunks)} chunks for {num_channels} channels")
         kbps = self.validate_bitrate(bitrate_kbps)
-        num_frames = self.padded_length(num_samples) // self.frame_samples
-        start = self.codec_delay_samples
+        num_frames = self.padded_length(num_samples, kbps) // self.frame_length(kbps)
+        start = self.delay(kbps)
         out = np.zeros((num_channels, num_samples), dtype=np.float32)
         for c, payload in enumerate(chunks):
             pcm = self.decode_channel(bytes(payload), num_frames, kbps)
