@@ -1,0 +1,698 @@
+"""MDCT waveform coder of fejgin2020 §3.1 (codec id ``mdct``), the project's default codec.
+
+Encoder (per channel, per frame of 320 new samples at 16 kHz, fejgin2020 §3.1 and Fig. 2):
+
+1. MDCT with stride 320 (frame 640, sine window; :mod:`neurocodec.dsp.mdct`).
+2. The 320 lines are split into ``N`` non-uniform bands (20 by default, 100 Hz wide below
+   900 Hz, ERB-spaced above); the variance of each band is quantized in 3 dB steps to
+   ``i_env(n)`` (:mod:`neurocodec.dsp.bands`).
+3. The lines are spectrally flattened by the quantized envelope (unit variance per band).
+4. A ladder of quantizers ``m_0 .. m_M``: ``m_0`` codes nothing (the band is zero), ``m_k``
+   (k >= 1) is a uniform quantizer with step ``step_1 * 2^(-(k-1)/4)``, i.e. +1.5 dB SNR per
+   index.  Every ``m_k`` has its own Huffman code.
+5. Rate allocation ``m_n = clip(i_env(n) - i_offset, 0, M)`` (+3 dB of envelope -> +1
+   quantizer index -> +1.5 dB SNR: reverse water-filling in a perceptually weighted domain);
+   ``i_offset`` is the smallest value whose exact frame cost fits the frame's bit budget,
+   found by a binary search over the frame's cost curve.  A bit reservoir carries unused
+   bits to the next frame so that the long-run rate hits the target.
+
+The decoder reads the envelope, ``i_offset`` and the quantized lines, rebuilds the flattened
+lines, undoes the flattening and runs the inverse MDCT.  Bands with ``m_n = 0`` are noise
+filled when ``MdctConfig.noise_fill > 0`` (off by default: it lowered PESQ, see docs/mdct.md).
+
+Payload (one chunk = ``chunk_frames`` frames = 1 s; the frames of channel 0, then those of
+channel 1, ...; bit-contiguous, MSB first, zero-padded to a whole byte at the end of the
+chunk).  One frame::
+
+    i_env(0) - env_min           6 bits
+    i_env(n) - i_env(n-1)        N-1 symbols of the envelope Huffman code (alphabet 2E-1)
+    r = max_n i_env(n) - i_offset 1 symbol of the offset Huffman code (alphabet E+M)
+    for k = 1..M with a band at m_k, bands in order: Huffman symbols of quantizer k
+        (d-tuples of magnitudes min(|q|, L), or for d = 1 of min(|q| >> s, L))
+    escapes, same order: magnitude - L of every element at L (Elias-gamma with a unary
+        prefix of ones: k ones, a zero, k bits)
+    s low magnitude bits of every line of a d = 1 quantizer with s > 0, same order
+    one sign bit (1 = negative) for every non-zero line, same order
+
+(E = env_max - env_min + 1 envelope levels; d, L, s per quantizer in ``quantizer_layout``).
+Each channel gets ``bitrate / C``; 64 bits of container framing per chunk are taken out of
+the budget.  The Huffman tables are designed offline (``scripts/design_mdct_tables.py``) and
+ship in ``neurocodec/assets/mdct_tables.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..audio import validate
+from ..dsp import bands as bandlib
+from ..dsp import mdct as mdctlib
+from ..entropy.bitio import BitReader, BitWriter
+from ..entropy.huffman import HuffmanCode
+from ..errors import AudioError, CorruptStreamError, WeightsError
+from .base import BitrateSpec, CodecModel, EncodedAudio
+
+__all__ = [
+    "MdctConfig",
+    "MdctTables",
+    "MdctAnalysis",
+    "MdctDecoded",
+    "MdctCodec",
+    "default_quantizer_layout",
+    "model_tables",
+    "load_tables",
+    "tables_path",
+    "symbol_counts",
+    "TABLES_ASSET",
+]
+
+TABLES_ASSET = "mdct_tables.json"
+CHUNK_FRAMING_BITS = 64  # container framing per chunk (length + CRC), taken out of the budget
+_ESCAPE_PREFIX_LIMIT = 40
+
+
+def default_quantizer_layout(num_quantizers: int = 32, step_1: float = 3.5,
+                             steps_per_octave: int = 4) -> tuple[tuple[int, int, int], ...]:
+    """Symbol layout ``(d, L, s)`` of quantizers ``m_1..m_M`` chosen from their step size.
+
+    Coarse quantizers (step >= 1.2, mostly zeros) code 4-tuples of magnitudes 0..2 (81
+    symbols), medium ones (step >= 0.45) pairs of magnitudes 0..8 (81 symbols), fine ones
+    single magnitudes whose ``s`` low bits are sent raw so that the Huffman-coded part has an
+    effective step of 0.45..0.9 (magnitudes 0..23, 24 symbols).  Magnitudes at ``L`` carry an
+    escape code; signs are sent raw."""
+    out = []
+    for k in range(1, num_quantizers + 1):
+        step = step_1 * 2.0 ** (-(k - 1) / steps_per_octave)
+        if step >= 1.2:
+            out.append((4, 2, 0))
+        elif step >= 0.45:
+            out.append((2, 8, 0))
+        else:
+            s = int(np.ceil(np.log2(0.45 / step) - 1e-9))
+            out.append((1, 23, s))
+    return tuple(out)
+
+
+_DEFAULT_EDGES = bandlib.design_band_edges(320, 20, 16000)
+
+
+@dataclass(frozen=True)
+class MdctConfig:
+    """Everything that determines the ``mdct`` bitstream.
+
+    ``band_edges``: N+1 line indices (multiples of 4); ``env_min``/``env_max``: range of
+    ``i_env`` (3 dB steps, 64 levels); ``num_quantizers``: M; ``step_1``: step of ``m_1`` on
+    flattened (unit-variance) lines, then /2^(1/steps_per_octave) per index; ``rounding``:
+    ``|q| = floor(|y|/step + rounding)``; ``recon_offset``: decoded magnitude is
+    ``(|q| - recon_offset) * step``; ``quantizer_layout``: ``(d, L, s)`` per quantizer (see
+    :func:`default_quantizer_layout`); ``max_flat``: flattened lines are clipped to this;
+    ``noise_fill``: standard deviation (relative to the envelope) of the decoder's noise in
+    bands with ``m_n = 0`` (0 = off); ``chunk_frames``: frames per payload chunk;
+    ``reservoir_frames``: most unused bits (in frames' worth) the reservoir carries."""
+
+    sample_rate: int = 16000
+    hop: int = 320
+    window: str = "sine"
+    band_edges: tuple[int, ...] = _DEFAULT_EDGES
+    env_min: int = -36
+    env_max: int = 27
+    num_quantizers: int = 32
+    step_1: float = 3.5
+    steps_per_octave: int = 4
+    rounding: float = 0.5
+    recon_offset: float = 0.0
+    quantizer_layout: tuple[tuple[int, int, int], ...] = field(default_factory=default_quantizer_layout)
+    max_flat: float = 16.0
+    noise_fill: float = 0.0
+    chunk_frames: int = 50
+    reservoir_frames: float = 2.0
+
+    def __post_init__(self) -> None:
+        edges = tuple(int(e) for e in self.band_edges)
+        object.__setattr__(self, "band_edges", edges)
+        layout = tuple(tuple(int(v) for v in q) for q in self.quantizer_layout)
+        object.__setattr__(self, "quantizer_layout", layout)
+        if self.hop % 4 or self.hop <= 0:
+            raise ValueError("hop must be a positive multiple of 4")
+        if edges[0] != 0 or edges[-1] != self.hop or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ValueError("band_edges must increase strictly from 0 to hop")
+        if not self.env_min < self.env_max:
+            raise ValueError("env_min must be below env_max")
+        if len(layout) != self.num_quantizers or self.num_quantizers < 1:
+            raise ValueError("quantizer_layout needs one (d, L, s) entry per quantizer")
+        for d, big, s in layout:
+            if d not in (1, 2, 4) or big < 1 or s < 0 or (d > 1 and s):
+                raise ValueError(f"invalid quantizer layout entry {(d, big, s)}")
+            if any(e % d for e in edges):
+                raise ValueError(f"band edges must be multiples of the tuple size {d}")
+        if self.window not in ("sine", "kbd"):
+            raise ValueError("window must be 'sine' or 'kbd'")
+        if self.chunk_frames < 1:
+            raise ValueError("chunk_frames must be >= 1")
+
+    # -- derived quantities ---------------------------------------------------------------
+    @property
+    def num_bands(self) -> int:
+        return len(self.band_edges) - 1
+
+    @property
+    def env_levels(self) -> int:
+        """E, the number of envelope indices."""
+        return self.env_max - self.env_min + 1
+
+    @property
+    def env_bits(self) -> int:
+        """Bits of the first (absolute) envelope index."""
+        return max(1, int(self.env_levels - 1).bit_length())
+
+    def steps(self) -> np.ndarray:
+        """Step sizes of quantizers ``m_1..m_M`` (index 0 of the result is ``m_1``)."""
+        k = np.arange(self.num_quantizers, dtype=np.float64)
+        return self.step_1 * 2.0 ** (-k / self.steps_per_octave)
+
+    def alphabet_sizes(self) -> tuple[int, ...]:
+        """Alphabet size of the Huffman code of each quantizer ``m_1..m_M``."""
+        return tuple((big + 1) ** d for d, big, _ in self.quantizer_layout)
+
+    def table_key(self) -> dict:
+        """The fields the Huffman tables were designed for."""
+        d = asdict(self)
+        for k in ("noise_fill", "chunk_frames", "reservoir_frames", "recon_offset"):
+            d.pop(k)
+        return json.loads(json.dumps(d))
+
+
+# ---------------------------------------------------------------------------------------
+# Huffman tables
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MdctTables:
+    """The codec's Huffman codes: envelope differences, the rate parameter
+    ``r = max i_env - i_offset``, and one code per quantizer ``m_1..m_M``."""
+
+    envelope: HuffmanCode
+    offset: HuffmanCode
+    quantizers: tuple[HuffmanCode, ...]
+
+    def check(self, config: MdctConfig) -> None:
+        """Raise :class:`WeightsError` if the alphabets do not fit ``config``."""
+        e = config.env_levels
+        want = [2 * e - 1, e + config.num_quantizers, *config.alphabet_sizes()]
+        have = [self.envelope.num_symbols, self.offset.num_symbols, *(q.num_symbols for q in self.quantizers)]
+        if want != have:
+            raise WeightsError("MDCT Huffman tables do not match the codec configuration "
+                               "(run scripts/design_mdct_tables.py)")
+        for code in (self.envelope, self.offset, *self.quantizers):
+            if not code.code_lengths().all():
+                raise WeightsError("MDCT Huffman tables must give every symbol a codeword")
+
+    def to_dict(self) -> dict:
+        return {
+            "envelope": list(self.envelope.lengths),
+            "offset": list(self.offset.lengths),
+            "quantizers": [list(q.lengths) for q in self.quantizers],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MdctTables":
+        try:
+            return cls(HuffmanCode.from_lengths(d["envelope"]), HuffmanCode.from_lengths(d["offset"]),
+                       tuple(HuffmanCode.from_lengths(q) for q in d["quantizers"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsError(f"invalid MDCT Huffman tables: {exc}") from None
+
+    def digest(self) -> bytes:
+        """SHA-256 of the code lengths (identifies the tables in the config hash)."""
+        blob = json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        return hashlib.sha256(blob).digest()
+
+
+def _discrete_laplace_counts(size: int, center: int, scale: float, total: float = 1e6) -> np.ndarray:
+    x = np.arange(size) - center
+    p = np.exp(-np.abs(x) / scale)
+    return np.maximum(np.round(total * p / p.sum()), 0.0)
+
+
+def _magnitudes_to_symbols(mag: np.ndarray, d: int, big: int, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Huffman symbols (one per d-tuple) and escape values (-1 = none) of magnitudes ``mag``
+    whose last axis is a multiple of ``d``."""
+    h = mag >> s if s else mag
+    e = np.minimum(h, big)
+    esc = np.where(h >= big, h - big, -1)
+    if d == 1:
+        return e, esc
+    g = e.reshape(e.shape[:-1] + (-1, d))
+    sym = np.zeros(g.shape[:-1], dtype=np.int64)
+    for i in range(d):
+        sym = sym * (big + 1) + g[..., i]
+    return sym, esc
+
+
+def model_tables(config: MdctConfig, num_samples: int = 200_000) -> MdctTables:
+    """Starting tables from a source model: flattened lines are unit-variance Laplacian,
+    envelope differences and ``r`` discrete Laplacian.  ``scripts/design_mdct_tables.py``
+    refines them on real audio; the codec falls back to them for configurations without
+    shipped tables."""
+    e = config.env_levels
+    envelope = HuffmanCode.from_frequencies(_discrete_laplace_counts(2 * e - 1, e - 1, 3.0),
+                                            max_length=20, ensure_all=True)
+    r_counts = _discrete_laplace_counts(e + config.num_quantizers, config.num_quantizers // 2,
+                                        float(config.num_quantizers) / 2)
+    offset = HuffmanCode.from_frequencies(r_counts, max_length=20, ensure_all=True)
+    rng = np.random.default_rng(12345)
+    y = rng.laplace(scale=1 / np.sqrt(2), size=num_samples - num_samples % 4)
+    codes = []
+    for step, (d, big, s) in zip(config.steps(), config.quantizer_layout):
+        mag = np.floor(np.abs(y) / step + config.rounding).astype(np.int64)
+        sym, _ = _magnitudes_to_symbols(mag, d, big, s)
+        counts = np.bincount(sym.ravel(), minlength=(big + 1) ** d)
+        codes.append(HuffmanCode.from_frequencies(counts, max_length=20, ensure_all=True))
+    return MdctTables(envelope, offset, tuple(codes))
+
+
+def tables_path() -> Path:
+    """Where the shipped tables live (``neurocodec/assets/mdct_tables.json``)."""
+    return Path(__file__).resolve().parent.parent / "assets" / TABLES_ASSET
+
+
+def load_tables(config: MdctConfig) -> MdctTables:
+    """The shipped tables (``assets/mdct_tables.json``) if they were designed for ``config``,
+    else :func:`model_tables`."""
+    path = tables_path()
+    if path.exists():
+        text = path.read_text()
+        data = json.loads(text)
+        if data.get("format") != "neurocodec-mdct-tables" or data.get("version") != 1:
+            raise WeightsError(f"{TABLES_ASSET} is not a version-1 MDCT table file")
+        if data.get("config") == config.table_key():
+            tables = MdctTables.from_dict(data["tables"])
+            tables.check(config)
+            return tables
+    return model_tables(config)
+
+
+# ---------------------------------------------------------------------------------------
+# results
+# ---------------------------------------------------------------------------------------
+@dataclass
+class MdctAnalysis:
+    """Encoder-side view of one signal (arrays are ``(channels, frames, ...)``).
+
+    ``coefficients``: MDCT lines; ``envelope``: ``i_env``; ``i_offset``; ``quantizers``:
+    ``m_n``; ``quantized``: signed quantizer indices of every line (0 in bands with m_n=0);
+    ``frame_bits``: exact bits of every frame; ``budgets``: bit budget each frame was given;
+    ``chunks``: the payload."""
+
+    coefficients: np.ndarray
+    envelope: np.ndarray
+    i_offset: np.ndarray
+    quantizers: np.ndarray
+    quantized: np.ndarray
+    frame_bits: np.ndarray
+    budgets: np.ndarray
+    chunks: list[bytes]
+    bitrate_kbps: float
+    num_samples: int
+
+
+@dataclass
+class MdctDecoded:
+    """Decoder output with the side information fejgin2020 §3.2 conditions SampleRNN on.
+
+    ``audio``: ``(C, T)`` float32; ``envelope``: ``i_env`` ``(C, F, N)``; ``i_offset``
+    ``(C, F)``; ``quantizers``: ``m_n`` ``(C, F, N)``; ``coefficients``: decoded MDCT lines
+    ``(C, F, hop)``; ``frame_bits``: bits each frame occupied ``(C, F)``."""
+
+    audio: np.ndarray
+    envelope: np.ndarray
+    i_offset: np.ndarray
+    quantizers: np.ndarray
+    coefficients: np.ndarray
+    frame_bits: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------
+# the codec
+# ---------------------------------------------------------------------------------------
+def _escape_lengths(v: np.ndarray) -> np.ndarray:
+    """Bits of the escape code of values ``v >= 0``: ``2 floor(log2(v+1)) + 1``."""
+    _, ex = np.frexp((v + 1).astype(np.float64))
+    return 2 * (ex.astype(np.int64) - 1) + 1
+
+
+def _escape_codewords(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    v1 = v.astype(np.int64) + 1
+    _, ex = np.frexp(v1.astype(np.float64))
+    k = ex.astype(np.int64) - 1
+    codes = (((np.int64(1) << k) - 1) << (k + 1)) | (v1 - (np.int64(1) << k))
+    return codes.astype(np.uint64), 2 * k + 1
+
+
+class MdctCodec(CodecModel):
+    """MDCT waveform coder of fejgin2020 §3.1 with per-frame rate control and Huffman coding."""
+
+    codec_id = "mdct"
+    codec_version = 1
+    description = "MDCT waveform coder with envelope-driven rate allocation (fejgin2020 §3.1)"
+
+    def __init__(self, config: MdctConfig | None = None, tables: MdctTables | None = None):
+        self.config = config or MdctConfig()
+        self.sample_rate = self.config.sample_rate
+        self.bitrates = BitrateSpec(default=16.0, minimum=8.0, maximum=32.0)
+        self.tables = tables if tables is not None else load_tables(self.config)
+        self.tables.check(self.config)
+        cfg = self.config
+        self._window = mdctlib.make_window(cfg.window, 2 * cfg.hop)
+        self._steps = cfg.steps()
+        self._widths = bandlib.band_widths(cfg.band_edges)
+        self._edges = np.asarray(cfg.band_edges, dtype=np.int64)
+        self._band_of_line = bandlib.band_index(cfg.band_edges)
+        self._env_len = self.tables.envelope.code_lengths()
+        self._off_len = self.tables.offset.code_lengths()
+        self._q_len = [c.code_lengths() for c in self.tables.quantizers]
+        # largest i_offset distance below max(i_env) that still changes the allocation
+        self._r_count = cfg.env_levels + cfg.num_quantizers
+
+    def weights_digest(self) -> bytes:
+        return self.tables.digest()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _frames_layout(self, num_samples: int) -> tuple[int, int]:
+        frames = mdctlib.num_frames(num_samples, self.config.hop)
+        chunks = -(-frames // self.config.chunk_frames)
+        return frames, chunks
+
+    def _band_costs(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact bits of every band under every quantizer and the quantized magnitudes.
+
+        ``flat``: ``(F, K)`` flattened lines.  Returns ``costs (F, N, M+1)`` (column 0 =
+        ``m_0`` = 0 bits) and ``mags (M, F, K)``."""
+        cfg = self.config
+        frames = flat.shape[0]
+        absy = np.abs(flat)
+        mags = np.empty((cfg.num_quantizers, frames, cfg.hop), dtype=np.int64)
+        costs = np.zeros((frames, cfg.num_bands, cfg.num_quantizers + 1), dtype=np.int64)
+        starts = self._edges[:-1]
+        for k, (step, (d, big, s)) in enumerate(zip(self._steps, cfg.quantizer_layout)):
+            mag = np.floor(absy / step + cfg.rounding).astype(np.int64)
+            mags[k] = mag
+            sym, esc = _magnitudes_to_symbols(mag, d, big, s)
+            line_bits = (mag > 0).astype(np.int64) + s
+            has_esc = esc >= 0
+            if has_esc.any():
+                line_bits = line_bits + np.where(has_esc, _escape_lengths(np.maximum(esc, 0)), 0)
+            sym_bits = self._q_len[k][sym]
+            costs[:, :, k + 1] = (np.add.reduceat(sym_bits, starts // d, axis=1)
+                                  + np.add.reduceat(line_bits, starts, axis=1))
+        return costs, mags
+
+    def _side_bits(self, env: np.ndarray) -> np.ndarray:
+        """Bits of the envelope of every frame (first index + Huffman-coded differences)."""
+        e = self.config.env_levels
+        diffs = np.diff(env, axis=1) + (e - 1)
+        return self.config.env_bits + self._env_len[diffs].sum(axis=1)
+
+    def _offset_costs(self, env: np.ndarray, costs: np.ndarray) -> np.ndarray:
+        """Frame cost for every ``r = max i_env - i_offset`` (``(F, R)``; inf where r is
+        beyond the range in which the allocation still changes)."""
+        cfg = self.config
+        frames = env.shape[0]
+        r = np.arange(self._r_count)
+        top = env.max(axis=1)
+        i_off = top[:, None] - r[None, :]  # (F, R)
+        m = np.clip(env[:, None, :] - i_off[:, :, None], 0, cfg.num_quantizers)  # (F, R, N)
+        fi = np.arange(frames)[:, None, None]
+        ni = np.arange(cfg.num_bands)[None, None, :]
+        total = costs[fi, ni, m].sum(axis=2) + self._side_bits(env)[:, None] + self._off_len[None, :]
+        total = total.astype(np.float64)
+        r_max = top - env.min(axis=1) + cfg.num_quantizers
+        total[r[None, :] > r_max[:, None]] = np.inf
+        return total
+
+    def _coded_order(self, m: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Bands grouped by quantizer, ascending quantizer then band: ``[(k, bands)]``."""
+        out = []
+        for k in np.unique(m):
+            if k > 0:
+                out.append((int(k), np.flatnonzero(m == k)))
+        return out
+
+    def _line_index(self, bands: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.arange(self._edges[b], self._edges[b + 1]) for b in bands])
+
+    # -- encoder ------------------------------------------------------------------------------
+    def _write_frame(self, writer: BitWriter, env: np.ndarray, r: int, m: np.ndarray,
+                     q: np.ndarray) -> None:
+        cfg = self.config
+        e = cfg.env_levels
+        writer.write(int(env[0] - cfg.env_min), cfg.env_bits)
+        self.tables.envelope.encode(np.diff(env) + (e - 1), writer)
+        self.tables.offset.encode(np.array([r]), writer)
+        esc_all, lsb_all, lsb_len_all, sign_all = [], [], [], []
+        for k, bands in self._coded_order(m):
+            d, big, s = cfg.quantizer_layout[k - 1]
+            lines = self._line_index(bands)
+            qq = q[lines]
+            mag = np.abs(qq)
+            sym, esc = _magnitudes_to_symbols(mag, d, big, s)
+            self.tables.quantizers[k - 1].encode(sym, writer)
+            esc_all.append(esc[esc >= 0])
+            if s:
+                lsb_all.append(mag & ((1 << s) - 1))
+                lsb_len_all.append(np.full(mag.size, s, dtype=np.int64))
+            sign_all.append((qq[qq != 0] < 0).astype(np.uint64))
+        if esc_all:
+            esc = np.concatenate(esc_all)
+            if esc.size:
+                writer.write_bits(*_escape_codewords(esc))
+        if lsb_all:
+            writer.write_bits(np.concatenate(lsb_all).astype(np.uint64), np.concatenate(lsb_len_all))
+        if sign_all:
+            signs = np.concatenate(sign_all)
+            writer.write_bits(signs, np.ones(signs.size, dtype=np.int64))
+
+    def analyze(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> MdctAnalysis:
+        """Run the encoder on ``(C, T)`` float32 audio at 16 kHz and return everything it
+        decided (envelope, ``i_offset``, quantizers, quantized lines, bits) plus the payload."""
+        cfg = self.config
+        kbps = self.validate_bitrate(bitrate_kbps)
+        x = np.asarray(audio)
+        if x.ndim != 2:
+            raise AudioError(f"mdct codec expects (channels, samples) audio, got shape {x.shape}")
+        x = validate(np.asarray(x, dtype=np.float32), "audio")
+        channels, num_samples = x.shape
+        frames, n_chunks = self._frames_layout(num_samples)
+        n_bands, hop, n_q = cfg.num_bands, cfg.hop, cfg.num_quantizers
+
+        coefs = np.stack([mdctlib.analyze(x[c].astype(np.float64), hop, self._window) for c in range(channels)])
+        env = bandlib.quantize_envelope(bandlib.band_variances(coefs, cfg.band_edges), cfg.env_min, cfg.env_max)
+        flat = np.clip(bandlib.flatten(coefs, env, cfg.band_edges), -cfg.max_flat, cfg.max_flat)
+
+        # bit budget per frame of each channel; framing of every chunk comes out of it
+        total = kbps * 1000.0 * num_samples / cfg.sample_rate - CHUNK_FRAMING_BITS * n_chunks
+        base = total / channels / frames
+        cap = max(cfg.reservoir_frames * base, 0.0)
+        reservoir = np.zeros(channels)
+
+        i_offset = np.zeros((channels, frames), dtype=np.int64)
+        m_all = np.zeros((channels, frames, n_bands), dtype=np.int64)
+        q_all = np.zeros((channels, frames, hop), dtype=np.int64)
+        frame_bits = np.zeros((channels, frames), dtype=np.int64)
+        budgets = np.zeros((channels, frames))
+        chunks: list[bytes] = []
+        band_of_line = self._band_of_line
+        lines = np.arange(hop)
+        for ci in range(n_chunks):
+            f0, f1 = ci * cfg.chunk_frames, min((ci + 1) * cfg.chunk_frames, frames)
+            writer = BitWriter()
+            for c in range(channels):
+                e = env[c, f0:f1]
+                costs, mags = self._band_costs(flat[c, f0:f1])
+                curve = np.maximum.accumulate(self._offset_costs(e, costs), axis=1)
+                top = e.max(axis=1)
+                signs = np.where(flat[c, f0:f1] < 0, -1, 1)
+                for j in range(f1 - f0):
+                    f = f0 + j
+                    budget = base + reservoir[c]
+                    # binary search: largest r (smallest i_offset) whose cost fits the budget
+                    r = max(int(np.searchsorted(curve[j], budget, side="right")) - 1, 0)
+                    m = np.clip(e[j] - (top[j] - r), 0, n_q)
+                    ml = m[band_of_line]
+                    q = np.where(ml > 0, signs[j] * mags[np.maximum(ml - 1, 0), j, lines], 0)
+                    start = writer.bit_length
+                    self._write_frame(writer, e[j], r, m, q)
+                    used = writer.bit_length - start
+                    reservoir[c] = min(budget - used, cap)
+                    i_offset[c, f], m_all[c, f], q_all[c, f] = top[j] - r, m, q
+                    frame_bits[c, f], budgets[c, f] = used, budget
+            padding = (-writer.bit_length) % 8
+            reservoir -= padding / channels
+            chunks.append(writer.getvalue())
+        return MdctAnalysis(coefficients=coefs, envelope=env, i_offset=i_offset, quantizers=m_all,
+                            quantized=q_all, frame_bits=frame_bits, budgets=budgets, chunks=chunks,
+                            bitrate_kbps=kbps, num_samples=num_samples)
+
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
+        """Encode ``(C, T)`` float32 16 kHz audio; every channel gets ``bitrate / C``."""
+        a = self.analyze(audio, bitrate_kbps)
+        return EncodedAudio(chunks=a.chunks, bitrate_kbps=a.bitrate_kbps,
+                            num_channels=a.coefficients.shape[0], num_samples=a.num_samples)
+
+    # -- decoder ------------------------------------------------------------------------------
+    def _read_frame(self, reader: BitReader) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+        """Read one frame: ``(i_env, i_offset, m, signed quantizer indices)``."""
+        cfg = self.config
+        e = cfg.env_levels
+        first = reader.read(cfg.env_bits) + cfg.env_min
+        if first > cfg.env_max:
+            raise CorruptStreamError("mdct payload: envelope index out of range")
+        diffs = self.tables.envelope.decode(reader, cfg.num_bands - 1) - (e - 1)
+        env = first + np.concatenate([[0], np.cumsum(diffs)])
+        if env.min() < cfg.env_min or env.max() > cfg.env_max:
+            raise CorruptStreamError("mdct payload: envelope index out of range")
+        r = int(self.tables.offset.decode(reader, 1)[0])
+        top = int(env.max())
+        if r > top - int(env.min()) + cfg.num_quantizers:
+            raise CorruptStreamError("mdct payload: rate parameter out of range")
+        i_off = top - r
+        m = np.clip(env - i_off, 0, cfg.num_quantizers)
+        groups = self._coded_order(m)
+        mags, lsb_bits, line_idx = [], [], []
+        for k, bands in groups:
+            d, big, s = cfg.quantizer_layout[k - 1]
+            lines = self._line_index(bands)
+            sym = self.tables.quantizers[k - 1].decode(reader, lines.size // d)
+            if d == 1:
+                h = sym
+            else:
+                digits = np.empty((sym.size, d), dtype=np.int64)
+                rest = sym
+                for i in range(d - 1, -1, -1):
+                    digits[:, i] = rest % (big + 1)
+                    rest = rest // (big + 1)
+                h = digits.ravel()
+            mags.append(h)
+            lsb_bits.append(np.full(lines.size, s, dtype=np.int64))
+            line_idx.append(lines)
+        q = np.zeros(cfg.hop, dtype=np.int64)
+        if groups:
+            h = np.concatenate(mags)
+            bigs = np.concatenate([np.full(lines.size, cfg.quantizer_layout[k - 1][1], dtype=np.int64)
+                                   for (k, _), lines in zip(groups, line_idx)])
+            for pos in np.flatnonzero(h >= bigs):
+                nbits = reader.read_unary(_ESCAPE_PREFIX_LIMIT)
+                h[pos] += (1 << nbits) + reader.read(nbits) - 1
+            s_arr = np.concatenate(lsb_bits)
+            mag = h << s_arr
+            n_lsb = int(s_arr.sum())
+            if n_lsb:
+                mag |= self._read_fields(reader, s_arr)
+            nz = np.flatnonzero(mag)
+            neg = self._read_fields(reader, np.ones(nz.size, dtype=np.int64)).astype(bool)
+            signed = mag.copy()
+            signed[nz[neg]] *= -1
+            q[np.concatenate(line_idx)] = signed
+        return env, i_off, m, q
+
+    @staticmethod
+    def _read_fields(reader: BitReader, widths: np.ndarray) -> np.ndarray:
+        """Read consecutive raw fields of the given widths (vectorised)."""
+        total = int(widths.sum())
+        out = np.zeros(widths.size, dtype=np.int64)
+        if total == 0:
+            return out
+        if total > reader.bits_left:
+            raise CorruptStreamError("mdct payload ends inside a frame")
+        data = np.frombuffer(reader.data, dtype=np.uint8)
+        pos = reader.position
+        b0, b1 = pos >> 3, (pos + total + 7) >> 3
+        bits = np.unpackbits(data[b0:b1])[pos - 8 * b0: pos - 8 * b0 + total].astype(np.int64)
+        reader.skip(total)
+        owner = np.repeat(np.arange(widths.size), widths)
+        start = np.cumsum(widths) - widths
+        place = widths[owner] - 1 - (np.arange(total) - start[owner])
+        np.add.at(out, owner, bits << place)
+        return out
+
+    def _dequantize(self, q: np.ndarray, m: np.ndarray, env: np.ndarray, channel: int, frame: int) -> np.ndarray:
+        cfg = self.config
+        ml = m[self._band_of_line]
+        step = np.where(ml > 0, self._steps[np.maximum(ml - 1, 0)], 0.0)
+        mag = np.maximum(np.abs(q) - cfg.recon_offset, 0.0) * (q != 0)
+        flat = np.sign(q) * mag * step
+        if cfg.noise_fill > 0:
+            zero = ml == 0
+            if zero.any():
+                rng = np.random.default_rng([0x6D646374, channel, frame])
+                flat[zero] = cfg.noise_fill * rng.standard_normal(int(zero.sum()))
+        return bandlib.unflatten(flat, env, cfg.band_edges)
+
+    def decode_detailed(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
+                        num_samples: int, bitrate_kbps: float | None = None) -> MdctDecoded:
+        """Decode chunks and return audio with the decoded envelope, ``i_offset``, ``m_n``
+        and MDCT lines.  Raises :class:`CorruptStreamError` for inconsistent payloads."""
+        cfg = self.config
+        chunks = list(chunks)
+        num_channels, num_samples = int(num_channels), int(num_samples)
+        if num_channels < 1 or num_samples < 1:
+            raise CorruptStreamError(f"mdct stream has {num_channels} channels and {num_samples} samples")
+        frames, n_chunks = self._frames_layout(num_samples)
+        if len(chunks) != n_chunks:
+            raise CorruptStreamError(f"mdct stream of {num_samples} samples needs {n_chunks} chunks, "
+                                     f"found {len(chunks)}")
+        env = np.zeros((num_channels, frames, cfg.num_bands), dtype=np.int64)
+        i_off = np.zeros((num_channels, frames), dtype=np.int64)
+        m_all = np.zeros((num_channels, frames, cfg.num_bands), dtype=np.int64)
+        coefs = np.zeros((num_channels, frames, cfg.hop))
+        frame_bits = np.zeros((num_channels, frames), dtype=np.int64)
+        for ci, chunk in enumerate(chunks):
+            reader = BitReader(chunk)
+            f0, f1 = ci * cfg.chunk_frames, min((ci + 1) * cfg.chunk_frames, frames)
+            for c in range(num_channels):
+                for f in range(f0, f1):
+                    start = reader.position
+                    e, o, m, q = self._read_frame(reader)
+                    env[c, f], i_off[c, f], m_all[c, f] = e, o, m
+                    coefs[c, f] = self._dequantize(q, m, e, c, f)
+                    frame_bits[c, f] = reader.position - start
+            left = reader.bits_left
+            if left >= 8 or (left and reader.read(left)):
+                raise CorruptStreamError(f"mdct chunk {ci}: {left} bits left over after the last frame")
+        audio = np.stack([mdctlib.synthesize(coefs[c], num_samples, self._window) for c in range(num_channels)])
+        return MdctDecoded(audio=audio.astype(np.float32), envelope=env, i_offset=i_off,
+                           quantizers=m_all, coefficients=coefs, frame_bits=frame_bits)
+
+    def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
+                   num_samples: int, bitrate_kbps: float | None = None) -> np.ndarray:
+        """Decode chunks into ``(num_channels, num_samples)`` float32 audio."""
+        return self.decode_detailed(chunks, num_channels, num_samples, bitrate_kbps).audio
+
+
+def symbol_counts(codec: MdctCodec, analysis: MdctAnalysis) -> dict[str, np.ndarray]:
+    """Symbol histograms of an encoded signal, for table design: ``"envelope"``,
+    ``"offset"`` and ``"q1".."qM"`` (alphabets of :class:`MdctTables`)."""
+    cfg = codec.config
+    e = cfg.env_levels
+    env = analysis.envelope.reshape(-1, cfg.num_bands)
+    counts = {
+        "envelope": np.bincount((np.diff(env, axis=1) + e - 1).ravel(), minlength=2 * e - 1),
+        "offset": np.bincount((env.max(axis=1) - analysis.i_offset.ravel()), minlength=e + cfg.num_quantizers),
+    }
+    m = analysis.quantizers.reshape(-1, cfg.num_bands)
+    q = analysis.quantized.reshape(-1, cfg.hop)
+    for k, (d, big, s) in enumerate(cfg.quantizer_layout, start=1):
+        c = np.zeros((big + 1) ** d, dtype=np.int64)
+        for b in range(cfg.num_bands):
+            rows = np.flatnonzero(m[:, b] == k)
+            if rows.size:
+                mag = np.abs(q[rows, cfg.band_edges[b]:cfg.band_edges[b + 1]])
+                sym, _ = _magnitudes_to_symbols(mag, d, big, s)
+                c += np.bincount(sym.ravel(), minlength=c.size)
+        counts[f"q{k}"] = c
+    return counts
