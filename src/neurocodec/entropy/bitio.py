@@ -18,6 +18,8 @@ from ..errors import CorruptStreamError
 __all__ = ["BitWriter", "BitReader", "pack_codewords"]
 
 _U64 = np.uint64
+#: codewords packed per vectorised pass in BitWriter.write_bits
+_PACK_CHUNK = 1 << 14
 
 
 def _split_long_codewords(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,12 +122,14 @@ class BitWriter:
         short = lengths < 64
         if np.any(codes[short] >> lengths[short].astype(_U64)):
             raise ValueError("a code does not fit in its length")
-        if self._nacc:
-            codes = np.concatenate([np.array([self._acc], dtype=_U64), codes])
-            lengths = np.concatenate([np.array([self._nacc], dtype=np.int64), lengths])
-        full, tail, ntail = pack_codewords(codes, lengths)
-        self._buf += full
-        self._acc, self._nacc = tail, ntail
+        for a in range(0, codes.size, _PACK_CHUNK):  # chunks stay in cache
+            c, n = codes[a:a + _PACK_CHUNK], lengths[a:a + _PACK_CHUNK]
+            if self._nacc:
+                c = np.concatenate([np.array([self._acc], dtype=_U64), c])
+                n = np.concatenate([np.array([self._nacc], dtype=np.int64), n])
+            full, tail, ntail = pack_codewords(c, n)
+            self._buf += full
+            self._acc, self._nacc = tail, ntail
 
     def write_unary(self, value: int) -> None:
         """Append ``value`` one bits followed by a zero bit."""
