@@ -15,23 +15,7 @@ import numpy as np
 from scipy import signal
 
 from ..errors import AudioError
-
-
-def as_mono(x, what: str) -> np.ndarray:
-    """Validate a mono signal: 1-D (or ``(1, n)``), non-empty, finite -> float64 1-D array."""
-    arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
-    if arr.dtype.kind not in "fiu":
-        raise AudioError(f"{what} must be numeric audio, got dtype {arr.dtype}")
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
-    if arr.ndim != 1:
-        raise AudioError(f"{what} must be mono (1-D), got shape {tuple(arr.shape)}; downmix first")
-    if arr.size == 0:
-        raise AudioError(f"{what} is empty (0 samples)")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise AudioError(f"{what} contains NaN or Inf samples")
-    return arr
+from .signals import as_mono
 
 
 @dataclass
@@ -89,3 +73,4 @@ def align(ref, deg, sr: int, max_delay_s: float = 0.5) -> Aligned:
     if n == 0:
         raise AudioError(f"reference and decoded signal do not overlap after a delay of {delay} samples")
     return Aligned(delay_samples=delay, sample_rate=int(sr), ref=ref[:n], deg=deg[:n])
+
