@@ -1,1 +1,5 @@
-"""nn layer."""
+"""nn layer: network building blocks."""
+
+from .cmrl_blocks import AutoencoderConfig, ComponentAutoencoder
+
+__all__ = ["AutoencoderConfig", "ComponentAutoencoder"]
