@@ -143,6 +143,14 @@ class OpusCodec(BaselineCodec):
         self.codec_delay_samples = int(la.value)
         self.algorithmic_delay_samples = 0
 
+    def config_dict(self) -> dict:
+        """Settings a decoder must share with the encoder (only the sample rate).
+
+        Application, rate control, frame size and complexity shape the packets but any Opus
+        decoder at the same rate decodes them, so they are left out of the stream's config
+        hash: a stream made with ``application="audio"`` decodes with the default codec."""
+        return {"sample_rate": self.config.sample_rate}
+
     @staticmethod
     def _check(ret: int, what: str) -> None:
         if ret < 0:
@@ -183,10 +191,9 @@ class OpusCodec(BaselineCodec):
         return bytes(out)
 
     def decode_channel(self, payload: bytes, num_frames: int, kbps: float) -> np.ndarray:
-        """Decode the length-prefixed packets of one channel (at most ``num_frames``)."""
+        """Decode the length-prefixed packets of one channel (each packet states its duration,
+        so ``num_frames`` is not needed; the caller checks the decoded length)."""
         packets = split_packets(payload)
-        if len(packets) != num_frames:
-            raise CorruptStreamError(f"opus payload holds {len(packets)} packets, expected {num_frames}")
         err = ctypes.c_int(0)
         dec = self._lib.opus_decoder_create(self.sample_rate, 1, ctypes.byref(err))
         if not dec or err.value != 0:
@@ -202,4 +209,8 @@ class OpusCodec(BaselineCodec):
                 parts.append(buf[:n].copy())
         finally:
             self._lib.opus_decoder_destroy(dec)
-        return int16_to_float(np.concatenate(parts) if parts else np.zeros(0, np.int16))
+        pcm = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+        if pcm.shape[0] > (num_frames + 6) * self.frame_samples:  # more than 120 ms too long
+            raise CorruptStreamError(f"opus payload decodes to {pcm.shape[0]} samples, "
+                                     f"expected about {num_frames * self.frame_samples}")
+        return int16_to_float(pcm)

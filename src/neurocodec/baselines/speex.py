@@ -120,6 +120,11 @@ class SpeexCodec(BaselineCodec):
         self.codec_delay_samples = la_enc.value + la_dec.value
         self.algorithmic_delay_samples = 0
 
+    def config_dict(self) -> dict:
+        """Settings that change the decoded audio (the enhancer); the encoder complexity does
+        not affect decodability and is left out of the stream's config hash."""
+        return {"enhance": bool(self.config.enhance)}
+
     def _new_encoder(self, quality: int) -> int:
         st = self._lib.speex_encoder_init(self._mode)
         if not st:
@@ -180,10 +185,11 @@ class SpeexCodec(BaselineCodec):
         try:
             for i in range(num_frames):
                 ret = self._lib.speex_decode_int(st, ctypes.byref(bits), out[i * FRAME_SAMPLES:].ctypes.data)
-                if ret != 0:
+                if ret != 0 or bits.overflow:
                     raise CorruptStreamError(f"speex payload ends or is corrupt at frame {i} (error {ret})")
-                if bits.charPtr > len(payload):
-                    raise CorruptStreamError(f"speex payload ends inside frame {i}")
         finally:
             self._lib.speex_decoder_destroy(st)
+        left = 8 * len(payload) - (8 * bits.charPtr + bits.bitPtr)
+        if left >= 8:
+            raise CorruptStreamError(f"speex payload has {left} bits after its last frame")
         return int16_to_float(out)
