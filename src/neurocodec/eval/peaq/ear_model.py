@@ -162,9 +162,18 @@ def band_grouping_matrix(resolution: float = BAND_RESOLUTION) -> np.ndarray:
     return np.clip(hi - lo, 0.0, None) / df
 
 
+@lru_cache(maxsize=None)
+def _band_grouping_sparse(resolution: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    weights = band_grouping_matrix(resolution)
+    band, k = np.nonzero(weights)  # row-major: grouped by band, every band has a bin
+    starts = np.flatnonzero(np.r_[True, band[1:] != band[:-1]])
+    return k, weights[band, k], starts
+
+
 def group_into_bands(power: np.ndarray, resolution: float = BAND_RESOLUTION) -> np.ndarray:
     """Band energies ``max(sum_k w[i,k] |F[k]|^2, 1e-12)`` for ``(frames, bins)`` power spectra."""
-    return np.maximum(power @ band_grouping_matrix(resolution).T, BAND_ENERGY_FLOOR)
+    k, w, starts = _band_grouping_sparse(resolution)
+    return np.maximum(np.add.reduceat(power[:, k] * w, starts, axis=1), BAND_ENERGY_FLOOR)
 
 
 def _geometric_sum(ratio: np.ndarray, terms: np.ndarray) -> np.ndarray:

@@ -178,7 +178,7 @@ def error_harmonic_structure(weighted_ref: np.ndarray, weighted_test: np.ndarray
     wr, wt = weighted_ref[:, :kmax], weighted_test[:, :kmax]
     both_zero = (wr == 0) & (wt == 0)
     tiny = np.finfo(np.float64).tiny
-    d = np.where(both_zero, 0.0, np.log(np.maximum(wt, tiny) / np.maximum(wr, tiny)))
+    d = np.where(both_zero, 0.0, np.log(np.maximum(wt, tiny)) - np.log(np.maximum(wr, tiny)))
     nfft = 2 * nl
     d0 = np.fft.rfft(d[:, :nl], nfft, axis=1)
     d1 = np.fft.rfft(d, nfft, axis=1)
