@@ -1,0 +1,178 @@
+"""``neurocodec train`` and ``neurocodec export`` (argparse hooks wired into ``neurocodec.cli``).
+
+    neurocodec train RECIPE --data MANIFEST --out RUN_DIR [--bitrate KBPS] [--steps N]
+                     [--device cpu|cuda] [--resume] [--set KEY=VALUE ...]
+    torchrun --nproc_per_node 2 -m neurocodec train RECIPE ...     # DDP, one process per GPU/CPU slot
+    neurocodec export RUN_DIR --name NAME [--dest DIR] [--fp16]
+
+Handlers return an exit status; bad arguments raise ``UserError`` subclasses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .errors import RecipeError
+
+
+def default_build_data(manifest: Path, split: str, recipe, sample_rate: int):
+    """The corpus layer's fixed-length segments: ``SegmentDataset(manifest, split, segment_samples,
+    sample_rate, seed)``."""
+    try:
+        from ..data import SegmentDataset
+    except ImportError:
+        raise RecipeError("the corpus layer (neurocodec.data.SegmentDataset) is not available; "
+                          "register the recipe with its own build_data") from None
+    return SegmentDataset(manifest, split, recipe.train.segment_samples, sample_rate, recipe.train.seed)
+
+
+def _quality_metrics(enabled: bool) -> dict[str, Any]:
+    if not enabled:
+        return {}
+    try:
+        from ..eval.metrics import pesq_wb
+    except ImportError:
+        print("neurocodec: note: PESQ unavailable (neurocodec.eval.metrics.pesq_wb); validating without it",
+              file=sys.stderr)
+        return {}
+    return {"pesq_wb": pesq_wb}
+
+
+def _command(args) -> str:
+    """The training command as it would be typed (recorded in checkpoints and model cards)."""
+    parts = ["neurocodec", "train", args.recipe, "--data", args.data, "--out", args.out]
+    if args.bitrate is not None:
+        parts += ["--bitrate", f"{args.bitrate:g}"]
+    if args.steps is not None:
+        parts += ["--steps", str(args.steps)]
+    parts += ["--device", args.device]
+    if args.resume:
+        parts.append("--resume")
+    for s in args.set or []:
+        parts += ["--set", s]
+    cmd = shlex.join(parts)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        cmd = f"torchrun (WORLD_SIZE={world}) -m {cmd}"
+    return cmd
+
+
+def build_run(args):
+    """Resolve ``args`` into (recipe, train dataset, validation dataset or None); raises UserError."""
+    from .checkpoint import latest_checkpoint, load_checkpoint
+    from .recipe import apply_overrides, get_recipe, load_recipe_file, make_recipe, recipe_from_dict
+    from .trainer import recipe_sample_rate
+
+    name = load_recipe_file(args.recipe)[0] if args.recipe.endswith((".yaml", ".yml")) else args.recipe
+    entry = get_recipe(name)
+    manifest = Path(args.data)
+    if not manifest.is_file():
+        raise RecipeError(f"data manifest not found: {manifest}")
+    overrides: dict[str, Any] = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RecipeError(f"bad --set '{item}': expected KEY=VALUE, e.g. train.lr=2e-5")
+        overrides[key.strip()] = value.strip()
+    if args.steps is not None:
+        overrides["train.steps"] = args.steps
+    if args.bitrate is not None:
+        model_cls = entry.resolve_config_cls()
+        if "bitrate_kbps" not in getattr(model_cls, "__dataclass_fields__", {}):
+            raise RecipeError(f"recipe '{name}' has no bitrate setting (model.bitrate_kbps)")
+        overrides["model.bitrate_kbps"] = args.bitrate
+
+    ckpt = latest_checkpoint(args.out) if args.resume else None
+    if ckpt is not None:  # the stored recipe, plus only what was asked for now
+        stored = load_checkpoint(ckpt)["recipe"]
+        if stored.get("name") != name:
+            raise RecipeError(f"{args.out} trains recipe '{stored.get('name')}', not '{name}'")
+        recipe = apply_overrides(recipe_from_dict(stored), overrides)
+    else:
+        recipe = make_recipe(args.recipe, overrides)
+    sr = recipe_sample_rate(recipe)
+    build = entry.resolve_data_builder() or default_build_data
+    train_data = build(manifest, recipe.train.train_split, recipe, sr)
+    try:
+        val_data = build(manifest, recipe.train.val_split, recipe, sr)
+    except UserError as e:
+        print(f"neurocodec: warning: no validation data ({e}); training without validation", file=sys.stderr)
+        val_data = None
+    if val_data is not None and len(val_data) == 0:
+        val_data = None
+    return recipe, train_data, val_data
+
+
+def cmd_train(args) -> int:
+    from .trainer import Trainer
+
+    recipe, train_data, val_data = build_run(args)
+    result = Trainer(recipe, args.out, train_data, val_data, device=args.device, resume=args.resume,
+                     quality_metrics=_quality_metrics(not args.no_quality), command=_command(args),
+                     manifest=args.data, progress=not args.quiet).fit()
+    if int(os.environ.get("RANK", "0")) == 0:
+        val = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.val_metrics.items()))
+        print(f"trained {recipe.name} to step {result.step}/{result.total_steps} "
+              f"({result.steps_per_second:.2f} steps/s, {result.wall_time_s:.1f} s in total)"
+              + (f"; {val}" if val else "") + f"; checkpoint {result.checkpoint}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_run
+
+    res = export_run(args.run_dir, args.name, args.dest, fp16=args.fp16, checkpoint=args.checkpoint,
+                     allow_incomplete=args.allow_incomplete, force=args.force)
+    extra = f", max fp16 error {res.max_abs_error:.2g}" if res.dtype == "float16" else ""
+    print(f"exported step {res.step} of {args.run_dir} to {res.directory} ({res.num_parameters:,} parameters, "
+          f"{res.dtype}{extra})", file=sys.stderr)
+    return 0
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``train`` to an ``add_subparsers()`` object; the handler is ``args.func``."""
+    from .recipe import recipe_names
+
+    known = ", ".join(recipe_names()) or "none registered yet"
+    p = subparsers.add_parser("train", help="train a learned codec from a recipe",
+                              description=f"Train a learned codec. Recipes: {known}. Under torchrun "
+                                          "every process joins one DDP run.")
+    p.add_argument("recipe", help="recipe name, or a YAML file {recipe: NAME, model: {...}, train: {...}}")
+    p.add_argument("--data", required=True, metavar="MANIFEST", help="corpus manifest (JSONL/CSV)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, tb, metrics.jsonl)")
+    p.add_argument("--bitrate", type=float, default=None, metavar="KBPS", help="target bitrate (model.bitrate_kbps)")
+    p.add_argument("--steps", type=int, default=None, metavar="N", help="total training steps (train.steps)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its latest checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field, e.g. train.lr=2e-5 or model.num_modules=2 (repeatable)")
+    p.add_argument("--no-quality", action="store_true", help="skip PESQ on validation reconstructions")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+    return p
+
+
+def add_export_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``export`` to an ``add_subparsers()`` object; the handler is ``args.func``."""
+    p = subparsers.add_parser("export", help="turn a training run into shipped weights + model card")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--name", required=True, help="weights name (folder under --dest)")
+    p.add_argument("--dest", default=None, help="destination folder (default: the package's assets/weights)")
+    p.add_argument("--fp16", action="store_true", help="store floating-point weights as float16")
+    p.add_argument("--checkpoint", default=None, help="export this checkpoint instead of the run's latest")
+    p.add_argument("--allow-incomplete", action="store_true", help="export a run that has not reached its steps")
+    p.add_argument("--force", action="store_true", help="replace existing weights of the same name")
+    p.set_defaults(func=cmd_export)
+    return p
+
+
+def add_cli(subparsers) -> None:
+    """Both sub-commands (what ``neurocodec.cli._extensions`` calls)."""
+    add_train_parser(subparsers)
+    add_export_parser(subparsers)

@@ -1,0 +1,180 @@
+"""Turn a run's final checkpoint into shipped weights, and read them back.
+
+``export_run`` writes ``DEST/NAME/`` with
+
+* ``model.safetensors`` - the model's ``state_dict`` (float32, or float16 with ``fp16=True``);
+  metadata ``format=neurocodec-weights``, ``recipe``, ``dtype``;
+* ``config.json`` - the model config dataclass as a flat JSON object (``dataclasses.asdict``), so a
+  codec's ``from_pretrained`` can do ``Config(**json.load(...))`` without importing ``train``;
+* ``training.json`` - the full recipe, step counts, run metadata and final metrics;
+* ``MODEL_CARD.md`` - the same for people (see :mod:`.model_card`).
+
+The folder is assembled under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import WeightsError
+from .checkpoint import latest_checkpoint, load_checkpoint
+from .config import to_plain
+from .errors import RecipeError
+from .model_card import render_card
+from .recipe import build_model, recipe_from_dict
+
+FORMAT = "neurocodec-weights"
+WEIGHTS_FILE, CONFIG_FILE, TRAINING_FILE, CARD_FILE = "model.safetensors", "config.json", "training.json", "MODEL_CARD.md"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def default_weights_dir() -> Path:
+    """``neurocodec/assets/weights`` inside the installed package (the repository when editable)."""
+    return Path(__file__).resolve().parents[1] / "assets" / "weights"
+
+
+@dataclass
+class ExportResult:
+    """Where ``export_run`` wrote the weights and what it stored."""
+
+    directory: Path
+    files: list[Path]
+    step: int
+    total_steps: int
+    dtype: str
+    num_parameters: int
+    max_abs_error: float = 0.0  # largest |fp16 - fp32| over all weights (0 for float32)
+
+
+@dataclass
+class ExportedWeights:
+    """Weights read by :func:`load_exported`: model config (plain dict), tensors, card text and
+    training record."""
+
+    config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    card: str
+    training: dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None = None, *,
+               fp16: bool = False, checkpoint: str | os.PathLike | None = None,
+               allow_incomplete: bool = False, force: bool = False) -> ExportResult:
+    """Export the latest (or the given) checkpoint of ``run_dir`` as ``dest/name`` (see module doc).
+
+    The model is rebuilt from the checkpoint's recipe and its weights loaded strictly, so an
+    export that succeeds is known to match its config."""
+    from safetensors.torch import save_file
+
+    if not _NAME_RE.match(name):
+        raise RecipeError(f"--name '{name}' must be letters, digits, '.', '_' or '-' (at most 100)")
+    run_dir = Path(run_dir)
+    if checkpoint is None:
+        if not run_dir.is_dir():
+            raise WeightsError(f"run directory not found: {run_dir}")
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise WeightsError(f"no checkpoint in {run_dir / 'checkpoints'}")
+    checkpoint = Path(checkpoint)
+    state = load_checkpoint(checkpoint)
+    step, total = int(state["step"]), int(state["total_steps"])
+    if step < total and not allow_incomplete:
+        raise WeightsError(f"run {run_dir} stopped at step {step} of {total}; finish it with --resume "
+                           "or pass --allow-incomplete")
+    recipe = recipe_from_dict(state["recipe"])
+    model = build_model(recipe)
+    try:
+        model.load_state_dict(state["model"], strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"checkpoint {checkpoint} does not match recipe '{recipe.name}': "
+                           f"{str(e).splitlines()[0]}") from None
+
+    tensors: dict[str, torch.Tensor] = {}
+    max_err = 0.0
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        if fp16 and v.is_floating_point():
+            h = v.to(torch.float16)
+            if not torch.isfinite(h[torch.isfinite(v)]).all():
+                raise WeightsError(f"weight '{k}' overflows float16; export without --fp16")
+            if v.numel():
+                max_err = max(max_err, float((h.float() - v.float()).abs().max()))
+            v = h
+        tensors[k] = v.contiguous().clone()
+    dtype = "float16" if fp16 else "float32"
+    num_params = sum(p.numel() for p in model.parameters())
+
+    dest = Path(dest) if dest is not None else default_weights_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    final = dest / name
+    if final.exists() and not force:
+        raise WeightsError(f"{final} already exists; pass --force to replace it")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest))
+    try:
+        save_file(tensors, str(tmp / WEIGHTS_FILE),
+                  metadata={"format": FORMAT, "recipe": recipe.name, "dtype": dtype, "step": str(step)})
+        (tmp / CONFIG_FILE).write_text(json.dumps(to_plain(recipe.model), indent=2) + "\n")
+        training = {
+            "format": FORMAT, "name": name, "recipe": state["recipe"], "step": step, "total_steps": total,
+            "checkpoint": checkpoint.name, "dtype": dtype, "max_abs_error": max_err,
+            "num_parameters": num_params, "meta": state.get("meta", {}), "metrics": state.get("metrics", {}),
+        }
+        (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2) + "\n")
+        digests = {f: _sha256(tmp / f) for f in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_FILE)}
+        (tmp / CARD_FILE).write_text(render_card(name, state["recipe"], training, digests))
+        os.chmod(tmp, 0o755)
+        old = None
+        if final.exists():
+            old = dest / f".{name}.old.{os.getpid()}"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = [final / f for f in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_FILE, CARD_FILE)]
+    return ExportResult(final, files, step, total, dtype, num_params, max_err)
+
+
+def load_exported(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> ExportedWeights:
+    """Read weights written by :func:`export_run` (``path``: the folder or its ``model.safetensors``).
+
+    Floating-point tensors are converted to ``dtype`` (float16 exports come back as float32 by
+    default); a missing or foreign folder raises :class:`~neurocodec.errors.WeightsError`."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    folder = path.parent if path.name == WEIGHTS_FILE else path
+    missing = [f for f in (WEIGHTS_FILE, CONFIG_FILE) if not (folder / f).is_file()]
+    if missing:
+        raise WeightsError(f"no exported weights in {folder} (missing {', '.join(missing)})")
+    try:
+        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(folder / WEIGHTS_FILE))
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except Exception as e:
+        raise WeightsError(f"cannot read weights in {folder}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    if meta.get("format") != FORMAT:
+        raise WeightsError(f"{folder / WEIGHTS_FILE} was not written by neurocodec export")
+    state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
+    card = (folder / CARD_FILE).read_text() if (folder / CARD_FILE).is_file() else ""
+    training = json.loads((folder / TRAINING_FILE).read_text()) if (folder / TRAINING_FILE).is_file() else {}
+    return ExportedWeights(config, state, card, training, meta.get("dtype", "float32"))

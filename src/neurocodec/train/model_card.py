@@ -1,0 +1,79 @@
+"""Markdown model cards for exported weights: what was trained, on what, how, and how well."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
+
+
+def render_card(name: str, recipe: Mapping[str, Any], training: Mapping[str, Any],
+                files: Mapping[str, str]) -> str:
+    """The card's Markdown text.
+
+    ``recipe`` is the stored recipe (``recipe_to_dict``), ``training`` the export's training record
+    (step, total_steps, meta, metrics, dtype, num_parameters, ...), ``files`` maps file names to
+    SHA-256 digests."""
+    meta = training.get("meta", {})
+    metrics = training.get("metrics", {})
+    step, total = training.get("step"), training.get("total_steps")
+    status = "complete" if step == total else f"incomplete ({step} of {total} steps)"
+    lines = [
+        f"# {name}",
+        "",
+        f"Weights of the `{recipe['name']}` recipe (model class `{recipe.get('model_class', '?')}`), "
+        "exported by `neurocodec export` from a training checkpoint.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| recipe | `{recipe['name']}` |",
+        f"| parameters | {training.get('num_parameters', 0):,} |",
+        f"| stored as | {training.get('dtype', 'float32')}"
+        + (f" (max abs rounding error {training['max_abs_error']:.3g})" if training.get("max_abs_error") else "")
+        + " |",
+        f"| training steps | {step} ({status}) |",
+        f"| wall time | {_duration(float(meta.get('wall_time_s', 0.0)))} |",
+        f"| hardware | {meta.get('hardware', 'unknown')} |",
+        f"| torch | {meta.get('torch_version', 'unknown')} |",
+        f"| data manifest | `{meta.get('manifest')}` |",
+        f"| manifest sha256 | `{meta.get('manifest_sha256')}` |",
+        f"| segments | {meta.get('train_segments')} train, {meta.get('val_segments')} validation |",
+        f"| checkpoint | `{training.get('checkpoint')}` |",
+        "",
+        "## Command",
+        "",
+        "```",
+        *(meta.get("commands") or ["(not recorded)"]),
+        "```",
+        "",
+    ]
+    phases = meta.get("phases") or []
+    if len(phases) > 1:
+        lines += ["## Phases", "", "| phase | steps | lr |", "|---|---|---|"]
+        lines += [f"| {p['name']} | {p['steps']} | {_fmt(p['lr']) if p.get('lr') is not None else 'recipe'} |"
+                  for p in phases]
+        lines.append("")
+    for title, key in (("Final validation metrics", "val"), ("Final training terms", "train")):
+        vals = metrics.get(key) or {}
+        if vals:
+            lines += [f"## {title}", "", "| metric | value |", "|---|---|"]
+            lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(vals.items())]
+            lines.append("")
+    lines += ["## Recipe", "", "```json", json.dumps({k: recipe[k] for k in ("name", "model", "train") if k in recipe},
+                                                      indent=2), "```", ""]
+    lines += ["## Files", "", "| file | sha256 |", "|---|---|"]
+    lines += [f"| {f} | `{h}` |" for f, h in sorted(files.items())]
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,224 @@
+"""Recipes: a named model configuration plus training hyper-parameters, and their registry.
+
+A recipe is registered once with :func:`register_recipe` (the recipe/config dataclass of the model,
+a builder ``build_model(config) -> nn.Module`` and default :class:`TrainConfig` values).  A
+:class:`Recipe` instance is what a run trains; it is stored in every checkpoint as plain JSON
+(:func:`recipe_to_dict`), so a checkpoint alone rebuilds its model (:func:`build_model`) - no
+shape is guessed from tensors.
+
+Overrides use dotted keys: ``train.lr=2e-5``, ``model.num_modules=2``; an unqualified key is
+looked up in the model config first, then in the training config, and must not be ambiguous.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from .config import TrainConfig, dataclass_from_dict, flatten, has_field, set_field, to_plain
+from .errors import RecipeError
+
+
+@dataclass
+class Recipe:
+    """What a run trains: the registered recipe ``name``, the model config and the training config."""
+
+    name: str
+    model: Any
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class RecipeEntry:
+    """A registered recipe.  ``config_cls``/``build_model``/``build_data`` may be objects or
+    lazily imported ``"package.module:attribute"`` strings."""
+
+    name: str
+    config_cls: Any
+    build_model: Any
+    train_defaults: tuple[tuple[str, Any], ...] = ()
+    build_data: Any = None
+    summary: str = ""
+
+    def resolve_config_cls(self) -> type:
+        cls = _resolve(self.config_cls)
+        if not (isinstance(cls, type) and is_dataclass(cls)):
+            raise TypeError(f"recipe '{self.name}': config class {cls!r} is not a dataclass")
+        return cls
+
+    def resolve_builder(self) -> Callable[[Any], Any]:
+        return _resolve(self.build_model)
+
+    def resolve_data_builder(self) -> Callable[..., Any] | None:
+        return None if self.build_data is None else _resolve(self.build_data)
+
+    def default_recipe(self) -> Recipe:
+        train = TrainConfig()
+        for k, v in self.train_defaults:
+            train = set_field(train, k, v, prefix="train.")
+        return Recipe(self.name, self.resolve_config_cls()(), train)
+
+
+def _resolve(target: Any) -> Any:
+    if not isinstance(target, str):
+        return target
+    module, _, attr = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def qualname(obj: Any) -> str:
+    """``"module:QualName"`` of a class or function (recorded in checkpoints for reference)."""
+    return f"{obj.__module__}:{obj.__qualname__}"
+
+
+_RECIPES: dict[str, RecipeEntry] = {}
+
+
+def register_recipe(name: str, recipe_cls: Any, build_model: Any, *,
+                    train: TrainConfig | Mapping[str, Any] | None = None,
+                    build_data: Any = None, summary: str = "", replace: bool = False) -> RecipeEntry:
+    """Register a recipe under ``name``.
+
+    ``recipe_cls`` is the model's config dataclass (or ``"module:Class"``); ``build_model(config)``
+    returns the ``nn.Module`` to train (see :mod:`.protocol`); ``train`` gives the recipe's default
+    training hyper-parameters; ``build_data(manifest, split, recipe, sample_rate)`` returns a
+    map-style dataset of ``(1, T)`` segments (default: ``neurocodec.data.SegmentDataset``).
+    Registering a different target under a taken name raises ``ValueError`` unless ``replace``."""
+    if isinstance(train, TrainConfig):
+        defaults = TrainConfig()
+        train = {f.name: getattr(train, f.name) for f in fields(train) if getattr(train, f.name) != getattr(defaults, f.name)}
+    entry = RecipeEntry(name, recipe_cls, build_model, tuple(sorted((train or {}).items())), build_data, summary)
+    old = _RECIPES.get(name)
+    if old is not None and old != entry and not replace:
+        raise ValueError(f"recipe '{name}' registered twice with different targets")
+    for k, v in entry.train_defaults:  # fail at registration, not at the first run
+        set_field(TrainConfig(), k, v, prefix="train.")
+    _RECIPES[name] = entry
+    return entry
+
+
+def unregister_recipe(name: str) -> None:
+    """Remove a recipe (tests)."""
+    _RECIPES.pop(name, None)
+
+
+def recipe_names() -> list[str]:
+    """All registered recipe names, sorted."""
+    return sorted(_RECIPES)
+
+
+def get_recipe(name: str) -> RecipeEntry:
+    """The registry entry for ``name``; :class:`RecipeError` lists the known names otherwise."""
+    try:
+        return _RECIPES[name]
+    except KeyError:
+        known = ", ".join(recipe_names()) or "none registered"
+        raise RecipeError(f"unknown recipe '{name}' (known: {known})") from None
+
+
+# -- building and overriding --------------------------------------------------------------------
+
+def apply_overrides(recipe: Recipe, overrides: Mapping[str, Any] | Iterable[str]) -> Recipe:
+    """Apply ``key=value`` strings or a ``{key: value}`` mapping (dotted keys) to a recipe."""
+    if not isinstance(overrides, Mapping):
+        pairs = {}
+        for item in overrides:
+            key, sep, value = str(item).partition("=")
+            if not sep or not key.strip():
+                raise RecipeError(f"bad setting '{item}': expected KEY=VALUE, e.g. train.lr=2e-5")
+            pairs[key.strip()] = value.strip()
+        overrides = pairs
+    for key, value in overrides.items():
+        recipe = _set(recipe, key, value)
+    recipe.train.validate()
+    return recipe
+
+
+def _set(recipe: Recipe, key: str, value: Any) -> Recipe:
+    if key.startswith("train."):
+        return dataclasses.replace(recipe, train=set_field(recipe.train, key[6:], value, "train."))
+    if key.startswith("model."):
+        return dataclasses.replace(recipe, model=set_field(recipe.model, key[6:], value, "model."))
+    in_model, in_train = has_field(recipe.model, key), has_field(recipe.train, key)
+    if in_model and in_train:
+        raise RecipeError(f"setting '{key}' is ambiguous: write model.{key} or train.{key}")
+    if in_model:
+        return dataclasses.replace(recipe, model=set_field(recipe.model, key, value, "model."))
+    if in_train:
+        return dataclasses.replace(recipe, train=set_field(recipe.train, key, value, "train."))
+    model_keys = ", ".join(f"model.{f.name}" for f in fields(recipe.model))
+    raise RecipeError(f"unknown setting '{key}' for recipe '{recipe.name}' "
+                      f"(model settings: {model_keys or 'none'}; training settings: train.FIELD)")
+
+
+def load_recipe_file(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """Read a YAML recipe file ``{recipe: NAME, model: {...}, train: {...}}`` -> name, flat overrides."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise RecipeError(f"recipe file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("recipe"), str):
+        raise RecipeError(f"recipe file {path} must be a mapping with a 'recipe: NAME' entry")
+    data = dict(data)
+    name = data.pop("recipe")
+    return name, flatten(data)
+
+
+def make_recipe(name_or_file: str, overrides: Iterable[str] | Mapping[str, Any] = ()) -> Recipe:
+    """A registered recipe (or YAML recipe file) with its defaults, then ``overrides`` applied."""
+    file_overrides: dict[str, Any] = {}
+    name = name_or_file
+    if name_or_file.endswith((".yaml", ".yml")):
+        name, file_overrides = load_recipe_file(name_or_file)
+    recipe = get_recipe(name).default_recipe()
+    recipe = apply_overrides(recipe, file_overrides)
+    return apply_overrides(recipe, overrides)
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as plain JSON data (stored in checkpoints and exported weights)."""
+    return {
+        "name": recipe.name,
+        "model_class": qualname(type(recipe.model)),
+        "model": to_plain(recipe.model),
+        "train": to_plain(recipe.train),
+    }
+
+
+def recipe_from_dict(data: Mapping[str, Any]) -> Recipe:
+    """Inverse of :func:`recipe_to_dict`; the model config class comes from the registry entry."""
+    try:
+        name, model, train = data["name"], data["model"], data["train"]
+    except (KeyError, TypeError):
+        raise RecipeError("stored recipe is incomplete (needs name, model and train)") from None
+    entry = get_recipe(name)
+    cls = entry.resolve_config_cls()
+    return Recipe(name, dataclass_from_dict(cls, model, "model"),
+                  dataclass_from_dict(TrainConfig, train, "train"))
+
+
+def build_model(recipe: Recipe) -> Any:
+    """Instantiate the recipe's model from its config (the registered builder)."""
+    return get_recipe(recipe.name).resolve_builder()(recipe.model)
+
+
+def describe(recipe: Recipe) -> str:
+    """One line naming the recipe and its non-default settings (progress and log output)."""
+    return f"{recipe.name} {to_plain(recipe.model)}"
+
+
+# Built-in recipes.  Each line binds a recipe name to its model config dataclass and builder, as
+# lazily imported "module:attribute" strings (codec modules never import ``train``), e.g.
+# register_recipe("cmrl", "neurocodec.codecs.cmrl:CmrlConfig", "neurocodec.codecs.cmrl:CmrlCodec",
+#                 train={"lr": 1e-4, "batch_size": 128, "segment_samples": 512}, summary="zhen2019")
