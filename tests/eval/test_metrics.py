@@ -232,6 +232,10 @@ def test_dnsmos_in_range(speech):
         assert 1.0 <= v <= 5.0, name
     # one model run serves all four names
     assert report.seconds["dnsmos_bak"] < 0.1 and report.seconds["dnsmos_ovrl"] < 0.1
+    # the same numbers as speechmos's own entry point (speechmos.dnsmos.run) gives for this clip
+    v = report.values
+    assert (v["dnsmos_sig"], v["dnsmos_bak"], v["dnsmos_ovrl"], v["dnsmos_p808"]) == pytest.approx(
+        (3.5690, 4.1324, 3.3274, 3.9725), abs=1e-3)
 
 
 @pytest.mark.slow
@@ -303,6 +307,23 @@ def test_metric_crash_is_recorded_not_raised(speech, monkeypatch):
     report = compute_metrics(x, x, sr, ["lsd", "snr"])
     assert math.isnan(report.values["lsd"]) and report.failures["lsd"] == "RuntimeError: model exploded"
     assert report.values["snr"] == math.inf
+
+
+def test_metric_specific_user_error_is_recorded(monkeypatch):
+    """PEAQ raises AudioError for signals shorter than its averaging needs: a NaN, not a crash."""
+    x = np.random.default_rng(9).standard_normal(3000)
+    report = compute_metrics(x, x, 16000, ["peaq_odg", "snr"])
+    assert math.isnan(report.values["peaq_odg"]) and report.failures["peaq_odg"].startswith("AudioError")
+    assert report.values["snr"] == math.inf
+
+
+def test_peaq_and_twof_share_one_analysis(speech):
+    x, sr = speech
+    y = x + noise_at_snr(x, 20.0)
+    report = compute_metrics(x[:2 * sr], y[:2 * sr], sr, ["peaq_odg", "twof"])
+    assert report.failures == {}
+    assert -4.0 <= report.values["peaq_odg"] <= 0.5 and 0.0 <= report.values["twof"] <= 100.0
+    assert report.seconds["twof"] < 0.05
 
 
 def test_bad_audio_raises_audio_error():

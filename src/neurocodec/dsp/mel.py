@@ -141,10 +141,10 @@ def log_mel_spectrogram(x: np.ndarray, sample_rate: int, n_fft: int, hop_length:
     if power != 1.0:
         spec = spec ** power
     fb = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, htk, norm).astype(np.float64)
-    mel = np.einsum("mk,...tk->...mt", fb, spec)
+    mel = spec @ fb.T  # (..., frames, n_mels)
     if log:
         mel = np.log10(np.maximum(mel, floor))
-    return mel.astype(np.float32)
+    return np.ascontiguousarray(np.swapaxes(mel.astype(np.float32), -1, -2))
 
 
 class MelSpectrogram(nn.Module):

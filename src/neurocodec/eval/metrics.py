@@ -7,7 +7,8 @@
 fails or is undefined on this input becomes NaN with its reason in ``failures`` instead of
 aborting the others.
 
-PEAQ and the 2f-model live elsewhere (another module registers them).
+PEAQ and the 2f-model are implemented in :mod:`neurocodec.eval.peaq` and adapted in
+:mod:`neurocodec.eval.metrics_peaq`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import metrics_ext as ext
+from . import metrics_peaq
 from .align import align
 from .snr import segmental_snr, si_snr, snr
 from .spectral import effective_bandwidth, log_spectral_distance, mel_distance
@@ -82,6 +84,10 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("bandwidth", effective_bandwidth, True, "Hz",
                    description="effective bandwidth: top of the band where the decoded spectrum "
                                "is within 10 dB of the reference's"),
+        MetricSpec("peaq_odg", metrics_peaq.peaq_odg, True, "ODG",
+                   description="PEAQ basic version objective difference grade (ITU-R BS.1387-1)"),
+        MetricSpec("twof", metrics_peaq.twof, True, "MUSHRA",
+                   description="2f-model (Kastner & Herre 2019), from the PEAQ MOVs"),
         MetricSpec("pesq_wb", ext.pesq_wb, True, "MOS", speech=True, requires=_PESQ,
                    description="wide-band PESQ, ITU-T P.862.2, at 16 kHz"),
         MetricSpec("stoi", ext.stoi, True, "", speech=True, requires=_STOI,
@@ -143,12 +149,17 @@ def get_metric(name: str) -> MetricSpec:
 
 
 def _run_metric(spec: MetricSpec, ref: np.ndarray, deg: np.ndarray, sr: int) -> tuple[float, str | None]:
-    """Value of one metric and, when it is NaN, why (exceptions other than UserError caught)."""
+    """Value of one metric and, when it is NaN, why.
+
+    The pair was validated by :func:`align`, so an exception here is specific to this metric
+    (input too short or silent for it, a model failing): it is recorded, not raised.  Only a
+    missing package propagates.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             value = float(spec.function(ref, deg, sr))
-        except UserError:
+        except ext.MissingPackageError:
             raise
         except Exception as exc:  # a metric-specific failure must not abort the others
             return math.nan, f"{type(exc).__name__}: {exc}"

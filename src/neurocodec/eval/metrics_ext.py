@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import math
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -159,27 +160,54 @@ class DnsmosScores:
 
 _dnsmos_cache: dict[str, DnsmosScores] = {}
 _dnsmos_lock = threading.Lock()
+_dnsmos_model: Any = None
+
+
+def _dnsmos_scorer() -> Any:
+    """speechmos's DNSMOS scorer with single-threaded ONNX sessions (the harness runs one
+    process per core; onnxruntime's default thread pool only contends with them)."""
+    global _dnsmos_model
+    if _dnsmos_model is None:
+        dns = require("speechmos.dnsmos", "dnsmos")
+        ort = require("onnxruntime", "dnsmos")
+        models = os.path.dirname(os.path.abspath(dns.__file__))
+
+        class SingleThreadDnsmos(dns.DNSMOS):
+            def __init__(self, primary_model_path: str, p808_model_path: str) -> None:
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = 1
+                opts.inter_op_num_threads = 1
+                cpu = ["CPUExecutionProvider"]
+                self.primary_model_path = primary_model_path
+                self.onnx_sess = ort.InferenceSession(primary_model_path, opts, providers=cpu)
+                self.p808_onnx_sess = ort.InferenceSession(p808_model_path, opts, providers=cpu)
+
+        _dnsmos_model = SingleThreadDnsmos(os.path.join(models, "dnsmos_models", "sig_bak_ovr.onnx"),
+                                           os.path.join(models, "dnsmos_models", "model_v8.onnx"))
+    return _dnsmos_model
 
 
 def dnsmos(deg, sr: int) -> DnsmosScores:
     """DNSMOS P.835 (Reddy, Gopal & Cutler, ICASSP 2022) of a decoded signal (non-intrusive).
 
     The signal is resampled to 16 kHz and clipped to [-1, 1] (as a 16-bit file would be);
-    speechmos scores 9.01 s windows hopped by 1 s (repeating shorter signals) and averages
-    them.  The last result is cached, so the four ``dnsmos_*`` metrics cost one run.
+    speechmos's ``DNSMOS`` scorer (its bundled ONNX models, run single-threaded here) rates
+    9.01 s windows hopped by 1 s, repeating shorter signals, and averages them.  The last
+    result is cached, so the four ``dnsmos_*`` metrics cost one run.
     """
     x = as_mono(deg, "decoded signal")
     key = hashlib.sha1(np.ascontiguousarray(x).tobytes() + str(sr).encode()).hexdigest()
     with _dnsmos_lock:
         if key in _dnsmos_cache:
             return _dnsmos_cache[key]
-    dns = require("speechmos.dnsmos", "dnsmos")
     x = np.clip(resample_mono(x, sr, DNSMOS_RATE), -1.0, 1.0).astype(np.float32)
     if not np.any(x):
         nan = math.nan
         undefined("DNSMOS is undefined for a silent signal")
         return DnsmosScores(nan, nan, nan, nan)
-    out = dns.run(x, DNSMOS_RATE)
+    with _dnsmos_lock:
+        scorer = _dnsmos_scorer()
+    out = scorer(x, DNSMOS_RATE, False)  # False: the non-personalized P.835 model
     scores = DnsmosScores(sig=float(out["sig_mos"]), bak=float(out["bak_mos"]),
                           ovrl=float(out["ovrl_mos"]), p808=float(out["p808_mos"]))
     with _dnsmos_lock:
