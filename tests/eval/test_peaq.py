@@ -4,10 +4,13 @@ from GstPEAQ, monotonicity, data boundaries and error paths."""
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 import scipy.signal as ss
+import soundfile as sf
 
 from neurocodec.errors import AudioError
 from neurocodec.eval.peaq import MOV_NAMES, PeaqResult, peaq, peaq_odg, twof, twof_model
@@ -297,6 +300,33 @@ def test_lowpass_reduces_test_bandwidth_only(item):
 def test_odg_decreases_with_coarser_transform_quantisation(item):
     odgs = [peaq(item, stft_quantise(item, step), SR).odg for step in (1e-4, 1e-3, 2e-3, 4e-3)]
     assert all(a > b for a, b in zip(odgs, odgs[1:])), odgs
+
+
+def _has_lame() -> bool:
+    if shutil.which("ffmpeg") is None:
+        return False
+    out = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return "libmp3lame" in out
+
+
+@pytest.mark.tools
+def test_odg_and_twof_decrease_with_mp3_bitrate(item, tmp_path):
+    if not _has_lame():
+        pytest.skip("ffmpeg with libmp3lame is not installed (apt-get install ffmpeg)")
+    src = tmp_path / "ref.wav"
+    sf.write(src, item, SR, subtype="FLOAT")
+    results = []
+    for kbps in (320, 128, 64, 40):
+        enc, dec = tmp_path / f"{kbps}.mp3", tmp_path / f"{kbps}.wav"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-c:a", "libmp3lame",
+                        "-b:a", f"{kbps}k", str(enc)], check=True)
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(enc), "-c:a", "pcm_f32le",
+                        str(dec)], check=True)
+        deg, _ = sf.read(dec, dtype="float32")
+        results.append(peaq(item, deg, SR))  # ffmpeg decodes MP3 gaplessly: no delay
+    odgs, twofs = [r.odg for r in results], [r.twof for r in results]
+    assert all(a > b for a, b in zip(odgs, odgs[1:])), odgs
+    assert all(a >= b for a, b in zip(twofs, twofs[1:])) and twofs[-1] < 50, twofs
 
 
 def test_nmr_scales_with_error_amplitude_for_a_pure_tone():
