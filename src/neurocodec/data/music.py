@@ -2,7 +2,8 @@
 
 music21 ships about 3,100 score files (Bach chorales, Palestrina masses, Trecento pieces,
 Monteverdi madrigals, Beethoven/Mozart/Haydn quartets, Irish and German folk tunes in ABC);
-roman-numeral analyses (``.rntxt``) are skipped.  An ABC file holding several tunes gives one
+roman-numeral analyses (``.rntxt``) are skipped, and a score present in two formats
+(``bach/bwv277.krn`` and ``.mxl``) is taken once.  An ABC file holding several tunes gives one
 piece per tune (``X:`` number) but is one split *group*, so all its tunes stay in one split.
 
 A piece is parsed (``converter.parse(..., forceSource=True)``, so nothing is cached on
@@ -91,7 +92,8 @@ def _corpus_root_and_paths() -> tuple[Path, list[Path]]:
 def list_pieces() -> tuple[Piece, ...]:
     """Every piece of music21's corpus, sorted; multi-tune ABC files are expanded."""
     root, paths = _corpus_root_and_paths()
-    out = []
+    out: list[Piece] = []
+    seen: set[str] = set()
     for p in paths:
         if p.suffix.lower() in SKIPPED_SUFFIXES:
             continue
@@ -103,7 +105,11 @@ def list_pieces() -> tuple[Piece, ...]:
             numbers = re.findall(r"(?m)^X:\s*(\d+)", p.read_text(encoding="latin-1"))
             if len(numbers) > 1:
                 out.extend(Piece(p, group, int(n)) for n in dict.fromkeys(numbers))
+                seen.add(group)
                 continue
+        if group in seen:  # the same score in a second format (bwv277.krn and .mxl)
+            continue
+        seen.add(group)
         out.append(Piece(p, group))
     return tuple(out)
 

@@ -47,7 +47,8 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _chunk(sentence: str, max_words: int) -> list[str]:
-    """Cut a long sentence at punctuation (else at word boundaries) into <= max_words."""
+    """Cut a long sentence at punctuation (else at word boundaries) into pieces of at most
+    ``max_words`` words (a tail of under 4 words joins the last piece)."""
     words = sentence.split()
     if len(words) <= max_words:
         return [sentence]
@@ -68,7 +69,7 @@ def _chunk(sentence: str, max_words: int) -> list[str]:
 
 @functools.lru_cache(maxsize=4)
 def load_sentences(max_words: int = 22, path: str | None = None) -> tuple[str, ...]:
-    """The utterance pool: Alice sentences cut to at most ``max_words`` words (about 8 s)."""
+    """The utterance pool: Alice sentences cut to about ``max_words`` words (about 8 s)."""
     candidates = [Path(path)] if path else list(TEXT_CANDIDATES)
     for p in candidates:
         if p.is_file():
