@@ -81,6 +81,14 @@ def test_align_accepts_row_vectors_and_float32(speech):
     assert a.delay_samples == 10 and a.ref.ndim == 1 and a.ref.dtype == np.float64
 
 
+def test_integer_pcm_is_scaled_to_full_scale(speech):
+    x, sr = speech
+    pcm = np.round(x * 32767).astype(np.int16)
+    a = align(pcm, pcm, sr)
+    assert np.max(np.abs(a.ref)) <= 1.0
+    np.testing.assert_allclose(a.ref, pcm / 32768.0)
+
+
 @pytest.mark.parametrize("ref,deg,match", [
     (np.zeros(0), np.ones(10), "empty"),
     (np.ones((2, 100)), np.ones(100), "mono"),

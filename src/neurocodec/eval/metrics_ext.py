@@ -36,6 +36,9 @@ PESQ_RATE = 16000
 VISQOL_SPEECH_RATE = 16000
 VISQOL_AUDIO_RATE = 48000
 DNSMOS_RATE = 16000
+#: pystoi works at 10 kHz on 256-sample frames hopped by 128 and needs 30 of them
+STOI_RATE = 10000
+STOI_MIN_SAMPLES = 256 + 29 * 128
 
 #: import name -> pip package, for the error message when one is missing
 PIP_NAMES = {
@@ -87,6 +90,9 @@ def _stoi(ref, deg, sr: int, extended: bool, name: str) -> float:
     pystoi = require("pystoi", name)
     if not np.any(ref):
         return undefined(f"{name.upper()} is undefined for a silent reference")
+    if ref.size * STOI_RATE / sr < STOI_MIN_SAMPLES:
+        return undefined(f"{name.upper()} needs at least 30 non-silent 25.6 ms frames "
+                         f"(signal too short: {ref.size / sr:.2f} s)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = float(pystoi.stoi(ref, deg, sr, extended=extended))

@@ -22,7 +22,9 @@ def undefined(reason: str) -> float:
 
 
 def as_mono(x, what: str) -> np.ndarray:
-    """Validate a mono signal: 1-D (or ``(1, n)``), non-empty, finite -> float64 1-D array."""
+    """Validate a mono signal: 1-D (or ``(1, n)``), non-empty, finite -> float64 1-D array.
+
+    Integer PCM is scaled to full scale 1.0; torch tensors are accepted."""
     arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
     if arr.dtype.kind not in "fiu":
         raise AudioError(f"{what} must be numeric audio, got dtype {arr.dtype}")
@@ -32,6 +34,9 @@ def as_mono(x, what: str) -> np.ndarray:
         raise AudioError(f"{what} must be mono (1-D), got shape {tuple(arr.shape)}; downmix first")
     if arr.size == 0:
         raise AudioError(f"{what} is empty (0 samples)")
+    if arr.dtype.kind in "iu":  # integer PCM: full scale -> 1.0, as neurocodec.audio.as_array
+        info = np.iinfo(arr.dtype)
+        arr = arr.astype(np.float64) / max(abs(info.min), info.max)
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise AudioError(f"{what} contains NaN or Inf samples")
