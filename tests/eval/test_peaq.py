@@ -354,6 +354,7 @@ def test_input_handling(item):
     assert longer.odg == pytest.approx(base.odg, abs=1e-9)
     as_int16 = peaq((item * 32767).astype(np.int16), (deg * 32767).astype(np.int16), SR)
     assert as_int16.odg == pytest.approx(base.odg, abs=0.01)
+    assert peaq(item, deg, 48000.0).odg == base.odg
     # other rates are resampled to 48 kHz
     low = peaq(item[::3], deg[::3], 16000)
     assert isinstance(low, PeaqResult) and -4 < low.odg < 0.22
@@ -383,5 +384,7 @@ def test_errors(item):
         peaq(item, item, 0)
     with pytest.raises(AudioError, match="sample rate"):
         peaq(item, item, 44100.5)
+    with pytest.raises(AudioError, match="full scale"):
+        peaq(item * 32768, item * 32768, SR)
     with pytest.raises(AudioError, match="PeaqResult"):
         twof_model(item)

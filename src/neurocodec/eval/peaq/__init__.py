@@ -45,8 +45,16 @@ class PeaqResult:
         return twof_from_movs(self.movs["AvgModDiff1_B"], self.movs["ADB_B"])
 
 
+#: peak magnitude above which float input is taken to be mis-scaled (24 dB over full scale)
+MAX_PEAK = 16.0
+
+
 def _prepare(x, sr: int, what: str) -> np.ndarray:
     audio = validate(as_array(x), what)
+    peak = float(np.abs(audio).max())
+    if peak > MAX_PEAK:
+        raise AudioError(f"{what} peaks at {peak:g} but full scale is 1.0: pass float audio in "
+                         "[-1, 1] or integer PCM")
     mono = audio.mean(axis=0, keepdims=True)
     return resample(mono, sr, SAMPLE_RATE)[0].astype(np.float64)
 
@@ -54,10 +62,12 @@ def _prepare(x, sr: int, what: str) -> np.ndarray:
 def peaq(ref, deg, sr: int) -> PeaqResult:
     """PEAQ basic version of ``deg`` against ``ref`` (both at sample rate ``sr``).
 
-    Raises :class:`AudioError` for empty, non-finite or silent references, signals
-    shorter than PEAQ's averaging needs (about 0.6 s), or a non-positive sample rate.
+    Raises :class:`AudioError` for empty or non-finite input, input peaking above 16
+    (float audio in integer scale), a silent reference, signals shorter than PEAQ's
+    averaging needs (about 0.6 s), or a sample rate that is not a positive integer.
     """
-    if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or sr <= 0:
+    if isinstance(sr, bool) or not isinstance(sr, (int, float, np.integer, np.floating)) \
+            or not float(sr).is_integer() or sr <= 0:
         raise AudioError(f"PEAQ sample rate must be a positive integer, got {sr!r}")
     x_ref = _prepare(ref, int(sr), "PEAQ reference")
     x_deg = _prepare(deg, int(sr), "PEAQ degraded signal")

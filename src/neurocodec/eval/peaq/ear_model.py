@@ -60,6 +60,11 @@ class CriticalBands:
         return len(self.centre)
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)  # cached tables are shared between calls
+    return a
+
+
 @lru_cache(maxsize=None)
 def critical_bands(resolution: float = BAND_RESOLUTION) -> CriticalBands:
     """Bands of width ``resolution`` Bark from 80 Hz to 18 kHz (section 2.1.5).
@@ -73,8 +78,8 @@ def critical_bands(resolution: float = BAND_RESOLUTION) -> CriticalBands:
     zl = z_lo + resolution * np.arange(count)
     zu = np.minimum(zl + resolution, z_hi)
     return CriticalBands(
-        lower=bark_to_hz(zl), centre=bark_to_hz((zl + zu) / 2), upper=bark_to_hz(zu),
-        resolution=float(resolution),
+        lower=_frozen(bark_to_hz(zl)), centre=_frozen(bark_to_hz((zl + zu) / 2)),
+        upper=_frozen(bark_to_hz(zu)), resolution=float(resolution),
     )
 
 
@@ -159,7 +164,7 @@ def band_grouping_matrix(resolution: float = BAND_RESOLUTION) -> np.ndarray:
     k = np.arange(FRAME_SIZE // 2 + 1)
     lo = np.maximum((k - 0.5)[None, :] * df, bands.lower[:, None])
     hi = np.minimum((k + 0.5)[None, :] * df, bands.upper[:, None])
-    return np.clip(hi - lo, 0.0, None) / df
+    return _frozen(np.clip(hi - lo, 0.0, None) / df)
 
 
 @lru_cache(maxsize=None)
