@@ -57,3 +57,11 @@ def create(codec_id: str, **kwargs) -> CodecModel:
 # Built-in codecs.  Each line is the single place a codec id is bound to its implementation.
 register("mdct", "neurocodec.codecs.mdct:MdctCodec", "MDCT waveform coder (fejgin2020 §3.1)")
 register("pcm", "neurocodec.codecs.pcm:PcmCodec", "16-bit PCM reference anchor")
+# Classic baselines (system libraries / tools; see docs/baselines.md).
+register("opus", "neurocodec.baselines.opus:OpusCodec", "Opus (libopus), baseline")
+register("amrwb", "neurocodec.baselines.amrwb:AmrWbCodec", "AMR-WB, nine modes (vo-amrwbenc / opencore), baseline")
+register("codec2", "neurocodec.baselines.codec2:Codec2Codec", "Codec 2 (8 kHz), baseline")
+register("speex", "neurocodec.baselines.speex:SpeexCodec", "Speex wideband, baseline")
+register("mp3", "neurocodec.baselines.mp3:Mp3Codec", "MP3 (LAME via ffmpeg), baseline")
+register("lc3", "neurocodec.baselines.lc3:Lc3Codec", "LC3 (liblc3), baseline")
+register("aac", "neurocodec.baselines.aac:AacCodec", "AAC-LC (ffmpeg), baseline")

@@ -19,6 +19,12 @@ def _plt():
     return plt
 
 
+def matplotlib_ticker():
+    import matplotlib.ticker
+
+    return matplotlib.ticker
+
+
 def rate_quality_plot(summaries: Sequence[ConditionSummary], metric: str, path: Path, label: str | None = None) -> Path:
     """One line per codec: metric mean (95% CI bars) against the measured bitrate."""
     plt = _plt()
@@ -30,7 +36,9 @@ def rate_quality_plot(summaries: Sequence[ConditionSummary], metric: str, path: 
         y = [s.metrics[metric].mean for s in pts]
         e = [0 if not np.isfinite(s.metrics[metric].ci95) else s.metrics[metric].ci95 for s in pts]
         ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=cid)
-    ax.set_xlabel("measured bitrate (kbps)")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib_ticker().ScalarFormatter())
+    ax.set_xlabel("measured bitrate (kbps, log scale)")
     ax.set_ylabel(label or metric)
     ax.set_title(f"{label or metric} vs bitrate")
     ax.grid(True, alpha=0.3)
