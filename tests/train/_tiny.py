@@ -7,7 +7,8 @@ restore).  Its two-phase schedule mimics CMRL: encoder only, then everything at 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -81,6 +82,28 @@ def build_tiny(config: TinyConfig) -> TinyCodec:
     return TinyCodec(config)
 
 
+class NativeTinyCodec(TinyCodec):
+    """TinyCodec with its own single-file safetensors format (like the cascade codecs)."""
+
+    def save_pretrained(self, path) -> None:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(path), metadata={"format": "tiny-native", "config": json.dumps(asdict(self.config))})
+
+    @classmethod
+    def from_pretrained(cls, path) -> "NativeTinyCodec":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+        assert meta["format"] == "tiny-native"
+        model = cls(TinyConfig(**json.loads(meta["config"])))
+        model.load_state_dict(load_file(str(path)), strict=True)
+        return model
+
+
 class TinyDataset:
     """``n`` deterministic harmonic signals; each item is a random crop of ``segment`` samples drawn
     with NumPy's global random stream (so resumption must restore it)."""
@@ -114,4 +137,6 @@ TINY_TRAIN = {"batch_size": 8, "segment_samples": 256, "lr": 3e-3, "log_every": 
 def register_tiny(name: str = "tiny") -> str:
     register_recipe(name, TinyConfig, build_tiny, train=TINY_TRAIN, build_data=build_tiny_data,
                     summary="test model", replace=True)
+    register_recipe(name + "-native", TinyConfig, NativeTinyCodec, train=TINY_TRAIN, build_data=build_tiny_data,
+                    summary="test model with save_pretrained", replace=True)
     return name

@@ -21,27 +21,42 @@ from ..errors import UserError
 from .errors import RecipeError
 
 
+def segment_samples_for(recipe, split: str) -> int:
+    """Segment length of ``split``: ``train.val_segment_samples`` for the validation split when set."""
+    t = recipe.train
+    return t.val_segment_samples if split == t.val_split and t.val_segment_samples else t.segment_samples
+
+
 def default_build_data(manifest: Path, split: str, recipe, sample_rate: int):
     """The corpus layer's fixed-length segments: ``SegmentDataset(manifest, split, segment_samples,
     sample_rate, seed)``."""
     try:
-        from ..data import SegmentDataset
+        from ..data.dataset import SegmentDataset
     except ImportError:
-        raise RecipeError("the corpus layer (neurocodec.data.SegmentDataset) is not available; "
+        raise RecipeError("the corpus layer (neurocodec.data.dataset.SegmentDataset) is not available; "
                           "register the recipe with its own build_data") from None
-    return SegmentDataset(manifest, split, recipe.train.segment_samples, sample_rate, recipe.train.seed)
+    return SegmentDataset(manifest, split, segment_samples_for(recipe, split), sample_rate, recipe.train.seed)
 
 
 def _quality_metrics(enabled: bool) -> dict[str, Any]:
+    """``{"pesq_wb": fn}`` for validation when the eval layer and the ``pesq`` package are present."""
     if not enabled:
         return {}
-    try:
-        from ..eval.metrics import pesq_wb
-    except ImportError:
-        print("neurocodec: note: PESQ unavailable (neurocodec.eval.metrics.pesq_wb); validating without it",
-              file=sys.stderr)
+    import importlib
+    import importlib.util
+
+    fn = None
+    for module in ("..eval.metrics", "..eval.metrics_ext"):
+        try:
+            fn = getattr(importlib.import_module(module, __package__), "pesq_wb", None)
+        except ImportError:
+            fn = None
+        if fn is not None:
+            break
+    if fn is None or importlib.util.find_spec("pesq") is None:
+        print("neurocodec: note: PESQ unavailable (pip install pesq); validating without it", file=sys.stderr)
         return {}
-    return {"pesq_wb": pesq_wb}
+    return {"pesq_wb": fn}
 
 
 def _command(args) -> str:

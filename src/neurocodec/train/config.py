@@ -32,6 +32,7 @@ class TrainConfig:
     steps: int = 10_000
     batch_size: int = 32
     segment_samples: int = 16_000
+    val_segment_samples: int | None = None  # None: segment_samples (PESQ needs >= 0.25 s)
     sample_rate: int | None = None  # None: the model's own rate
     train_split: str = "train"
     val_split: str = "valid"
@@ -76,6 +77,8 @@ class TrainConfig:
         for name, allowed in (("amp", AMP_MODES), ("schedule", SCHEDULES), ("optimizer", OPTIMIZERS)):
             if getattr(self, name) not in allowed:
                 raise RecipeError(f"train.{name} must be one of {', '.join(allowed)}, got '{getattr(self, name)}'")
+        if self.val_segment_samples is not None and self.val_segment_samples < 1:
+            raise RecipeError(f"train.val_segment_samples must be positive, got {self.val_segment_samples}")
         if self.sample_rate is not None and self.sample_rate < 1:
             raise RecipeError(f"train.sample_rate must be positive, got {self.sample_rate}")
         return self
@@ -84,7 +87,7 @@ class TrainConfig:
 #: fields that may change when a run is resumed (they do not change what is being trained)
 RESUMABLE_FIELDS = frozenset({
     "steps", "log_every", "val_every", "val_batches", "audio_samples", "ckpt_every", "keep_last",
-    "amp", "compile", "threads", "num_workers", "explode_factor", "explode_window",
+    "amp", "compile", "threads", "num_workers", "explode_factor", "explode_window", "val_segment_samples",
 })
 
 
@@ -195,7 +198,7 @@ def dataclass_from_dict(cls: type, data: Mapping[str, Any], where: str = "") -> 
     kwargs = {k: convert(v, hints[k], f"{where + '.' if where else ''}{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise RecipeError(f"{where or cls.__name__}: {e}") from None
 
 
@@ -228,7 +231,10 @@ def set_field(obj: Any, path: str, value: Any, prefix: str = "") -> Any:
         if is_dataclass(current) and not isinstance(value, Mapping):
             raise RecipeError(f"setting '{where}' is a group; set one of its fields ('{where}.FIELD=...')")
         new = convert(value, tp, where)
-    return dataclasses.replace(obj, **{head: new})
+    try:
+        return dataclasses.replace(obj, **{head: new})
+    except (TypeError, ValueError) as e:  # the config's own __post_init__ checks
+        raise RecipeError(f"cannot set {where}: {e}") from None
 
 
 def has_field(obj: Any, path: str) -> bool:

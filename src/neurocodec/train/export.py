@@ -2,8 +2,9 @@
 
 ``export_run`` writes ``DEST/NAME/`` with
 
-* ``model.safetensors`` - the model's ``state_dict`` (float32, or float16 with ``fp16=True``);
-  metadata ``format=neurocodec-weights``, ``recipe``, ``dtype``;
+* ``model.safetensors`` - the weights (float32, or float32 tensors as float16 with ``fp16=True``),
+  written by the model's own ``save_pretrained(path)`` when it has one (so the codec's
+  ``from_pretrained`` reads it), else the ``state_dict`` with metadata ``format=neurocodec-weights``;
 * ``config.json`` - the model config dataclass as a flat JSON object (``dataclasses.asdict``), so a
   codec's ``from_pretrained`` can do ``Config(**json.load(...))`` without importing ``train``;
 * ``training.json`` - the full recipe, step counts, run metadata and final metrics;
@@ -14,6 +15,7 @@ The folder is assembled under a temporary name and renamed into place.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -108,16 +110,17 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
     max_err = 0.0
     for k, v in model.state_dict().items():
         v = v.detach().cpu()
-        if fp16 and v.is_floating_point():
+        if fp16 and v.dtype == torch.float32:
             h = v.to(torch.float16)
             if not torch.isfinite(h[torch.isfinite(v)]).all():
                 raise WeightsError(f"weight '{k}' overflows float16; export without --fp16")
             if v.numel():
-                max_err = max(max_err, float((h.float() - v.float()).abs().max()))
+                max_err = max(max_err, float((h.float() - v).abs().max()))
             v = h
         tensors[k] = v.contiguous().clone()
     dtype = "float16" if fp16 else "float32"
     num_params = sum(p.numel() for p in model.parameters())
+    native = callable(getattr(model, "save_pretrained", None))
 
     dest = Path(dest) if dest is not None else default_weights_dir()
     dest.mkdir(parents=True, exist_ok=True)
@@ -126,13 +129,18 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         raise WeightsError(f"{final} already exists; pass --force to replace it")
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest))
     try:
-        save_file(tensors, str(tmp / WEIGHTS_FILE),
-                  metadata={"format": FORMAT, "recipe": recipe.name, "dtype": dtype, "step": str(step)})
+        if native:  # the codec's own format, so that ``Codec.from_pretrained(.../model.safetensors)`` loads it
+            _save_native(model, tmp / WEIGHTS_FILE, fp16)
+        else:
+            save_file(tensors, str(tmp / WEIGHTS_FILE),
+                      metadata={"format": FORMAT, "recipe": recipe.name, "dtype": dtype, "step": str(step)})
         (tmp / CONFIG_FILE).write_text(json.dumps(to_plain(recipe.model), indent=2) + "\n")
         training = {
             "format": FORMAT, "name": name, "recipe": state["recipe"], "step": step, "total_steps": total,
             "checkpoint": checkpoint.name, "dtype": dtype, "max_abs_error": max_err,
-            "num_parameters": num_params, "meta": state.get("meta", {}), "metrics": state.get("metrics", {}),
+            "num_parameters": num_params,
+            "weights_writer": f"{type(model).__name__}.save_pretrained" if native else "neurocodec export",
+            "meta": state.get("meta", {}), "metrics": state.get("metrics", {}),
         }
         (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2) + "\n")
         digests = {f: _sha256(tmp / f) for f in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_FILE)}
@@ -150,6 +158,18 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         raise
     files = [final / f for f in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_FILE, CARD_FILE)]
     return ExportResult(final, files, step, total, dtype, num_params, max_err)
+
+
+def _save_native(model: torch.nn.Module, path: Path, fp16: bool) -> None:
+    """``model.save_pretrained(path)`` (float32 tensors cast to float16 first when ``fp16``)."""
+    if fp16:
+        model = copy.deepcopy(model)
+        for t in list(model.parameters()) + list(model.buffers()):
+            if t.dtype == torch.float32:
+                t.data = t.data.to(torch.float16)
+    model.save_pretrained(path)
+    if not path.is_file():
+        raise WeightsError(f"{type(model).__name__}.save_pretrained did not write a single file at {path}")
 
 
 def load_exported(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> ExportedWeights:
@@ -172,9 +192,10 @@ def load_exported(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -
         config = json.loads((folder / CONFIG_FILE).read_text())
     except Exception as e:
         raise WeightsError(f"cannot read weights in {folder}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
-    if meta.get("format") != FORMAT:
-        raise WeightsError(f"{folder / WEIGHTS_FILE} was not written by neurocodec export")
-    state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
-    card = (folder / CARD_FILE).read_text() if (folder / CARD_FILE).is_file() else ""
     training = json.loads((folder / TRAINING_FILE).read_text()) if (folder / TRAINING_FILE).is_file() else {}
-    return ExportedWeights(config, state, card, training, meta.get("dtype", "float32"))
+    if meta.get("format") != FORMAT and training.get("format") != FORMAT:
+        raise WeightsError(f"{folder} was not written by neurocodec export")
+    stored = training.get("dtype") or meta.get("dtype", "float32")
+    state = {k: (v.to(dtype) if v.dtype in (torch.float16, torch.float32) else v) for k, v in tensors.items()}
+    card = (folder / CARD_FILE).read_text() if (folder / CARD_FILE).is_file() else ""
+    return ExportedWeights(config, state, card, training, stored)

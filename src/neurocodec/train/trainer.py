@@ -86,6 +86,20 @@ def hardware_summary(ctx: DistContext) -> str:
     return f"{ctx.world_size} process(es) x {dev}; {platform.system()} {platform.release()}"
 
 
+def rate_kbps(terms: Mapping[str, float]) -> float | None:
+    """The bitrate estimate among logged terms: ``rate/kbps``, ``rate/estimated_kbps``,
+    ``rate/bits_per_second`` (/1000) or another ``rate/*kbps`` key that is not a target."""
+    for key in ("rate/kbps", "rate/estimated_kbps"):
+        if key in terms:
+            return float(terms[key])
+    if "rate/bits_per_second" in terms:
+        return float(terms["rate/bits_per_second"]) / 1000.0
+    for key, v in terms.items():
+        if key.startswith("rate/") and key.endswith("kbps") and "target" not in key:
+            return float(v)
+    return None
+
+
 class _StepModule(torch.nn.Module):
     """Wraps ``model.training_step`` as ``forward`` so DDP and torch.compile see the whole step."""
 
@@ -345,7 +359,7 @@ class _Loop:
             step += 1
             self.loop_time += time.perf_counter() - t0
             self.loop_steps += 1
-            acc["loss/total"] = acc.get("loss/total", 0.0) + loss
+            acc["train/loss"] = acc.get("train/loss", 0.0) + loss  # mean over all processes
             for k, v in terms.items():
                 acc[k] = acc.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
             gnorm_sum += gnorm
@@ -360,11 +374,10 @@ class _Loop:
                 avg["train/phase"] = float(sp.index)
                 self.log.scalars(step, avg)
                 self.metrics["train"] = avg
-                postfix = {"loss": f"{avg['loss/total']:.4g}"}
-                if "rate/bits_per_second" in avg:
-                    postfix["kbps"] = f"{avg['rate/bits_per_second'] / 1000:.2f}"
-                elif "rate/kbps" in avg:
-                    postfix["kbps"] = f"{avg['rate/kbps']:.2f}"
+                postfix = {"loss": f"{avg['train/loss']:.4g}"}
+                kbps = rate_kbps(avg)
+                if kbps is not None:
+                    postfix["kbps"] = f"{kbps:.2f}"
                 postfix["steps/s"] = f"{avg['train/steps_per_second']:.1f}"
                 acc, n_acc, gnorm_sum, t_log = {}, 0, 0.0, now
             self.log.advance(1, postfix)
@@ -407,7 +420,7 @@ class _Loop:
                     b = batch.shape[0]
                     if has_val:
                         for k, v in dict(model.validation_step(batch)).items():
-                            key = k if "/" in k else f"val/{k}"
+                            key = k if k.startswith("val/") else f"val/{k}"
                             sums[key] = sums.get(key, 0.0) + to_float(v) * b
                             counts[key] = counts.get(key, 0) + b
                     if has_rec and (tr.quality_metrics or n_audio < self.cfg.audio_samples):
@@ -416,11 +429,15 @@ class _Loop:
                         for i in range(b):
                             for name, fn in tr.quality_metrics.items():
                                 try:
-                                    val = float(fn(ref[i, 0], rec[i, 0], tr.sample_rate))
+                                    with warnings.catch_warnings():
+                                        warnings.simplefilter("ignore")
+                                        val = float(fn(ref[i, 0], rec[i, 0], tr.sample_rate))
                                 except Exception:
+                                    val = float("nan")
+                                if not math.isfinite(val):
                                     failures += 1
                                     continue
-                                key = name if "/" in name else f"val/{name}"
+                                key = name if name.startswith("val/") else f"val/{name}"
                                 sums[key] = sums.get(key, 0.0) + val
                                 counts[key] = counts.get(key, 0) + 1
                             if n_audio < self.cfg.audio_samples:
@@ -433,7 +450,8 @@ class _Loop:
             restore_rng(rng)
         self.logged_reference = self.logged_reference or n_audio > 0
         if failures:
-            self.log.message(f"validation at step {step}: {failures} quality-metric evaluation(s) failed")
+            self.log.message(f"validation at step {step}: {failures} quality-metric evaluation(s) failed "
+                             "or were undefined (too short or silent segments?)")
         avg = {k: sums[k] / counts[k] for k in sums if counts[k]}
         if avg:
             self.log.scalars(step, avg)
