@@ -3,7 +3,7 @@ cached round trips of examples/speech.flac, PESQ and lag estimates."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,19 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ALL_IDS = list(baselines.BASELINES)
 
 
+_CODECS: dict[tuple, object] = {}
+
+
 def make(codec_id: str, **kwargs):
-    """The baseline ``codec_id``, or skip the test naming the missing Debian package."""
-    try:
-        return baselines.create(codec_id, **kwargs)
-    except MissingToolError as exc:
-        pytest.skip(f"{codec_id}: {exc}")
+    """The baseline ``codec_id`` (cached: baselines keep no state between calls), or skip the
+    test naming the missing Debian package."""
+    key = (codec_id, tuple(sorted(kwargs.items())))
+    if key not in _CODECS:
+        try:
+            _CODECS[key] = baselines.create(codec_id, **kwargs)
+        except MissingToolError as exc:
+            pytest.skip(f"{codec_id}: {exc}")
+    return _CODECS[key]
 
 
 _SPEECH: dict[int, np.ndarray] = {}
@@ -46,17 +53,21 @@ class RoundTrip:
     out: np.ndarray
     inp: np.ndarray
     sample_rate: int
+    _pesq: list = field(default_factory=list)
 
     @property
     def measured_kbps(self) -> float:
         return 8 * self.enc.num_bytes / (self.inp.shape[1] / self.sample_rate) / 1000
 
     def pesq_wb(self) -> float:
-        from pesq import pesq
+        """PESQ-WB (P.862.2) of the output against speech.flac, computed once."""
+        if not self._pesq:
+            from pesq import pesq
 
-        ref = speech(16000)[0]
-        deg = resample(self.out, self.sample_rate, 16000)[0][: ref.shape[0]]
-        return float(pesq(16000, ref, deg, "wb"))
+            ref = speech(16000)[0]
+            deg = resample(self.out, self.sample_rate, 16000)[0][: ref.shape[0]]
+            self._pesq.append(float(pesq(16000, ref, deg, "wb")))
+        return self._pesq[0]
 
 
 _CACHE: dict[tuple, RoundTrip] = {}

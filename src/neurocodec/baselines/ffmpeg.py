@@ -8,6 +8,8 @@ frames; ``adts``: AAC frames each with its ADTS header), and the reverse for dec
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..errors import CorruptStreamError
@@ -22,6 +24,7 @@ def ffmpeg_path() -> str:
     return find_program("ffmpeg", PACKAGE)
 
 
+@lru_cache(maxsize=None)
 def ffmpeg_has_encoder(name: str) -> bool:
     """Whether this ffmpeg build lists the audio encoder ``name`` (e.g. ``libmp3lame``)."""
     out = run_program([ffmpeg_path(), "-hide_banner", "-encoders"]).decode(errors="replace")
