@@ -98,7 +98,7 @@ def cmd_codecs(args) -> int:
             rows.append({
                 "codec": cid, "sample_rate": m.sample_rate, "bitrates_kbps": m.bitrates.describe(),
                 "default_kbps": m.bitrates.default, "parameters": m.num_parameters(),
-                "weights": "shipped" if m.has_trained_weights() else "missing",
+                "weights": ("shipped" if m.has_trained_weights() else "missing") if m.learned else "n/a",
                 "description": entry.summary, "available": True,
             })
         except UserError as e:  # e.g. a baseline whose system library is missing
@@ -108,13 +108,13 @@ def cmd_codecs(args) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'codec':<10} {'rate':>6} {'kbps':<22} {'params':>9} {'weights':<8} description")
+    print(f"{'codec':<8} {'rate':>6} {'kbps':<22} {'params':>9} {'weights':<8} description")
     for r in rows:
         if not r["available"]:
-            print(f"{r['codec']:<10} {'-':>6} {'unavailable':<22} {'-':>9} {'-':<8} {r['reason']}")
+            print(f"{r['codec']:<8} {'-':>6} {'unavailable':<22} {'-':>9} {'-':<8} {r['reason']}")
             continue
         params = f"{r['parameters']:,}" if r["parameters"] else "0"
-        print(f"{r['codec']:<10} {r['sample_rate']:>6} {r['bitrates_kbps']:<22} {params:>9} {r['weights']:<8} {r['description']}")
+        print(f"{r['codec']:<8} {r['sample_rate']:>6} {r['bitrates_kbps']:<22} {params:>9} {r['weights']:<8} {r['description']}")
     return 0
 
 

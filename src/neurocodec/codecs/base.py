@@ -77,7 +77,9 @@ class BitrateSpec:
 
     def describe(self) -> str:
         if self.choices:
-            return ",".join(f"{c:g}" for c in self.choices)
+            if len(self.choices) <= 4:
+                return ",".join(f"{c:g}" for c in self.choices)
+            return f"{min(self.choices):g}..{max(self.choices):g} ({len(self.choices)} rates)"
         return f"{self.minimum:g}-{self.maximum:g}"
 
 
@@ -99,6 +101,8 @@ class CodecModel(ABC):
     codec_version: ClassVar[int] = 1
     #: one-line description shown by ``neurocodec codecs``
     description: ClassVar[str] = ""
+    #: whether the codec has trained parameters (learned codecs ship weights)
+    learned: ClassVar[bool] = False
 
     sample_rate: int
     bitrates: BitrateSpec
@@ -124,7 +128,7 @@ class CodecModel(ABC):
         return 0
 
     def has_trained_weights(self) -> bool:
-        """Whether the codec ships (or needs no) trained weights."""
+        """Whether trained weights are loaded (always True for classic codecs)."""
         return True
 
     def validate_bitrate(self, kbps: float | None) -> float:
