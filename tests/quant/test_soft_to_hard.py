@@ -92,3 +92,18 @@ def test_anneal_alpha_is_geometric():
     assert anneal_alpha(1.0, 5, 300) == pytest.approx(300)
     assert anneal_alpha(0.5, 5, 300) == pytest.approx(math.sqrt(5 * 300))
     assert anneal_alpha(7.0, 5, 300) == pytest.approx(300)
+
+
+def test_scale_makes_alpha_relative_to_centroid_spacing():
+    x = torch.linspace(0.1, 3.0, 200)
+    fine = torch.linspace(0.05, 3.1, 256)
+    spacing = float(fine[1] - fine[0])
+    raw = SoftToHardQuantizer(256, centroids=fine.numpy())
+    scaled = SoftToHardQuantizer(256, centroids=fine.numpy(), scale=spacing)
+    # in raw units alpha = 300 is almost uniform over neighbouring LSP centroids ...
+    assert raw(x, 300.0).penalty.item() > 1.0
+    # ... in units of the spacing it is close to hard, like the 32 code centroids on [-1, 1]
+    assert scaled(x, 300.0).penalty.item() < 0.2
+    torch.testing.assert_close(scaled.quantize_indices(x), raw.quantize_indices(x))
+    with pytest.raises(ValueError):
+        SoftToHardQuantizer(4, scale=0.0)

@@ -20,7 +20,11 @@ Agustsson et al. 2017 (ref. [25] of zhen2019, [22] of zhen2020), as used by CMRL
   sum to one, we normalise by ``I``).  ``E`` is in bits per symbol.
 
 ``alpha`` is an argument of :meth:`SoftToHardQuantizer.forward` so the trainer can anneal
-it (:func:`anneal_alpha`); zhen2020 uses ``alpha = 300``.
+it (:func:`anneal_alpha`); zhen2020 uses ``alpha = 300``.  Distances can be measured in units
+of ``scale`` (``D = ((h - b) / scale)^2``): the codecs set ``scale`` to the initial centroid
+spacing so that one ``alpha`` means the same hardness for the 32 code centroids on [-1, 1]
+and the 256 LSP centroids on (0, pi) (the papers do not say in which units ``D`` is taken;
+with ``scale`` = spacing, ``alpha = 300`` is nearly hard, as zhen2020 §2.2 describes).
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ class SoftToHardQuantizer(nn.Module):
     """Scalar softmax quantizer with ``num_centroids`` learned centroids (1-D parameter).
 
     ``centroids`` may be given (e.g. mel-spaced LSP levels); otherwise they start evenly
-    spaced on ``init_range``.  ``trainable=False`` freezes them (a fixed quantizer that
+    spaced on ``init_range``.  ``scale`` is the unit of the distances (see the module doc).  ``trainable=False`` freezes them (a fixed quantizer that
     still gives soft assignments, penalty and entropy).  ``train_output`` selects what the
     decoder receives in training mode: ``"soft"`` (zhen2020 §2.2, the default), ``"ste"``
     (straight-through) or ``"hard"``.
@@ -89,7 +93,7 @@ class SoftToHardQuantizer(nn.Module):
 
     def __init__(self, num_centroids: int = 32, init_range: tuple[float, float] = (-1.0, 1.0),
                  centroids: np.ndarray | torch.Tensor | None = None, trainable: bool = True,
-                 train_output: str = "soft") -> None:
+                 train_output: str = "soft", scale: float = 1.0) -> None:
         super().__init__()
         if num_centroids < 2:
             raise ValueError("a softmax quantizer needs at least 2 centroids")
@@ -101,8 +105,11 @@ class SoftToHardQuantizer(nn.Module):
             init = torch.as_tensor(np.asarray(centroids), dtype=torch.float32).reshape(-1)
             if init.numel() != num_centroids:
                 raise ValueError(f"{init.numel()} initial centroids given for num_centroids={num_centroids}")
+        if not scale > 0:
+            raise ValueError("scale must be positive")
         self.num_centroids = int(num_centroids)
         self.train_output = train_output
+        self.scale = float(scale)
         self.centroids = nn.Parameter(init.clone(), requires_grad=trainable)
 
     @property
@@ -111,9 +118,9 @@ class SoftToHardQuantizer(nn.Module):
         return math.log2(self.num_centroids)
 
     def distances(self, x: torch.Tensor) -> torch.Tensor:
-        """``D = (x - b)^2`` with shape ``x.shape + (J,)``."""
+        """``D = ((x - b) / scale)^2`` with shape ``x.shape + (J,)``."""
         b = self.centroids.to(x.dtype)
-        return (x.unsqueeze(-1) - b) ** 2
+        return ((x.unsqueeze(-1) - b) / self.scale) ** 2
 
     @torch.no_grad()
     def quantize_indices(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,4 +155,4 @@ class SoftToHardQuantizer(nn.Module):
                                probs=probs, penalty=penalty, entropy_bits=entropy)
 
     def extra_repr(self) -> str:
-        return f"num_centroids={self.num_centroids}, train_output={self.train_output!r}"
+        return f"num_centroids={self.num_centroids}, train_output={self.train_output!r}, scale={self.scale:g}"

@@ -1,0 +1,912 @@
+"""Cascaded residual coding shared by CMRL (zhen2019) and CQ (zhen2020) (codecs layer).
+
+Signal flow of :class:`CascadeCodec` (one channel; ``forward`` does the same on a batch,
+differentiably, with soft quantization):
+
+1. gain normalisation: the signal is divided by its RMS ``g`` (zhen2019 §3.1 normalises the
+   input to unit variance); ``g`` travels as a float32 in every chunk;
+2. with an LPC front end (LPC-CMRL, zhen2019 §3.1; CQ, zhen2020 §3.1): 50 Hz high-pass,
+   pre-emphasis ``1 - 0.68 z^-1``, LPC of order 16 on 1024-sample frames with 50% overlap
+   (window of Fig. 3a), LSPs, softmax quantization of the LSPs, LSP -> LPC, and the
+   residual of the non-overlapping 512-sample segments (sub-frame windowing of Fig. 3b);
+   the coded signal is the residual.  Without it (raw-PCM CMRL) the coded signal is the
+   normalised input;
+3. the coded signal is cut into frames of S = 512 samples every S - o = 480 samples (o = 32
+   overlap, zhen2019 §2.1.1), starting ``o`` samples before the signal; the modules code
+   them in cascade: module ``i`` codes ``x^(i) = x - sum_{j<i} x_hat^(j)`` (zhen2019 eq. 1)
+   through encoder -> (differential code ``dh_i = h_i - h_{i-1}`` for CQ, zhen2020 §3.2)
+   -> softmax quantizer (32 centroids) -> decoder; the decoded frames are summed;
+4. the frames are windowed (ones with Hann halves on the 32 overlap samples, Fig. 3c) and
+   overlap-added; with LPC, the all-pole synthesis filter of each segment and the
+   de-emphasis follow;
+5. the output is multiplied by ``g``.
+
+The training objective (zhen2020 eq. 2) is ``l1 T + l2 F + l3 Q + l4 E``: time-domain MSE,
+mel loss over four filterbanks (128, 32, 16, 8 bands), quantization penalty and entropy of
+the soft assignments (see :mod:`neurocodec.quant.soft_to_hard`), computed on the
+normalised (and, with LPC, high-passed) signal.  Training follows zhen2019 §2.2.1: greedy
+phases ``greedy-i`` train module ``i`` alone on the residual of the frozen, hard-quantized
+modules before it, then ``finetune`` trains all modules on the total error (eq. 4).  With
+CQ the LSP centroids are trained with module 1 and in fine-tuning; gradients reach them
+through LSP -> LPC -> residual and through the synthesis filter.
+
+Bitstream: every chunk covers ``chunk_frames`` frames (~1 s) and holds, per channel, the
+symbols of its frames and LPC segments, pair-Huffman (or range) coded with tables that are
+part of the model state (:mod:`neurocodec.codecs.cascade_tables`).  Frames are run through
+the networks one chunk at a time in the encoder and the decoder alike, so decoding is
+bit-exact and does not depend on the number of torch threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..audio import atomic_write_bytes, validate
+from ..dsp import lpc as lpcdsp
+from ..dsp.mel import MelSpectrogram, hz_to_mel, mel_to_hz
+from ..errors import AudioError, CorruptStreamError, UserError, WeightsError
+from ..nn.cmrl_blocks import AutoencoderConfig, ComponentAutoencoder
+from ..quant.soft_to_hard import QuantizerOutput, SoftToHardQuantizer, anneal_alpha
+from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult
+from .cascade_tables import CODERS, ChunkContent, EntropyTable, SymbolCounts, decode_chunk, encode_chunk
+
+__all__ = [
+    "LossWeights", "LpcConfig", "CascadeConfig", "Geometry", "ModuleOutput", "CodingModule",
+    "TrainingPhase", "LossOutput", "CascadeCodec", "config_to_json", "config_from_json",
+]
+
+#: smallest gain (RMS) used for normalisation; digital silence is coded with this gain
+GAIN_FLOOR = 1e-5
+_CHECKPOINT_FORMAT = "neurocodec-cascade"
+
+
+# ---------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of zhen2020 eq. 2 and the mel-loss analysis (the papers give no values; these
+    are starting points for the trainer; ``entropy`` is the initial ``lambda_4``, which the
+    rate controller then steers towards the target bitrate)."""
+
+    time: float = 1.0
+    mel: float = 1.0
+    quantization: float = 0.1
+    entropy: float = 0.05
+    mel_bands: tuple[int, ...] = (128, 32, 16, 8)
+    mel_n_fft: int = 512
+    mel_hop: int = 128
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mel_bands", tuple(int(b) for b in self.mel_bands))
+
+
+@dataclass(frozen=True)
+class LpcConfig:
+    """The LPC front end of zhen2020 §3.1 (also used, untrained, by LPC-CMRL).
+
+    ``lsp_levels_hz`` bounds the initial LSP centroids, spaced evenly on the (HTK) mel scale;
+    ``lsp_min_gap_hz`` is the minimum LSP distance enforced after quantization (AMR-WB uses
+    50 Hz for its ISPs) so that the synthesis filter is always stable.
+    """
+
+    order: int = 16
+    analysis_length: int = 1024
+    segment_length: int = 512
+    subframe_length: int = 128
+    preemphasis: float = 0.68
+    highpass_hz: float = 50.0
+    lag_window_hz: float = 60.0
+    white_noise: float = 1e-4
+    lsp_min_gap_hz: float = 50.0
+    num_centroids: int = 256
+    trainable: bool = True
+    lsp_levels_hz: tuple[float, float] = (50.0, 7950.0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lsp_levels_hz", tuple(float(v) for v in self.lsp_levels_hz))
+        if self.order % 2 or self.order < 2:
+            raise ValueError("LPC order must be even")
+        if (self.analysis_length - self.segment_length) % 2 or self.analysis_length < self.segment_length:
+            raise ValueError("analysis frames must be centred on the segments")
+
+
+@dataclass(frozen=True)
+class CascadeConfig:
+    """Everything that defines a cascade codec (and its bitstream)."""
+
+    bitrate_kbps: float = 16.0
+    modules: tuple[AutoencoderConfig, ...] = (AutoencoderConfig(),)
+    lpc: LpcConfig | None = None
+    sample_rate: int = 16000
+    frame_length: int = 512
+    overlap: int = 32
+    num_centroids: int = 32
+    differential: bool = False
+    alpha: float = 300.0
+    alpha_start: float = 5.0
+    alpha_anneal_steps: int = 0
+    train_output: str = "soft"
+    normalize: bool = True
+    chunk_frames: int = 32
+    entropy_coder: str = "huffman"
+    greedy_learning_rates: tuple[float, ...] = (1e-4, 2e-5)
+    finetune_learning_rate: float = 2e-5
+    rate_control: bool = True
+    rate_control_step: float = 0.01
+    loss: LossWeights = LossWeights()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modules", tuple(self.modules))
+        object.__setattr__(self, "greedy_learning_rates", tuple(float(v) for v in self.greedy_learning_rates))
+        if not self.modules:
+            raise ValueError("a cascade needs at least one module")
+        for m in self.modules:
+            if m.frame_length != self.frame_length:
+                raise ValueError("module frame length differs from the codec frame length")
+            if m.code_length % 2:
+                raise ValueError("code length must be even (symbols are coded in pairs)")
+        if not 0 <= 2 * self.overlap < self.frame_length:
+            raise ValueError("overlap must be smaller than half a frame")
+        if self.entropy_coder not in CODERS:
+            raise ValueError(f"entropy_coder must be one of {CODERS}")
+        if self.chunk_frames < 1:
+            raise ValueError("chunk_frames must be positive")
+        if self.lpc is not None and (self.chunk_frames * self.hop) % self.lpc.segment_length:
+            raise ValueError("a chunk must hold a whole number of LPC segments (chunk_frames * hop % 512)")
+        if len(self.greedy_learning_rates) < len(self.modules):
+            raise ValueError("one greedy learning rate per module is needed")
+
+    @property
+    def hop(self) -> int:
+        return self.frame_length - self.overlap
+
+
+def config_to_json(cfg: CascadeConfig) -> str:
+    """Canonical JSON of a config (stored in checkpoints)."""
+    return json.dumps(asdict(cfg), sort_keys=True)
+
+
+def config_from_json(cls: type, text: str) -> CascadeConfig:
+    """Rebuild a config of class ``cls`` from :func:`config_to_json` output (WeightsError if invalid)."""
+    try:
+        d = dict(json.loads(text))
+        d["modules"] = tuple(AutoencoderConfig(**m) for m in d["modules"])
+        d["lpc"] = None if d.get("lpc") is None else LpcConfig(**d["lpc"])
+        d["loss"] = LossWeights(**d["loss"])
+        return cls(**d)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise WeightsError(f"checkpoint config is invalid for {cls.__name__}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# framing geometry
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Geometry:
+    """Frames, LPC segments and chunks of a signal of ``num_samples`` samples.
+
+    Time axis: the signal starts at sample ``overlap`` of a zero-padded buffer of
+    ``padded_length`` samples.  Frame ``f`` covers ``[f hop, f hop + S)``; segment ``k``
+    covers ``[k L, (k+1) L)``; chunk ``c`` holds frames ``[c n, (c+1) n)`` and the segments
+    that start inside ``[c n hop, (c+1) n hop)``.
+    """
+
+    num_samples: int
+    frame_length: int
+    hop: int
+    overlap: int
+    num_frames: int
+    segment_length: int
+    num_segments: int
+    padded_length: int
+    chunk_frames: int
+
+    @classmethod
+    def of(cls, cfg: CascadeConfig, num_samples: int) -> "Geometry":
+        T, S, o, H = int(num_samples), cfg.frame_length, cfg.overlap, cfg.hop
+        nf = -(-(T + o) // H)
+        L = cfg.lpc.segment_length if cfg.lpc is not None else 0
+        nseg = -(-(T + o) // L) if L else 0
+        padded = max(nf * H + o, nseg * L)
+        return cls(T, S, H, o, nf, L, nseg, padded, cfg.chunk_frames)
+
+    @property
+    def num_chunks(self) -> int:
+        return -(-self.num_frames // self.chunk_frames)
+
+    @property
+    def segments_per_chunk(self) -> int:
+        return self.chunk_frames * self.hop // self.segment_length if self.segment_length else 0
+
+    def frame_slice(self, chunk: int) -> slice:
+        return slice(chunk * self.chunk_frames, min((chunk + 1) * self.chunk_frames, self.num_frames))
+
+    def segment_slice(self, chunk: int) -> slice:
+        n = self.segments_per_chunk
+        return slice(min(chunk * n, self.num_segments), min((chunk + 1) * n, self.num_segments))
+
+
+# ---------------------------------------------------------------------------------------
+# one coding module
+# ---------------------------------------------------------------------------------------
+@dataclass
+class ModuleOutput:
+    """Reconstruction ``(N, S)`` of one module, its real-valued code (``dh`` with differential
+    coding) and the quantizer output."""
+
+    recon: torch.Tensor
+    code: torch.Tensor
+    quant: QuantizerOutput
+
+
+class CodingModule(nn.Module):
+    """Component autoencoder + softmax quantizer of its code (zhen2019 Fig. 1, eq. 2).
+
+    With ``differential`` the quantized scalars are ``dh_i = h_i - h_{i-1}`` (``h_{-1} = 0``,
+    zhen2020 §3.2) and the decoder receives the quantized differences as its input code; it
+    learns the inverse mapping itself, so quantization errors do not accumulate the way they
+    would through an explicit running sum (the paper does not say which it does).
+    """
+
+    def __init__(self, ae_config: AutoencoderConfig, num_centroids: int, differential: bool,
+                 train_output: str = "soft") -> None:
+        super().__init__()
+        self.autoencoder = ComponentAutoencoder(ae_config)
+        spacing = 2.0 / (num_centroids - 1)
+        self.quantizer = SoftToHardQuantizer(num_centroids, (-1.0, 1.0), train_output=train_output, scale=spacing)
+        self.differential = bool(differential)
+
+    @property
+    def code_length(self) -> int:
+        return self.autoencoder.code_length
+
+    def code(self, frames: torch.Tensor) -> torch.Tensor:
+        h = self.autoencoder.encode(frames)
+        if self.differential:
+            h = h - F.pad(h, (1, 0))[:, :-1]
+        return h
+
+    def forward(self, frames: torch.Tensor, alpha: float, hard: bool | None = None) -> ModuleOutput:
+        code = self.code(frames)
+        q = self.quantizer(code, alpha, hard)
+        return ModuleOutput(recon=self.autoencoder.decode(q.output)[:, 0, :], code=code, quant=q)
+
+    @torch.no_grad()
+    def encode_indices(self, frames: torch.Tensor) -> torch.Tensor:
+        """Hard symbols ``(N, code_length)`` of frames ``(N, S)``."""
+        return self.quantizer.quantize_indices(self.code(frames))
+
+    @torch.no_grad()
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """Frames ``(N, S)`` from symbols ``(N, code_length)``."""
+        return self.autoencoder.decode(self.quantizer.dequantize(indices))[:, 0, :]
+
+
+# ---------------------------------------------------------------------------------------
+# training schedule and loss
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainingPhase:
+    """One phase of zhen2019 §2.2.1's two-round training.
+
+    ``active_modules`` modules run in ``forward``; those in ``train_modules`` (0-based) are
+    trained, the others are frozen and hard-quantized; ``train_lpc`` trains the LSP centroids
+    (CQ).  ``trainable`` lists the parameter-name prefixes of the phase, ``steps`` and ``lr``
+    its share of the step budget and learning rate (the fields the trainer reads).
+    """
+
+    name: str
+    active_modules: int
+    train_modules: tuple[int, ...]
+    train_lpc: bool
+    lr: float
+    steps: int = 0
+    epochs: int | None = None
+    trainable: tuple[str, ...] = ()
+
+
+@dataclass
+class PreparedChannel:
+    """Encoder front end of one channel: float32 ``gain``, LSP symbols (segments, order) or
+    None, and the frames (F, S) float32 that the cascade codes."""
+
+    gain: np.float32
+    lsp_indices: np.ndarray | None
+    frames: np.ndarray
+
+
+@dataclass
+class LossOutput:
+    """Scalar objective ``total``, namespaced logging ``terms`` and the forward ``result``."""
+
+    total: torch.Tensor
+    terms: dict[str, Any] = field(default_factory=dict)
+    result: ForwardResult | None = None
+
+
+def _mel_spaced_lsp_levels(n: int, lo_hz: float, hi_hz: float, sample_rate: int) -> np.ndarray:
+    mels = np.linspace(float(hz_to_mel(lo_hz, htk=True)), float(hz_to_mel(hi_hz, htk=True)), n)
+    return 2.0 * np.pi * mel_to_hz(mels, htk=True) / sample_rate
+
+
+# ---------------------------------------------------------------------------------------
+# the codec
+# ---------------------------------------------------------------------------------------
+class CascadeCodec(nn.Module, CodecModel):
+    """Base of :class:`~neurocodec.codecs.cmrl.CmrlCodec` and :class:`~neurocodec.codecs.cq.CqCodec`."""
+
+    config_class: ClassVar[type] = CascadeConfig
+    codec_version = 1
+
+    def __init__(self, config: CascadeConfig | None = None) -> None:
+        nn.Module.__init__(self)
+        cfg = config if config is not None else self.config_class()
+        if not isinstance(cfg, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(cfg).__name__}")
+        self.config = cfg
+        self.sample_rate = cfg.sample_rate
+        self.bitrates = BitrateSpec(default=cfg.bitrate_kbps, choices=(cfg.bitrate_kbps,))
+        self.coding_modules = nn.ModuleList(
+            CodingModule(m, cfg.num_centroids, cfg.differential, cfg.train_output) for m in cfg.modules)
+        if cfg.lpc is not None:
+            lp = cfg.lpc
+            levels = _mel_spaced_lsp_levels(lp.num_centroids, *lp.lsp_levels_hz, cfg.sample_rate)
+            spacing = float(levels[-1] - levels[0]) / (lp.num_centroids - 1)
+            self.lsp_quantizer = SoftToHardQuantizer(lp.num_centroids, centroids=levels, trainable=lp.trainable,
+                                                     train_output=cfg.train_output, scale=spacing)
+        else:
+            self.lsp_quantizer = None
+        self.entropy_tables = nn.ModuleDict(
+            {name: EntropyTable(self.quantizer(name).num_centroids) for name in self.quantizer_names})
+        self.register_buffer("ola_window", torch.tensor(lpcdsp.overlap_add_window(cfg.frame_length, cfg.overlap),
+                                                        dtype=torch.float32), persistent=False)
+        self.register_buffer("entropy_weight", torch.tensor(float(cfg.loss.entropy), dtype=torch.float64))
+        self.alpha = float(cfg.alpha)
+        self._phase = self._phase_named("finetune")
+        self._mel: nn.ModuleList | None = None
+        self._trained = False
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def quantizer_names(self) -> list[str]:
+        """Quantizers in bitstream order: ``lsp`` (with LPC), then ``module1``, ``module2``..."""
+        names = ["lsp"] if self.config.lpc is not None else []
+        return names + [f"module{i + 1}" for i in range(len(self.coding_modules))]
+
+    def quantizer(self, name: str) -> SoftToHardQuantizer:
+        if name == "lsp" and self.lsp_quantizer is not None:
+            return self.lsp_quantizer
+        if name.startswith("module"):
+            i = int(name[6:]) - 1
+            if 0 <= i < len(self.coding_modules):
+                return self.coding_modules[i].quantizer
+        raise KeyError(f"no quantizer named {name!r} (have {', '.join(self.quantizer_names)})")
+
+    def symbols_per_second(self, name: str) -> float:
+        """Symbols of quantizer ``name`` per second of audio (for the rate estimate)."""
+        cfg = self.config
+        if name == "lsp":
+            return cfg.lpc.order * cfg.sample_rate / cfg.lpc.segment_length
+        return cfg.modules[int(name[6:]) - 1].code_length * cfg.sample_rate / cfg.hop
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def has_trained_weights(self) -> bool:
+        return self._trained
+
+    def weights_digest(self) -> bytes:
+        h = hashlib.sha256()
+        for name, t in sorted(self.state_dict().items()):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.numpy().tobytes())
+        return h.digest()
+
+    def geometry(self, num_samples: int) -> Geometry:
+        return Geometry.of(self.config, num_samples)
+
+    # -- training schedule ------------------------------------------------------------
+    def _phase_named(self, name: str) -> TrainingPhase:
+        for ph in self.training_phases():
+            if ph.name == name:
+                return ph
+        raise UserError(f"unknown training phase {name!r} "
+                        f"(choose one of {', '.join(p.name for p in self.training_phases())})")
+
+    def training_phases(self) -> list[TrainingPhase]:
+        """greedy-1 .. greedy-N (30 epochs each in both papers), then finetune (until the
+        entropy reaches the target; no epoch count)."""
+        cfg = self.config
+        n = len(cfg.modules)
+        lpc_trainable = cfg.lpc is not None and cfg.lpc.trainable
+        out = []
+        for i in range(n):
+            prefixes = (f"coding_modules.{i}.",) + (("lsp_quantizer.",) if lpc_trainable and i == 0 else ())
+            out.append(TrainingPhase(f"greedy-{i + 1}", i + 1, (i,), lpc_trainable and i == 0,
+                                     cfg.greedy_learning_rates[i], epochs=30, trainable=prefixes))
+        prefixes = tuple(f"coding_modules.{i}." for i in range(n)) + (("lsp_quantizer.",) if lpc_trainable else ())
+        out.append(TrainingPhase("finetune", n, tuple(range(n)), lpc_trainable, cfg.finetune_learning_rate,
+                                 epochs=None, trainable=prefixes))
+        return out
+
+    def phases(self, total_steps: int) -> list[TrainingPhase]:
+        """The schedule on a step budget (trainer protocol): equal shares per phase, the
+        remainder to fine-tuning (the papers give epochs, not steps)."""
+        plist = self.training_phases()
+        share = int(total_steps) // len(plist)
+        out = [replace(p, steps=share) for p in plist[:-1]]
+        out.append(replace(plist[-1], steps=int(total_steps) - share * (len(plist) - 1)))
+        return out
+
+    @property
+    def phase(self) -> TrainingPhase:
+        return self._phase
+
+    def set_phase(self, phase: str | TrainingPhase) -> None:
+        """Select the phase: which modules run and which parameters require gradients."""
+        ph = self._phase_named(phase if isinstance(phase, str) else phase.name)
+        for i, m in enumerate(self.coding_modules):
+            m.requires_grad_(i in ph.train_modules)
+        if self.lsp_quantizer is not None:
+            self.lsp_quantizer.requires_grad_(ph.train_lpc)
+        self._phase = ph
+
+    def modules_to_train(self, phase: str | TrainingPhase | None = None) -> list[nn.Module]:
+        """Sub-modules whose parameters are trained in ``phase`` (default: the current one)."""
+        ph = self._phase if phase is None else self._phase_named(phase if isinstance(phase, str) else phase.name)
+        mods: list[nn.Module] = [self.coding_modules[i] for i in ph.train_modules]
+        if ph.train_lpc and self.lsp_quantizer is not None:
+            mods.append(self.lsp_quantizer)
+        return mods
+
+    def trainable_parameters(self, phase: str | TrainingPhase | None = None) -> list[nn.Parameter]:
+        return [p for m in self.modules_to_train(phase) for p in m.parameters()]
+
+    # -- forward ------------------------------------------------------------------------
+    def _check_batch(self, x: Any) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise AudioError("forward expects a torch tensor (batch, 1, samples)")
+        if x.dim() != 3 or x.shape[1] != 1 or x.shape[-1] < 1:
+            raise AudioError(f"forward expects audio shaped (batch, 1, samples), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise AudioError(f"forward expects floating-point audio, got {x.dtype}")
+        return x
+
+    def _lpc_forward(self, s_seg: torch.Tensor, geo: Geometry, train: bool) -> tuple[torch.Tensor, QuantizerOutput]:
+        """Quantized LPC filters (B, nseg, p+1) in float64 and the LSP quantizer output."""
+        lp = self.config.lpc
+        with torch.no_grad():
+            frames = lpcdsp.analysis_frames(s_seg.detach().cpu().double().numpy(), geo.num_segments,
+                                            lp.segment_length, lp.analysis_length)
+            a = lpcdsp.lpc_from_frames(frames, lp.order, None, self.config.sample_rate, lp.lag_window_hz,
+                                       lp.white_noise)
+            lsp = torch.as_tensor(lpcdsp.lpc_to_lsp(a), dtype=torch.float32, device=s_seg.device)
+        if train:
+            q = self.lsp_quantizer(lsp, self.alpha)
+        else:
+            with torch.no_grad():
+                q = self.lsp_quantizer(lsp, self.alpha, hard=True)
+        gap = 2.0 * math.pi * lp.lsp_min_gap_hz / self.config.sample_rate
+        w = lpcdsp.stabilize_lsp_torch(q.output.double(), gap)
+        return lpcdsp.lsp_to_lpc_torch(w), q
+
+    def _overlap_add(self, frames: torch.Tensor, geo: Geometry) -> torch.Tensor:
+        """Windowed overlap-add of (B, F, S) frames -> (B, F*hop + overlap)."""
+        B = frames.shape[0]
+        w = self.ola_window.to(frames.dtype)
+        length = geo.num_frames * geo.hop + geo.overlap
+        out = F.fold((frames * w).transpose(1, 2), output_size=(1, length),
+                     kernel_size=(1, geo.frame_length), stride=(1, geo.hop))
+        return out.reshape(B, length)
+
+    def forward(self, x: torch.Tensor) -> ForwardResult:
+        """Differentiable coding of ``x`` (B, 1, T) in the current phase.
+
+        ``audio`` (B, 1, T) is the reconstruction, ``bits`` the entropy estimate (sum over the
+        quantizers that run of ``E * symbols``).  ``extras`` holds ``indices`` and
+        ``quantizers`` (per quantizer name), ``losses`` (penalties and entropies),
+        ``module_outputs`` (:class:`ModuleOutput` list), ``frames`` (the coded frames
+        ``(B*F, S)``), ``residual`` (``frames`` minus the sum of the module outputs),
+        ``normalized_target`` / ``normalized_output`` (B, T) on which the loss is computed,
+        ``target`` (B, 1, T, in input units), ``gain`` (B,) and ``estimated_kbps``.
+        """
+        x = self._check_batch(x)
+        cfg = self.config
+        ph = self._phase
+        B, _, T = x.shape
+        geo = self.geometry(T)
+        xs = x[:, 0, :]
+        if cfg.normalize:
+            g = xs.detach().pow(2).mean(-1).sqrt().clamp_min(GAIN_FLOOR)
+        else:
+            g = torch.ones(B, dtype=xs.dtype, device=xs.device)
+        xn = xs / g[:, None]
+        quants: dict[str, QuantizerOutput] = {}
+        o, P = cfg.overlap, geo.padded_length
+        if cfg.lpc is not None:
+            lp = cfg.lpc
+            y_ref = lpcdsp.highpass_torch(xn.double(), cfg.sample_rate, lp.highpass_hz)
+            s = lpcdsp.preemphasis_torch(y_ref, lp.preemphasis)
+            nL = geo.num_segments * geo.segment_length
+            s_seg = F.pad(s, (o, P - o - T))[:, :nL]
+            a, quants["lsp"] = self._lpc_forward(s_seg, geo, ph.train_lpc and lp.trainable)
+            e = lpcdsp.lpc_residual_torch(s_seg, a, lp.segment_length, lp.subframe_length)
+            coded = F.pad(e, (0, P - nL)).to(xs.dtype)
+            y_ref = y_ref.to(xs.dtype)
+        else:
+            y_ref = xn
+            coded = F.pad(xn, (o, P - o - T))
+        frames = coded[:, : geo.num_frames * geo.hop + o].unfold(-1, geo.frame_length, geo.hop)
+        flat = frames.reshape(B * geo.num_frames, geo.frame_length)
+        residual = flat
+        total = torch.zeros_like(flat)
+        outputs: list[ModuleOutput] = []
+        for i in range(ph.active_modules):
+            m = self.coding_modules[i]
+            if i in ph.train_modules:
+                out = m(residual, self.alpha)
+            else:
+                with torch.no_grad():
+                    out = m(residual, self.alpha, hard=True)
+            outputs.append(out)
+            quants[f"module{i + 1}"] = out.quant
+            total = total + out.recon
+            residual = residual - out.recon
+        rec = self._overlap_add(total.reshape(B, geo.num_frames, geo.frame_length), geo)
+        if cfg.lpc is not None:
+            lp = cfg.lpc
+            nL = geo.num_segments * geo.segment_length
+            rec = F.pad(rec, (0, max(0, nL - rec.shape[-1])))[:, :nL].double()
+            s_hat = lpcdsp.lpc_synthesis_torch(rec, a, lp.segment_length)
+            y_hat = lpcdsp.deemphasis_torch(s_hat, lp.preemphasis)[:, o:o + T].to(xs.dtype)
+        else:
+            y_hat = rec[:, o:o + T]
+        audio = (y_hat * g[:, None])[:, None, :]
+        bits = sum((q.bits for q in quants.values()), torch.zeros((), dtype=xs.dtype, device=xs.device))
+        losses = {}
+        for name, q in quants.items():
+            losses[f"quantization/{name}"] = q.penalty
+            losses[f"entropy/{name}"] = q.entropy_bits
+        extras = {
+            "indices": {name: q.indices for name, q in quants.items()},
+            "quantizers": quants,
+            "losses": losses,
+            "module_outputs": outputs,
+            "frames": flat,
+            "residual": residual,
+            "normalized_target": y_ref,
+            "normalized_output": y_hat,
+            "target": (y_ref * g[:, None])[:, None, :],
+            "gain": g,
+            "estimated_kbps": self.estimated_kbps(quants),
+        }
+        return ForwardResult(audio=audio, bits=bits, extras=extras)
+
+    def estimated_kbps(self, quants: Mapping[str, QuantizerOutput]) -> torch.Tensor:
+        """Bitrate implied by the soft-assignment entropies: ``sum_q E_q * symbols_q / s``."""
+        total = None
+        for name, q in quants.items():
+            v = q.entropy_bits * self.symbols_per_second(name) / 1000.0
+            total = v if total is None else total + v
+        return total if total is not None else torch.zeros(())
+
+    # -- loss and trainer hooks ---------------------------------------------------------
+    def _mel_loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        lw = self.config.loss
+        if self._mel is None:
+            self._mel = nn.ModuleList(
+                MelSpectrogram(self.config.sample_rate, lw.mel_n_fft, lw.mel_hop, n_mels=b) for b in lw.mel_bands)
+            self._mel.to(y.device)
+        terms = [F.mse_loss(m(y_hat), m(y)) for m in self._mel]
+        return torch.stack(terms).mean()
+
+    def loss(self, batch: torch.Tensor) -> LossOutput:
+        """zhen2020 eq. 2 on ``batch`` (B, 1, T): ``time * T + mel * F + quantization * Q +
+        entropy_weight * E``; Q and E are summed over the quantizers trained in this phase."""
+        res = self(batch)
+        lw = self.config.loss
+        ex = res.extras
+        y, y_hat = ex["normalized_target"], ex["normalized_output"]
+        time_mse = F.mse_loss(y_hat, y)
+        mel = self._mel_loss(y_hat, y) if lw.mel > 0 else torch.zeros((), device=y.device)
+        trained = [f"module{i + 1}" for i in self._phase.train_modules]
+        if self._phase.train_lpc and "lsp" in ex["quantizers"]:
+            trained.append("lsp")
+        zero = torch.zeros((), device=y.device)
+        penalty = sum((ex["quantizers"][n].penalty for n in trained), zero)
+        entropy = sum((ex["quantizers"][n].entropy_bits for n in trained), zero)
+        lam_e = float(self.entropy_weight)
+        total = lw.time * time_mse + lw.mel * mel + lw.quantization * penalty + lam_e * entropy
+        with torch.no_grad():
+            err = (y - y_hat).pow(2).sum()
+            snr = 10.0 * torch.log10(y.pow(2).sum().clamp_min(1e-20) / err.clamp_min(1e-20))
+        terms: dict[str, Any] = {
+            "loss/total": total.detach(), "loss/time_mse": time_mse.detach(), "loss/mel": mel.detach(),
+            "loss/quantization": penalty.detach(), "loss/entropy": entropy.detach(),
+            "rate/estimated_kbps": ex["estimated_kbps"].detach(), "rate/target_kbps": self.config.bitrate_kbps,
+            "rate/entropy_weight": lam_e, "quant/alpha": self.alpha, "metrics/snr_db": snr,
+        }
+        for name, q in ex["quantizers"].items():
+            terms[f"rate/entropy_bits/{name}"] = q.entropy_bits.detach()
+            terms[f"quant/penalty/{name}"] = q.penalty.detach()
+        return LossOutput(total=total, terms=terms, result=res)
+
+    def training_step(self, batch: torch.Tensor, step: int) -> LossOutput:
+        """Trainer hook: anneal ``alpha`` (when ``alpha_anneal_steps``), compute the loss and
+        nudge ``entropy_weight`` towards the target bitrate (``rate_control``: multiply by
+        ``1 + rate_control_step`` while the entropy estimate is above the target, divide
+        while below; the papers tune lambda_4 "until the entropy is within the target range")."""
+        cfg = self.config
+        if cfg.alpha_anneal_steps > 0:
+            self.alpha = anneal_alpha(step / cfg.alpha_anneal_steps, cfg.alpha_start, cfg.alpha)
+        out = self.loss(batch)
+        if cfg.rate_control and self.training:
+            est = float(out.result.extras["estimated_kbps"])
+            target = self.target_kbps_for_phase()
+            factor = 1.0 + cfg.rate_control_step
+            with torch.no_grad():
+                self.entropy_weight.mul_(factor if est > target else 1.0 / factor)
+        return out
+
+    def target_kbps_for_phase(self) -> float:
+        """Rate target of the modules running in the current phase: the codec target scaled
+        by their share of the symbol rate (full target in fine-tuning)."""
+        names = [n for n in self.quantizer_names if n == "lsp" or int(n[6:]) <= self._phase.active_modules]
+        share = sum(self.symbols_per_second(n) for n in names) / sum(self.symbols_per_second(n)
+                                                                       for n in self.quantizer_names)
+        return self.config.bitrate_kbps * share
+
+    @torch.no_grad()
+    def validation_step(self, batch: torch.Tensor) -> dict[str, float]:
+        """Trainer hook: loss terms with hard quantization (eval mode), as floats."""
+        was = self.training
+        self.eval()
+        try:
+            out = self.loss(batch)
+        finally:
+            self.train(was)
+        return {k: float(v) for k, v in out.terms.items()}
+
+    @torch.no_grad()
+    def reconstruct(self, batch: torch.Tensor) -> torch.Tensor:
+        """Trainer hook: hard-quantized reconstruction (B, 1, T) of all modules of the phase."""
+        was = self.training
+        self.eval()
+        try:
+            return self(batch).audio
+        finally:
+            self.train(was)
+
+    # -- symbol statistics and entropy tables -------------------------------------------
+    def count_symbols(self, indices: Mapping[str, Any]) -> dict[str, SymbolCounts]:
+        """Pair/single counts of symbols per quantizer (arrays shaped (..., units_len))."""
+        return {name: SymbolCounts.from_indices(v, self.quantizer(name).num_centroids) for name, v in indices.items()}
+
+    @torch.no_grad()
+    def analyze_symbols(self, audio: np.ndarray) -> dict[str, np.ndarray]:
+        """The symbols :meth:`compress` codes for ``audio`` (C, T), all channels stacked:
+        ``lsp`` (C * segments, order) and ``moduleI`` (C * frames, code_length)."""
+        audio = self._check_audio(audio)
+        geo = self.geometry(audio.shape[1])
+        per = [self._analyze_channel(audio[c], geo)[1] for c in range(audio.shape[0])]
+        return {name: np.concatenate([p[name] for p in per]) for name in self.quantizer_names}
+
+    def fit_entropy_tables(self, symbol_counts: Mapping[str, SymbolCounts]) -> None:
+        """Build the pair-Huffman and range tables of each named quantizer from training
+        statistics (see :meth:`count_symbols`, :meth:`analyze_symbols`)."""
+        for name, counts in symbol_counts.items():
+            if name not in self.entropy_tables:
+                raise UserError(f"no quantizer named {name!r} (have {', '.join(self.quantizer_names)})")
+            self.entropy_tables[name].fit(counts)
+
+    # -- compress / decompress ----------------------------------------------------------
+    def _check_audio(self, audio: Any) -> np.ndarray:
+        a = np.asarray(audio)
+        if a.ndim != 2:
+            raise AudioError(f"{self.codec_id} expects (channels, samples) audio, got shape {a.shape}")
+        if a.dtype.kind != "f":
+            raise AudioError(f"{self.codec_id} expects floating-point audio, got {a.dtype}")
+        return validate(np.ascontiguousarray(a, dtype=np.float32))
+
+    def _gain(self, x: np.ndarray) -> np.float32:
+        if not self.config.normalize:
+            return np.float32(1.0)
+        rms = float(np.sqrt(np.mean(np.square(x.astype(np.float64)))))
+        return np.float32(max(rms, GAIN_FLOOR))
+
+    def _lpc_from_indices(self, idx: np.ndarray) -> np.ndarray:
+        lp = self.config.lpc
+        c = self.lsp_quantizer.centroids.detach().cpu().double().numpy()
+        gap = 2.0 * math.pi * lp.lsp_min_gap_hz / self.config.sample_rate
+        return lpcdsp.lsp_to_lpc(lpcdsp.stabilize_lsp(c[idx], gap))
+
+    def _prepare_channel(self, x: np.ndarray, geo: Geometry) -> PreparedChannel:
+        """Encoder front end of one channel: gain, LSP symbols and the frames to code."""
+        cfg = self.config
+        g = self._gain(x)
+        xn = x.astype(np.float64) / np.float64(g)
+        o, T, P = cfg.overlap, geo.num_samples, geo.padded_length
+        coded = np.zeros(P)
+        lsp_idx = None
+        if cfg.lpc is not None:
+            lp = cfg.lpc
+            s = lpcdsp.preemphasis(lpcdsp.highpass(xn, cfg.sample_rate, lp.highpass_hz), lp.preemphasis)
+            nL = geo.num_segments * geo.segment_length
+            s_pad = np.zeros(max(P, nL))
+            s_pad[o:o + T] = s
+            s_seg = s_pad[:nL]
+            frames = lpcdsp.analysis_frames(s_seg, geo.num_segments, lp.segment_length, lp.analysis_length)
+            a = lpcdsp.lpc_from_frames(frames, lp.order, None, cfg.sample_rate, lp.lag_window_hz, lp.white_noise)
+            lsp = lpcdsp.lpc_to_lsp(a)
+            c = self.lsp_quantizer.centroids.detach().cpu().double().numpy()
+            lsp_idx = np.argmin((lsp[..., None] - c) ** 2, axis=-1).astype(np.int64)
+            coded[:nL] = lpcdsp.lpc_residual(s_seg, self._lpc_from_indices(lsp_idx), lp.segment_length,
+                                              lp.subframe_length)
+        else:
+            coded[o:o + T] = xn
+        view = np.lib.stride_tricks.sliding_window_view(coded[: geo.num_frames * geo.hop + o], geo.frame_length)
+        frames = np.ascontiguousarray(view[:: geo.hop], dtype=np.float32)
+        return PreparedChannel(gain=g, lsp_indices=lsp_idx, frames=frames)
+
+    def _synthesize_channel(self, frames: np.ndarray, lsp_idx: np.ndarray | None, gain: float,
+                            geo: Geometry) -> np.ndarray:
+        """Decoder back end of one channel: overlap-add of decoded frames (F, S), LPC
+        synthesis and de-emphasis, gain; returns (T,) float32."""
+        cfg = self.config
+        o = cfg.overlap
+        window = lpcdsp.overlap_add_window(cfg.frame_length, cfg.overlap)
+        rec = np.zeros(max(geo.padded_length, geo.num_frames * geo.hop + o))
+        for f in range(geo.num_frames):
+            rec[f * geo.hop: f * geo.hop + geo.frame_length] += frames[f].astype(np.float64) * window
+        if cfg.lpc is not None:
+            lp = cfg.lpc
+            nL = geo.num_segments * geo.segment_length
+            s_hat = lpcdsp.lpc_synthesis(rec[:nL], self._lpc_from_indices(lsp_idx), lp.segment_length)
+            rec = lpcdsp.deemphasis(s_hat, lp.preemphasis)
+        return (rec[o:o + geo.num_samples] * np.float64(gain)).astype(np.float32)
+
+    def _analyze_channel(self, x: np.ndarray, geo: Geometry) -> tuple[np.float32, dict[str, np.ndarray]]:
+        """Gain and symbols of one channel (the encoder)."""
+        prep = self._prepare_channel(x, geo)
+        symbols: dict[str, np.ndarray] = {}
+        if prep.lsp_indices is not None:
+            symbols["lsp"] = prep.lsp_indices
+        frames = torch.from_numpy(prep.frames)
+        per_module: list[list[np.ndarray]] = [[] for _ in self.coding_modules]
+        for c in range(geo.num_chunks):
+            r = frames[geo.frame_slice(c)]
+            for i, m in enumerate(self.coding_modules):
+                idx = m.encode_indices(r)
+                per_module[i].append(idx.numpy())
+                if i + 1 < len(self.coding_modules):
+                    r = r - m.decode_indices(idx)
+        for i, parts in enumerate(per_module):
+            symbols[f"module{i + 1}"] = np.concatenate(parts).astype(np.int64)
+        return prep.gain, symbols
+
+    @torch.no_grad()
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
+        """Entropy-code ``(channels, samples)`` float32 audio at 16 kHz (channels coded
+        independently); one chunk per ``chunk_frames`` frames."""
+        kbps = self.validate_bitrate(bitrate_kbps)
+        audio = self._check_audio(audio)
+        C, T = audio.shape
+        geo = self.geometry(T)
+        analyzed = [self._analyze_channel(audio[c], geo) for c in range(C)]
+        gains = np.array([g for g, _ in analyzed], dtype=np.float32)
+        chunks = []
+        for k in range(geo.num_chunks):
+            per_ch = []
+            for _, sym in analyzed:
+                d = {}
+                for name in self.quantizer_names:
+                    sl = geo.segment_slice(k) if name == "lsp" else geo.frame_slice(k)
+                    d[name] = sym[name][sl]
+                per_ch.append(d)
+            content = ChunkContent(self.config.entropy_coder, gains, per_ch)
+            chunks.append(encode_chunk(content, self.entropy_tables, self.quantizer_names))
+        return EncodedAudio(chunks=chunks, bitrate_kbps=kbps * C, num_channels=C, num_samples=T)
+
+    @torch.no_grad()
+    def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
+                   num_samples: int, bitrate_kbps: float) -> np.ndarray:
+        """Decode chunks into ``(num_channels, num_samples)`` float32 audio."""
+        chunks = [bytes(c) for c in chunks]
+        C, T = int(num_channels), int(num_samples)
+        if C < 1 or T < 1:
+            raise CorruptStreamError(f"invalid stream dimensions ({C} channels, {T} samples)")
+        cfg = self.config
+        geo = self.geometry(T)
+        if len(chunks) != geo.num_chunks:
+            raise CorruptStreamError(f"{self.codec_id} stream of {T} samples needs {geo.num_chunks} chunks, "
+                                     f"got {len(chunks)}")
+        recon = np.zeros((C, geo.num_frames, geo.frame_length), dtype=np.float32)
+        lsp_idx = np.zeros((C, geo.num_segments, cfg.lpc.order if cfg.lpc else 0), dtype=np.int64)
+        gains = None
+        for k, data in enumerate(chunks):
+            fs, ss = geo.frame_slice(k), geo.segment_slice(k)
+            shapes = {}
+            for name in self.quantizer_names:
+                if name == "lsp":
+                    shapes[name] = (ss.stop - ss.start, cfg.lpc.order)
+                else:
+                    shapes[name] = (fs.stop - fs.start, self.quantizer_code_length(name))
+            content = decode_chunk(data, C, self.entropy_tables, self.quantizer_names, shapes)
+            if gains is None:
+                gains = content.gains
+            elif not np.array_equal(gains, content.gains):
+                raise CorruptStreamError("chunks disagree on the channel gains")
+            for c, sym in enumerate(content.symbols):
+                if cfg.lpc is not None:
+                    lsp_idx[c, ss] = sym["lsp"]
+                total = None
+                for i, m in enumerate(self.coding_modules):
+                    part = m.decode_indices(torch.from_numpy(sym[f"module{i + 1}"]))
+                    total = part if total is None else total + part
+                recon[c, fs] = total.numpy()
+        out = np.empty((C, T), dtype=np.float32)
+        for c in range(C):
+            out[c] = self._synthesize_channel(recon[c], lsp_idx[c] if cfg.lpc is not None else None, gains[c], geo)
+        return out
+
+    def quantizer_code_length(self, name: str) -> int:
+        """Symbols per coding unit of quantizer ``name`` (LPC order or module code length)."""
+        if name == "lsp":
+            return self.config.lpc.order
+        return self.config.modules[int(name[6:]) - 1].code_length
+
+    # -- checkpoints -------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write weights, entropy tables and the config (JSON metadata) as one safetensors file."""
+        from safetensors.torch import save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        meta = {"format": _CHECKPOINT_FORMAT, "format_version": "1", "codec_id": self.codec_id,
+                "config_class": type(self.config).__name__, "config": config_to_json(self.config)}
+        atomic_write_bytes(path, save(state, metadata=meta))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> "CascadeCodec":
+        """Rebuild a codec from :meth:`save_pretrained` output; the checkpoint alone defines it."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load
+
+        p = Path(path)
+        if not p.is_file():
+            raise WeightsError(f"checkpoint not found: {p}")
+        data = p.read_bytes()
+        try:
+            import safetensors
+
+            with safetensors.safe_open(str(p), framework="pt") as f:
+                meta = f.metadata() or {}
+            state = load(data)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(f"{p} is not a valid safetensors checkpoint: {exc}") from None
+        if meta.get("format") != _CHECKPOINT_FORMAT or "config" not in meta:
+            raise WeightsError(f"{p} is not a neurocodec cascade checkpoint")
+        if meta.get("codec_id") != cls.codec_id:
+            raise WeightsError(f"{p} holds a '{meta.get('codec_id')}' model, not '{cls.codec_id}'")
+        model = cls(config_from_json(cls.config_class, meta["config"]))
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise WeightsError(f"{p} does not match its config: {exc}") from None
+        if missing or unexpected:
+            raise WeightsError(f"{p} does not match its config (missing {sorted(missing)[:5]}, "
+                               f"unexpected {sorted(unexpected)[:5]})")
+        model._trained = True
+        model.eval()
+        return model
