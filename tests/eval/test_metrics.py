@@ -266,6 +266,14 @@ def test_registry_entries_are_consistent():
     assert set(metric_names(slow=False)) >= set(FAST)
 
 
+def test_metric_functions_are_importable_from_metrics():
+    from neurocodec.eval import metrics
+
+    for name in metrics.__all__:
+        assert hasattr(metrics, name), name
+    assert metrics.METRICS["pesq_wb"].function is metrics.pesq_wb
+
+
 def test_unknown_metric_lists_known_names(speech):
     x, sr = speech
     with pytest.raises(UnknownMetricError, match="unknown metric 'pesq'.*pesq_wb") as info:

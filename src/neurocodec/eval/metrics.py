@@ -23,13 +23,25 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import UserError
-from . import metrics_ext as ext
-from . import metrics_peaq
+from .metrics_ext import MissingPackageError
+from .metrics_ext import (dnsmos, dnsmos_bak, dnsmos_ovrl, dnsmos_p808, dnsmos_sig, estoi, pesq_wb, stoi,
+                          visqol_audio, visqol_speech)
+from .metrics_peaq import peaq_odg, twof
 from .align import align
 from .snr import segmental_snr, si_snr, snr
 from .spectral import effective_bandwidth, log_spectral_distance, mel_distance
 
 MetricFn = Callable[[np.ndarray, np.ndarray, int], float]
+
+__all__ = [
+    "METRICS", "MetricFn", "MetricReport", "MetricSpec", "MissingPackageError", "UnknownMetricError",
+    "compute_metrics",
+    "get_metric", "metric_names",
+    # the metric functions, re-exported: (ref, deg, sr) -> float on aligned mono signals
+    "snr", "segmental_snr", "si_snr", "mel_distance", "log_spectral_distance", "effective_bandwidth",
+    "peaq_odg", "twof", "pesq_wb", "stoi", "estoi", "visqol_speech", "visqol_audio",
+    "dnsmos", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808",
+]
 
 
 class UnknownMetricError(UserError):
@@ -84,27 +96,27 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("bandwidth", effective_bandwidth, True, "Hz",
                    description="effective bandwidth: top of the band where the decoded spectrum "
                                "is within 10 dB of the reference's"),
-        MetricSpec("peaq_odg", metrics_peaq.peaq_odg, True, "ODG",
+        MetricSpec("peaq_odg", peaq_odg, True, "ODG",
                    description="PEAQ basic version objective difference grade (ITU-R BS.1387-1)"),
-        MetricSpec("twof", metrics_peaq.twof, True, "MUSHRA",
+        MetricSpec("twof", twof, True, "MUSHRA",
                    description="2f-model (Kastner & Herre 2019), from the PEAQ MOVs"),
-        MetricSpec("pesq_wb", ext.pesq_wb, True, "MOS", speech=True, requires=_PESQ,
+        MetricSpec("pesq_wb", pesq_wb, True, "MOS", speech=True, requires=_PESQ,
                    description="wide-band PESQ, ITU-T P.862.2, at 16 kHz"),
-        MetricSpec("stoi", ext.stoi, True, "", speech=True, requires=_STOI,
+        MetricSpec("stoi", stoi, True, "", speech=True, requires=_STOI,
                    description="short-time objective intelligibility (Taal et al. 2011)"),
-        MetricSpec("estoi", ext.estoi, True, "", speech=True, requires=_STOI,
+        MetricSpec("estoi", estoi, True, "", speech=True, requires=_STOI,
                    description="extended STOI (Jensen & Taal 2016)"),
-        MetricSpec("visqol_speech", ext.visqol_speech, True, "MOS", speech=True, slow=True,
+        MetricSpec("visqol_speech", visqol_speech, True, "MOS", speech=True, slow=True,
                    requires=_VISQOL_SPEECH, description="ViSQOL v3 speech mode at 16 kHz"),
-        MetricSpec("visqol_audio", ext.visqol_audio, True, "MOS", slow=True, requires=_VISQOL_AUDIO,
+        MetricSpec("visqol_audio", visqol_audio, True, "MOS", slow=True, requires=_VISQOL_AUDIO,
                    description="ViSQOL v3 audio mode at 48 kHz"),
-        MetricSpec("dnsmos_sig", ext.dnsmos_sig, True, "MOS", speech=True, slow=True, intrusive=False,
+        MetricSpec("dnsmos_sig", dnsmos_sig, True, "MOS", speech=True, slow=True, intrusive=False,
                    requires=_DNSMOS, description="DNSMOS P.835 speech quality (non-intrusive)"),
-        MetricSpec("dnsmos_bak", ext.dnsmos_bak, True, "MOS", speech=True, slow=True, intrusive=False,
+        MetricSpec("dnsmos_bak", dnsmos_bak, True, "MOS", speech=True, slow=True, intrusive=False,
                    requires=_DNSMOS, description="DNSMOS P.835 background quality (non-intrusive)"),
-        MetricSpec("dnsmos_ovrl", ext.dnsmos_ovrl, True, "MOS", speech=True, slow=True, intrusive=False,
+        MetricSpec("dnsmos_ovrl", dnsmos_ovrl, True, "MOS", speech=True, slow=True, intrusive=False,
                    requires=_DNSMOS, description="DNSMOS P.835 overall quality (non-intrusive)"),
-        MetricSpec("dnsmos_p808", ext.dnsmos_p808, True, "MOS", speech=True, slow=True, intrusive=False,
+        MetricSpec("dnsmos_p808", dnsmos_p808, True, "MOS", speech=True, slow=True, intrusive=False,
                    requires=_DNSMOS, description="DNSMOS P.808 MOS (non-intrusive)"),
     )
 }
@@ -159,7 +171,7 @@ def _run_metric(spec: MetricSpec, ref: np.ndarray, deg: np.ndarray, sr: int) -> 
         warnings.simplefilter("always")
         try:
             value = float(spec.function(ref, deg, sr))
-        except ext.MissingPackageError:
+        except MissingPackageError:
             raise
         except Exception as exc:  # a metric-specific failure must not abort the others
             return math.nan, f"{type(exc).__name__}: {exc}"
@@ -176,7 +188,7 @@ def compute_metrics(ref, deg, sr: int, names: Sequence[str] | None = None, *,
     ``names=None`` means every registered metric whose packages are installed (the others
     are reported as failures).  Unknown names raise :class:`UnknownMetricError`; a requested
     metric whose optional package is missing raises
-    :class:`~neurocodec.eval.metrics_ext.MissingPackageError` naming the pip package.  Bad
+    :class:`MissingPackageError` naming the pip package.  Bad
     audio (empty, non-finite, multi-channel) raises :class:`~neurocodec.errors.AudioError`.
     """
     failures: dict[str, str] = {}
@@ -195,7 +207,7 @@ def compute_metrics(ref, deg, sr: int, names: Sequence[str] | None = None, *,
         for spec in specs:
             missing = spec.missing_packages()
             if missing:
-                raise ext.MissingPackageError(f"metric '{spec.name}' needs the Python package(s) "
+                raise MissingPackageError(f"metric '{spec.name}' needs the Python package(s) "
                                               f"{', '.join(missing)} (pip install {' '.join(missing)})")
     aligned = align(ref, deg, sr, max_delay_s)
     values = {name: math.nan for name in failures}
