@@ -235,3 +235,16 @@ def test_impulse_response_matches_lfilter():
 def test_synthesis_rejects_mismatched_segments():
     with pytest.raises(ValueError, match="segments"):
         lpc.lpc_synthesis(np.zeros(1000), np.eye(1, 17).repeat(2, 0))
+
+
+def test_stability_factors_fix_crowded_lsps_and_leave_good_filters_alone():
+    gap = 2 * math.pi * 50 / 16000
+    crowded = 0.02 + gap * np.arange(16)  # float64 expansion of this is not minimum phase
+    a = lpc.lsp_to_lpc(crowded[None])
+    assert not lpc.is_minimum_phase(a).all()
+    f = lpc.stability_factors(a)
+    assert f[0] < 1.0 and lpc.is_minimum_phase(lpc.bandwidth_expand(a, f)).all()
+    good = random_stable_lpc(np.random.default_rng(12), 10, kmax=0.8)
+    np.testing.assert_array_equal(lpc.stability_factors(good), 1.0)
+    np.testing.assert_allclose(np.abs(np.roots(lpc.bandwidth_expand(good[0], 0.5))),
+                               0.5 * np.abs(np.roots(good[0])), rtol=1e-9)

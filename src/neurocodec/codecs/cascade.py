@@ -500,7 +500,11 @@ class CascadeCodec(nn.Module, CodecModel):
                 q = self.lsp_quantizer(lsp, self.alpha, hard=True)
         gap = 2.0 * math.pi * lp.lsp_min_gap_hz / self.config.sample_rate
         w = lpcdsp.stabilize_lsp_torch(q.output.double(), gap)
-        return lpcdsp.lsp_to_lpc_torch(w), q
+        a_q = lpcdsp.lsp_to_lpc_torch(w)
+        with torch.no_grad():
+            f = torch.as_tensor(lpcdsp.stability_factors(a_q.detach().cpu().numpy()), device=a_q.device)
+        powers = torch.arange(a_q.shape[-1], device=a_q.device, dtype=a_q.dtype)
+        return a_q * f[..., None].to(a_q.dtype) ** powers, q
 
     def _overlap_add(self, frames: torch.Tensor, geo: Geometry) -> torch.Tensor:
         """Windowed overlap-add of (B, F, S) frames -> (B, F*hop + overlap)."""
@@ -653,7 +657,7 @@ class CascadeCodec(nn.Module, CodecModel):
             self.alpha = anneal_alpha(step / cfg.alpha_anneal_steps, cfg.alpha_start, cfg.alpha)
         out = self.loss(batch)
         if cfg.rate_control and self.training:
-            est = float(out.result.extras["estimated_kbps"])
+            est = float(out.result.extras["estimated_kbps"].detach())
             target = self.target_kbps_for_phase()
             factor = 1.0 + cfg.rate_control_step
             with torch.no_grad():
@@ -730,7 +734,8 @@ class CascadeCodec(nn.Module, CodecModel):
         lp = self.config.lpc
         c = self.lsp_quantizer.centroids.detach().cpu().double().numpy()
         gap = 2.0 * math.pi * lp.lsp_min_gap_hz / self.config.sample_rate
-        return lpcdsp.lsp_to_lpc(lpcdsp.stabilize_lsp(c[idx], gap))
+        a = lpcdsp.lsp_to_lpc(lpcdsp.stabilize_lsp(c[idx], gap))
+        return lpcdsp.bandwidth_expand(a, lpcdsp.stability_factors(a))
 
     def _prepare_channel(self, x: np.ndarray, geo: Geometry) -> PreparedChannel:
         """Encoder front end of one channel: gain, LSP symbols and the frames to code."""

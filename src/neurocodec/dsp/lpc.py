@@ -59,7 +59,7 @@ __all__ = [
     "levinson_durbin", "levinson_durbin_torch",
     "lpc_from_frames", "lpc_from_frames_torch",
     "lpc_to_lsp", "lsp_to_lpc", "lsp_to_lpc_torch", "stabilize_lsp", "stabilize_lsp_torch",
-    "is_minimum_phase",
+    "is_minimum_phase", "bandwidth_expand", "stability_factors",
     "lpc_residual", "lpc_synthesis", "lpc_residual_torch", "lpc_synthesis_torch",
     "impulse_response_torch", "analysis_frames",
 ]
@@ -520,6 +520,36 @@ def is_minimum_phase(a: np.ndarray) -> np.ndarray:
         denom = np.where(np.abs(k) < 1.0, 1.0 - k * k, 1.0)
         cur = (cur[..., : i] - k[..., None] * cur[..., i:0:-1]) / denom[..., None]
     return out
+
+
+def bandwidth_expand(a: np.ndarray, gamma) -> np.ndarray:
+    """``a_i gamma^i``: moves every zero of ``A(z)`` radially by the factor ``gamma``
+    (``gamma`` a scalar or one value per filter)."""
+    a = np.asarray(a, dtype=np.float64)
+    g = np.asarray(gamma, dtype=np.float64)[..., None]
+    return a * g ** np.arange(a.shape[-1])
+
+
+def stability_factors(a: np.ndarray, gamma: float = 0.94, max_steps: int = 60) -> np.ndarray:
+    """Per filter, the largest ``gamma**n`` (n = 0, 1, ...) for which
+    ``bandwidth_expand(a, gamma**n)`` is minimum phase (1.0 for filters that already are).
+
+    Strictly interlaced LSPs give a minimum-phase ``A`` in exact arithmetic, but when many
+    LSPs crowd together the float64 polynomial expansion can put zeros slightly outside the
+    unit circle; this deterministic fallback (AMR-WB style bandwidth expansion) guards the
+    synthesis filter of the decoder.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    f = np.ones(a.shape[:-1])
+    bad = ~is_minimum_phase(a)
+    n = 0
+    while bad.any() and n < max_steps:
+        n += 1
+        f = np.where(bad, gamma ** n, f)
+        bad = ~is_minimum_phase(bandwidth_expand(a, f))
+    if bad.any():
+        raise ValueError("could not stabilise an LPC filter by bandwidth expansion")
+    return f
 
 
 # ---------------------------------------------------------------------------------------
