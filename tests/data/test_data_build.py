@@ -131,6 +131,18 @@ def test_another_seed_gives_other_material(tiny, tmp_path):
     assert {r.origin for r in c}.isdisjoint({r.origin for r in m})
 
 
+@_apply
+def test_growing_a_corpus_equals_building_it_at_once(tmp_path):
+    kw = {**TINY, "sources": ("speech-tts", "mixture")}
+    build_corpus(tmp_path / "grown", **{**kw, "hours": 0.004})
+    grown = build_corpus(tmp_path / "grown", **{**kw, "hours": 0.009})
+    fresh = build_corpus(tmp_path / "fresh", **{**kw, "hours": 0.009})
+    assert grown.records == fresh.records
+    assert _md5s(tmp_path / "grown", grown) == _md5s(tmp_path / "fresh", fresh)
+    flacs = {p.relative_to(tmp_path / "grown").as_posix() for p in (tmp_path / "grown" / "audio").rglob("*.flac")}
+    assert flacs == {r.path for r in grown}
+
+
 @pytest.mark.slow
 @_apply
 def test_full_determinism_at_24k(tmp_path):

@@ -3,8 +3,8 @@
 A work item is one unit of resumable work - an Asterisk prompt, one synthesized utterance,
 one 10-second chunk of a music-on-hold track, one rendered score, one mixture - and yields
 one or more FLAC segments.  :func:`run_item` writes the segments atomically and then a
-small JSON record of them under ``.items/``; an item whose record exists and whose files
-all exist is skipped, and when some of its files are missing only those are rewritten
+small JSON record of them under ``.items/`` (with a digest of the item's parameters); an
+item whose record exists, matches its parameters and whose files all exist is skipped, and when some of its files are missing only those are rewritten
 (the audio of an item depends only on the build seed and the item, so the others are
 unchanged).  Items that fail for a reason of their own (a score music21 cannot parse, a
 render over its time cap) are recorded as failed with the reason and skipped thereafter.
@@ -13,6 +13,7 @@ render over its time cap) are recorded as failed with the reason and skipped the
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import time
@@ -231,13 +232,22 @@ PRODUCERS: dict[str, Callable[[WorkItem, BuildContext], list[Segment]]] = {
 
 
 # -- running and recording --------------------------------------------------------------
+def params_digest(item: WorkItem) -> str:
+    """A digest of what an item is made from; a record with another digest is stale (a
+    mixture slot whose speech pool changed when the corpus grew)."""
+    blob = json.dumps({"source": item.source, "split": item.split, "params": item.params}, sort_keys=True)
+    return hashlib.sha1(blob.encode("utf-8")).hexdigest()
+
+
 def load_result(ctx: BuildContext, item: WorkItem) -> ItemResult | None:
-    """The recorded result of an item, or None when it has not finished."""
+    """The recorded result of an item, or None when it has not finished (or is stale)."""
     path = record_path(ctx, item)
     if not path.is_file():
         return None
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
+        if d.get("params_digest") != params_digest(item):
+            return None
         return ItemResult(item.item_id, [SegmentRecord.from_dict(r) for r in d["records"]],
                           d.get("error", ""), 0.0, True)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -245,7 +255,7 @@ def load_result(ctx: BuildContext, item: WorkItem) -> ItemResult | None:
 
 
 def _save_result(ctx: BuildContext, item: WorkItem, result: ItemResult) -> None:
-    blob = json.dumps({"item_id": item.item_id, "error": result.error,
+    blob = json.dumps({"item_id": item.item_id, "error": result.error, "params_digest": params_digest(item),
                        "records": [asdict(r) for r in result.records]}, sort_keys=True, indent=0)
     atomic_write_bytes(record_path(ctx, item), blob.encode("utf-8"))
 
