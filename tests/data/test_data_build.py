@@ -14,7 +14,7 @@ from neurocodec.data import build as build_mod
 from neurocodec.data.build import CorpusBuildError, build_corpus
 from neurocodec.data.manifest import SOURCES, Manifest
 from neurocodec.data.sources import real_music_files, real_speech_files
-from neurocodec.errors import UserError
+from neurocodec.errors import MissingToolError, UserError
 
 TOOLS = ("ffmpeg", "espeak-ng", "flite", "text2wave", "fluidsynth")
 MISSING = [t for t in TOOLS if shutil.which(t) is None]
@@ -165,6 +165,18 @@ def test_full_determinism_at_24k(tmp_path):
 def test_bad_arguments_are_user_errors(tmp_path, kwargs, match):
     with pytest.raises(UserError, match=match):
         build_corpus(tmp_path / "x", **{**TINY, **kwargs})
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("source,patch,package", [
+    ("speech-real", "real_speech_files", "asterisk-core-sounds-en-g722"),
+    ("music-real", "real_music_files", "asterisk-moh-opsound-g722"),
+    ("speech-tts", "list_voices", "espeak-ng"),
+])
+def test_a_source_without_material_names_its_packages(tmp_path, monkeypatch, source, patch, package):
+    monkeypatch.setattr(build_mod, patch, lambda *a, **k: [])
+    with pytest.raises(MissingToolError, match=package):
+        build_corpus(tmp_path / "x", **{**TINY, "sources": (source,)})
     assert not (tmp_path / "x").exists()
 
 

@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..audio import atomic_write_bytes
-from ..errors import UserError
+from ..errors import MissingToolError, UserError
 from .items import BuildContext, ItemResult, WorkItem, load_result, run_item, safe_name
 from .manifest import SOURCES, SPLITS, Manifest, SegmentRecord
-from .music import STYLES, list_pieces
-from .sources import REAL_SPEECH_FOLDERS, real_music_files, real_speech_files
+from .music import STYLES, list_pieces, soundfont
+from .sources import REAL_SPEECH_FOLDERS, real_music_files, real_speech_files, require_tool
+from .text import load_sentences
 from .splits import assign_groups, check_fractions, item_rng
 from .tts import TtsVoice, list_voices
 
@@ -254,6 +255,35 @@ def _split_fractions(valid: float, test: float, available: Iterable[str]) -> dic
     return {s: (base[s] / total if s in avail else 0.0) for s in SPLITS}
 
 
+#: Debian packages (or PyPI for music21) that each source needs
+SOURCE_PACKAGES = {
+    "speech-real": "apt-get install ffmpeg asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 "
+                   "asterisk-core-sounds-fr-g722",
+    "speech-tts": "apt-get install espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts",
+    "music-real": "apt-get install ffmpeg asterisk-moh-opsound-g722",
+    "music-rendered": "apt-get install fluidsynth fluid-soundfont-gm; pip install music21",
+}
+
+
+def _check_requirements(source: str, valid: float, test: float) -> set[str]:
+    """The splits ``source`` can fill; :class:`MissingToolError` if it has no material or tool."""
+    hint = f"(install: {SOURCE_PACKAGES.get(source, '')}, or leave '{source}' out of --sources)"
+    try:
+        if source in ("speech-real", "music-real"):
+            require_tool("ffmpeg")
+        if source == "music-rendered":
+            require_tool("fluidsynth")
+            soundfont()
+        if source == "speech-tts":
+            load_sentences()
+        splits = _available_splits(source, valid, test)
+    except MissingToolError as exc:
+        raise MissingToolError(f"{source}: {exc} {hint}") from None
+    if not splits:
+        raise MissingToolError(f"{source}: no material is installed {hint}")
+    return splits
+
+
 def _available_splits(source: str, valid: float, test: float) -> set[str]:
     if source == "speech-real":
         return {f.split for f in real_speech_files()}
@@ -368,6 +398,7 @@ def build_corpus(out_dir: str | os.PathLike, sample_rate: int = 24000, hours: fl
     out = Path(out_dir)
     ctx = BuildContext(str(out.resolve()), int(sample_rate), int(seed), float(segment_seconds), float(piece_seconds))
     _check_out_dir(out, ctx)
+    available = {src: _check_requirements(src, valid, test) for src in sources if src != "mixture"}
     out.mkdir(parents=True, exist_ok=True)
     config = {"format": BUILD_FORMAT, "sample_rate": ctx.sample_rate, "seed": ctx.seed,
               "segment_seconds": ctx.segment_seconds, "piece_seconds": ctx.piece_seconds}
@@ -377,7 +408,7 @@ def build_corpus(out_dir: str | os.PathLike, sample_rate: int = 24000, hours: fl
     total_share = sum(DEFAULT_SHARES[s] for s in sources)
     budgets: dict[tuple[str, str], float] = {}
     for src in sources:
-        frac = _split_fractions(valid, test, _available_splits(src, valid, test))
+        frac = _split_fractions(valid, test, available.get(src, set(SPLITS)))
         for split in SPLITS:
             budgets[(src, split)] = hours * 3600.0 * DEFAULT_SHARES[src] / total_share * frac[split]
 
