@@ -23,7 +23,7 @@ def test_build_arguments_parse():
     a = _parser().parse_args(["data", "build", "--out", "c", "--sample-rate", "48000", "--hours", "2",
                               "--seed", "3", "--jobs", "2", "--sources", "speech-real", "mixture"])
     assert (a.out, a.sample_rate, a.hours, a.seed, a.jobs) == ("c", 48000, 2.0, 3, 2)
-    assert a.sources == ["speech-real", "mixture"] and a.handler.__name__ == "cmd_build"
+    assert a.sources == ["speech-real", "mixture"] and a.func.__name__ == "cmd_build"
 
 
 def test_data_needs_a_subcommand():
@@ -34,13 +34,13 @@ def test_data_needs_a_subcommand():
 def test_build_handler_rejects_bad_sample_rate(tmp_path):
     a = _parser().parse_args(["data", "build", "--out", str(tmp_path / "c"), "--sample-rate", "44100", "-q"])
     with pytest.raises(UserError, match="44100"):
-        a.handler(a)
+        a.func(a)
 
 
 def test_build_handler_rejects_unknown_source(tmp_path):
     a = _parser().parse_args(["data", "build", "--out", str(tmp_path / "c"), "--sources", "radio", "-q"])
     with pytest.raises(UserError, match="radio"):
-        a.handler(a)
+        a.func(a)
 
 
 def test_index_handler_writes_manifest(tmp_path, capsys):
@@ -50,7 +50,7 @@ def test_index_handler_writes_manifest(tmp_path, capsys):
     out = tmp_path / "m.jsonl"
     a = _parser().parse_args(["data", "index", str(tmp_path / "wav48"), "--out", str(out), "-q",
                               "--valid", "0.3", "--test", "0.3"])
-    assert a.handler(a) == 0
+    assert a.func(a) == 0
     assert out.is_file() and len(out.read_text().splitlines()) == 3
     assert "3 files" in capsys.readouterr().out
 
@@ -58,4 +58,4 @@ def test_index_handler_writes_manifest(tmp_path, capsys):
 def test_index_handler_missing_dir(tmp_path):
     a = _parser().parse_args(["data", "index", str(tmp_path / "nope"), "-q"])
     with pytest.raises(UserError, match="not found"):
-        a.handler(a)
+        a.func(a)

@@ -34,12 +34,12 @@ from typing import Iterable, Iterator, Sequence
 
 from ..audio import atomic_write_bytes
 from ..errors import MissingToolError, UserError
-from .items import BuildContext, ItemResult, WorkItem, load_result, run_item, safe_name
+from .items import BuildContext, ItemResult, WorkItem, load_result, run_item
 from .manifest import SOURCES, SPLITS, Manifest, SegmentRecord
 from .music import STYLES, list_pieces, soundfont
 from .sources import REAL_SPEECH_FOLDERS, real_music_files, real_speech_files, require_tool
-from .text import load_sentences
 from .splits import assign_groups, check_fractions, item_rng
+from .text import load_sentences
 from .tts import TtsVoice, list_voices
 
 SAMPLE_RATES = (16000, 24000, 48000)

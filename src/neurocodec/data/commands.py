@@ -1,7 +1,7 @@
 """The ``neurocodec data`` subcommands: ``data build`` and ``data index``.
 
 ``add_data_parser(subparsers)`` adds a ``data`` command with its own subcommands to an
-argparse subparsers object; each subcommand stores its handler as ``args.handler`` (a
+argparse subparsers object; each subcommand stores its handler as ``args.func`` (a
 function of the parsed args returning an exit code).  User mistakes raise
 :class:`neurocodec.errors.UserError`, which the main CLI reports on one line.
 """
@@ -63,7 +63,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--piece-seconds", type=float, default=30.0,
                    help="seconds rendered from each score (default 30)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    b.set_defaults(handler=cmd_build)
+    b.set_defaults(func=cmd_build)
 
     i = sub.add_parser("index", help="write a manifest for a folder of wav/flac files",
                        description="Index LibriSpeech, VCTK, TIMIT or any tree of audio files; speakers are "
@@ -76,5 +76,5 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     i.add_argument("--test", type=float, default=0.05, help="fraction of groups for test (default 0.05)")
     i.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     i.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    i.set_defaults(handler=cmd_index)
+    i.set_defaults(func=cmd_index)
     return data
