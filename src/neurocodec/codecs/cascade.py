@@ -804,7 +804,9 @@ class CascadeCodec(nn.Module, CodecModel):
     @torch.no_grad()
     def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
         """Entropy-code ``(channels, samples)`` float32 audio at 16 kHz (channels coded
-        independently); one chunk per ``chunk_frames`` frames."""
+        independently); one chunk per ``chunk_frames`` frames.  ``bitrate_kbps`` of the
+        result is the nominal per-channel rate of the operating point (as for the baselines);
+        the real rate is ``8 * num_bytes / duration``."""
         kbps = self.validate_bitrate(bitrate_kbps)
         audio = self._check_audio(audio)
         C, T = audio.shape
@@ -822,7 +824,7 @@ class CascadeCodec(nn.Module, CodecModel):
                 per_ch.append(d)
             content = ChunkContent(self.config.entropy_coder, gains, per_ch)
             chunks.append(encode_chunk(content, self.entropy_tables, self.quantizer_names))
-        return EncodedAudio(chunks=chunks, bitrate_kbps=kbps * C, num_channels=C, num_samples=T)
+        return EncodedAudio(chunks=chunks, bitrate_kbps=kbps, num_channels=C, num_samples=T)
 
     @torch.no_grad()
     def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,

@@ -19,11 +19,11 @@ that its LPC quantization is not learned and its code is not differential.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..errors import BitrateError
 from ..nn.cmrl_blocks import AutoencoderConfig
-from .cascade import CascadeCodec, CascadeConfig, LossWeights, LpcConfig
+from .cascade import CascadeCodec, CascadeConfig, LpcConfig
 
 __all__ = ["CMRL_BITRATES", "CmrlConfig", "cmrl_config", "CmrlCodec", "LpcCmrlCodec", "LPC_CMRL_LPC"]
 
