@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -19,10 +20,12 @@ from neurocodec.errors import MissingToolError, UserError
 TOOLS = ("ffmpeg", "espeak-ng", "flite", "text2wave", "fluidsynth")
 MISSING = [t for t in TOOLS if shutil.which(t) is None]
 HAVE_DATA = bool(real_speech_files()) and bool(real_music_files())
+MISSING_PY = [m for m in ("music21", "pyroomacoustics") if importlib.util.find_spec(m) is None]
 needs_tools = [
     pytest.mark.tools,
     pytest.mark.skipif(bool(MISSING), reason=f"missing tools: {', '.join(MISSING)}"),
     pytest.mark.skipif(not HAVE_DATA, reason="asterisk-core-sounds-*-g722 / asterisk-moh-opsound-g722 not installed"),
+    pytest.mark.skipif(bool(MISSING_PY), reason=f"pip install {' '.join(MISSING_PY)} (the 'data' extra)"),
 ]
 COLUMNS = {"path", "duration", "sample_rate", "source", "speaker", "piece", "language", "split", "origin",
            "bandwidth_hz", "text"}
