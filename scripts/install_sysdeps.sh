@@ -9,6 +9,7 @@ PKGS=(
   espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts   # synthetic speech
   fluidsynth fluid-soundfont-gm               # rendered music
   asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722
+  asterisk-core-sounds-en asterisk-core-sounds-es asterisk-core-sounds-fr   # prompt transcripts
   asterisk-moh-opsound-g722                   # real speech and music
 )
 missing=()

@@ -201,9 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable]:
     """Sub-command groups that live in the upper layers (evaluation, data, training, experiments)."""
+    from .data.commands import add_data_parser
     from .eval.command import add_eval_parser
 
-    return [add_eval_parser]
+    return [add_data_parser, add_eval_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

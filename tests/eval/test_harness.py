@@ -1,5 +1,5 @@
 import json
-import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,9 +25,13 @@ def data_dir(tmp_path):
 def test_find_items_folder_and_manifest(data_dir, tmp_path):
     items = find_items(data_dir)
     assert [i.key for i in items] == ["spk1/f0.wav", "spk1/f1.wav"]
-    man = tmp_path / "m.jsonl"
-    man.write_text("".join(json.dumps({"path": f"data/spk1/f{i}.wav", "duration": 1.0, "split": s}) + "\n"
-                           for i, s in enumerate(["train", "test"])))
+    from neurocodec.data.index import index_folder
+
+    man = index_folder(data_dir, out=tmp_path / "m.jsonl", split_by="file", valid=0.0, test=0.5)
+    test_keys = {r.path for r in man.filter(split="test").records}
+    found = find_items(tmp_path / "m.jsonl", split="test")
+    assert test_keys and {i.key for i in found} == test_keys
+    assert all(Path(i.path).exists() for i in found)
     with pytest.raises(UserError):
         find_items(tmp_path / "nothing-here")
     empty = tmp_path / "empty"

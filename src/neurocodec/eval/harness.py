@@ -90,12 +90,8 @@ def find_items(data: str | os.PathLike, split: str = "test", limit: int | None =
         from ..data.manifest import Manifest
 
         man = Manifest.load(data)
-        entries = [e for e in man.entries if not split or getattr(e, "split", split) == split]
-        for e in entries:
-            p = Path(e.path)
-            if not p.is_absolute():
-                p = data.parent / p
-            items.append(EvalItem(str(p), str(e.path)))
+        for rec in man.filter(split=split or None).records:
+            items.append(EvalItem(str(man.abspath(rec)), rec.path))
     if not items:
         raise UserError(f"no audio found in {data}" + (f" (split '{split}')" if not data.is_dir() else ""))
     return items[:limit] if limit else items
