@@ -46,7 +46,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -67,6 +67,7 @@ __all__ = [
     "default_quantizer_layout",
     "model_tables",
     "load_tables",
+    "select_offset",
     "tables_path",
     "symbol_counts",
     "TABLES_ASSET",
@@ -130,6 +131,7 @@ class MdctConfig:
     quantizer_layout: tuple[tuple[int, int, int], ...] = field(default_factory=default_quantizer_layout)
     max_flat: float = 16.0
     noise_fill: float = 0.0
+    zero_fill: float = 0.0
     chunk_frames: int = 50
     reservoir_frames: float = 2.0
 
@@ -183,7 +185,7 @@ class MdctConfig:
     def table_key(self) -> dict:
         """The fields the Huffman tables were designed for."""
         d = asdict(self)
-        for k in ("noise_fill", "chunk_frames", "reservoir_frames", "recon_offset"):
+        for k in ("noise_fill", "zero_fill", "chunk_frames", "reservoir_frames", "recon_offset"):
             d.pop(k)
         return json.loads(json.dumps(d))
 
@@ -261,10 +263,10 @@ def model_tables(config: MdctConfig, num_samples: int = 200_000) -> MdctTables:
     shipped tables."""
     e = config.env_levels
     envelope = HuffmanCode.from_frequencies(_discrete_laplace_counts(2 * e - 1, e - 1, 3.0),
-                                            max_length=20, ensure_all=True)
+                                            max_length=15, ensure_all=True)
     r_counts = _discrete_laplace_counts(e + config.num_quantizers, config.num_quantizers // 2,
                                         float(config.num_quantizers) / 2)
-    offset = HuffmanCode.from_frequencies(r_counts, max_length=20, ensure_all=True)
+    offset = HuffmanCode.from_frequencies(r_counts, max_length=15, ensure_all=True)
     rng = np.random.default_rng(12345)
     y = rng.laplace(scale=1 / np.sqrt(2), size=num_samples - num_samples % 4)
     codes = []
@@ -272,7 +274,7 @@ def model_tables(config: MdctConfig, num_samples: int = 200_000) -> MdctTables:
         mag = np.floor(np.abs(y) / step + config.rounding).astype(np.int64)
         sym, _ = _magnitudes_to_symbols(mag, d, big, s)
         counts = np.bincount(sym.ravel(), minlength=(big + 1) ** d)
-        codes.append(HuffmanCode.from_frequencies(counts, max_length=20, ensure_all=True))
+        codes.append(HuffmanCode.from_frequencies(counts, max_length=15, ensure_all=True))
     return MdctTables(envelope, offset, tuple(codes))
 
 
@@ -327,19 +329,26 @@ class MdctDecoded:
 
     ``audio``: ``(C, T)`` float32; ``envelope``: ``i_env`` ``(C, F, N)``; ``i_offset``
     ``(C, F)``; ``quantizers``: ``m_n`` ``(C, F, N)``; ``coefficients``: decoded MDCT lines
-    ``(C, F, hop)``; ``frame_bits``: bits each frame occupied ``(C, F)``."""
+    ``(C, F, hop)``; ``quantized``: signed quantizer indices ``(C, F, hop)``;
+    ``frame_bits``: bits each frame occupied ``(C, F)``."""
 
     audio: np.ndarray
     envelope: np.ndarray
     i_offset: np.ndarray
     quantizers: np.ndarray
     coefficients: np.ndarray
+    quantized: np.ndarray
     frame_bits: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------
 # the codec
 # ---------------------------------------------------------------------------------------
+def _codeword_values(code: HuffmanCode) -> np.ndarray:
+    """Codeword of every symbol as an integer (``uint64``), from the code's public codewords."""
+    return np.array([int(w, 2) if w else 0 for w in code.codewords()], dtype=np.uint64)
+
+
 def _escape_lengths(v: np.ndarray) -> np.ndarray:
     """Bits of the escape code of values ``v >= 0``: ``2 floor(log2(v+1)) + 1``."""
     _, ex = np.frexp((v + 1).astype(np.float64))
@@ -352,6 +361,19 @@ def _escape_codewords(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     k = ex.astype(np.int64) - 1
     codes = (((np.int64(1) << k) - 1) << (k + 1)) | (v1 - (np.int64(1) << k))
     return codes.astype(np.uint64), 2 * k + 1
+
+
+def select_offset(cost_curve: np.ndarray, budget: float) -> int:
+    """Rate control of one frame (fejgin2020 §3.1): binary search for the largest
+    ``r = max i_env - i_offset`` (i.e. the smallest ``i_offset``, the most bits) whose cost
+    fits ``budget``.
+
+    ``cost_curve[r]`` is the exact frame cost in bits (``inf`` where ``r`` is out of range).
+    It is made monotone by a running maximum first, so the search is well defined even where
+    a Huffman table makes the cost dip; the result always fits the budget unless even
+    ``r = 0`` (every band at ``m_0``) does not, in which case 0 is returned."""
+    curve = np.maximum.accumulate(np.asarray(cost_curve, dtype=np.float64))
+    return max(int(np.searchsorted(curve, budget, side="right")) - 1, 0)
 
 
 class MdctCodec(CodecModel):
@@ -376,6 +398,9 @@ class MdctCodec(CodecModel):
         self._env_len = self.tables.envelope.code_lengths()
         self._off_len = self.tables.offset.code_lengths()
         self._q_len = [c.code_lengths() for c in self.tables.quantizers]
+        self._env_codes = _codeword_values(self.tables.envelope)
+        self._off_codes = _codeword_values(self.tables.offset)
+        self._q_codes = [_codeword_values(c) for c in self.tables.quantizers]
         # largest i_offset distance below max(i_env) that still changes the allocation
         self._r_count = cfg.env_levels + cfg.num_quantizers
 
@@ -435,6 +460,16 @@ class MdctCodec(CodecModel):
         total[r[None, :] > r_max[:, None]] = np.inf
         return total
 
+    def cost_curves(self, coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Envelope ``i_env`` ``(F, N)`` and exact frame cost in bits for every rate parameter
+        ``r = max i_env - i_offset`` ``(F, E+M)`` of MDCT frames ``(F, hop)`` of one channel."""
+        cfg = self.config
+        coefs = np.asarray(coefficients, dtype=np.float64)
+        env = bandlib.quantize_envelope(bandlib.band_variances(coefs, cfg.band_edges), cfg.env_min, cfg.env_max)
+        flat = np.clip(bandlib.flatten(coefs, env, cfg.band_edges), -cfg.max_flat, cfg.max_flat)
+        costs, _ = self._band_costs(flat)
+        return env, self._offset_costs(env, costs)
+
     def _coded_order(self, m: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """Bands grouped by quantizer, ascending quantizer then band: ``[(k, bands)]``."""
         out = []
@@ -447,102 +482,120 @@ class MdctCodec(CodecModel):
         return np.concatenate([np.arange(self._edges[b], self._edges[b + 1]) for b in bands])
 
     # -- encoder ------------------------------------------------------------------------------
-    def _write_frame(self, writer: BitWriter, env: np.ndarray, r: int, m: np.ndarray,
-                     q: np.ndarray) -> None:
+    def _frame_codewords(self, env: np.ndarray, r: int, m: np.ndarray,
+                         q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All codewords of one frame in payload order, as ``(codes, lengths)`` arrays (the
+        encoder packs a whole chunk with one vectorised ``BitWriter.write_bits``)."""
         cfg = self.config
         e = cfg.env_levels
-        writer.write(int(env[0] - cfg.env_min), cfg.env_bits)
-        self.tables.envelope.encode(np.diff(env) + (e - 1), writer)
-        self.tables.offset.encode(np.array([r]), writer)
+        diffs = np.diff(env) + (e - 1)
+        codes = [np.array([env[0] - cfg.env_min], dtype=np.uint64), self._env_codes[diffs],
+                 self._off_codes[[r]]]
+        lens = [np.array([cfg.env_bits]), self._env_len[diffs], self._off_len[[r]]]
         esc_all, lsb_all, lsb_len_all, sign_all = [], [], [], []
         for k, bands in self._coded_order(m):
             d, big, s = cfg.quantizer_layout[k - 1]
-            lines = self._line_index(bands)
-            qq = q[lines]
+            qq = q[self._line_index(bands)]
             mag = np.abs(qq)
             sym, esc = _magnitudes_to_symbols(mag, d, big, s)
-            self.tables.quantizers[k - 1].encode(sym, writer)
+            codes.append(self._q_codes[k - 1][sym])
+            lens.append(self._q_len[k - 1][sym])
             esc_all.append(esc[esc >= 0])
             if s:
-                lsb_all.append(mag & ((1 << s) - 1))
+                lsb_all.append((mag & ((1 << s) - 1)).astype(np.uint64))
                 lsb_len_all.append(np.full(mag.size, s, dtype=np.int64))
             sign_all.append((qq[qq != 0] < 0).astype(np.uint64))
         if esc_all:
-            esc = np.concatenate(esc_all)
-            if esc.size:
-                writer.write_bits(*_escape_codewords(esc))
-        if lsb_all:
-            writer.write_bits(np.concatenate(lsb_all).astype(np.uint64), np.concatenate(lsb_len_all))
+            esc_codes, esc_lens = _escape_codewords(np.concatenate(esc_all))
+            codes.append(esc_codes)
+            lens.append(esc_lens)
+        codes += lsb_all
+        lens += lsb_len_all
         if sign_all:
             signs = np.concatenate(sign_all)
-            writer.write_bits(signs, np.ones(signs.size, dtype=np.int64))
+            codes.append(signs)
+            lens.append(np.ones(signs.size, dtype=np.int64))
+        return np.concatenate(codes), np.concatenate(lens).astype(np.int64)
 
-    def analyze(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> MdctAnalysis:
-        """Run the encoder on ``(C, T)`` float32 audio at 16 kHz and return everything it
-        decided (envelope, ``i_offset``, quantizers, quantized lines, bits) plus the payload."""
-        cfg = self.config
-        kbps = self.validate_bitrate(bitrate_kbps)
+    def _check_audio(self, audio: np.ndarray) -> np.ndarray:
         x = np.asarray(audio)
         if x.ndim != 2:
             raise AudioError(f"mdct codec expects (channels, samples) audio, got shape {x.shape}")
-        x = validate(np.asarray(x, dtype=np.float32), "audio")
+        return validate(np.asarray(x, dtype=np.float32), "audio")
+
+    def _encode_chunks(self, x: np.ndarray, kbps: float) -> Iterator[tuple[bytes, list[_FrameRecord]]]:
+        """The encoder, one chunk at a time: yields the chunk's bytes and, per channel, what
+        was decided for its frames."""
+        cfg = self.config
         channels, num_samples = x.shape
         frames, n_chunks = self._frames_layout(num_samples)
-        n_bands, hop, n_q = cfg.num_bands, cfg.hop, cfg.num_quantizers
-
-        coefs = np.stack([mdctlib.analyze(x[c].astype(np.float64), hop, self._window) for c in range(channels)])
-        env = bandlib.quantize_envelope(bandlib.band_variances(coefs, cfg.band_edges), cfg.env_min, cfg.env_max)
-        flat = np.clip(bandlib.flatten(coefs, env, cfg.band_edges), -cfg.max_flat, cfg.max_flat)
-
-        # bit budget per frame of each channel; framing of every chunk comes out of it
+        # bit budget per frame of each channel; container framing of every chunk comes out of it
         total = kbps * 1000.0 * num_samples / cfg.sample_rate - CHUNK_FRAMING_BITS * n_chunks
         base = total / channels / frames
         cap = max(cfg.reservoir_frames * base, 0.0)
         reservoir = np.zeros(channels)
-
-        i_offset = np.zeros((channels, frames), dtype=np.int64)
-        m_all = np.zeros((channels, frames, n_bands), dtype=np.int64)
-        q_all = np.zeros((channels, frames, hop), dtype=np.int64)
-        frame_bits = np.zeros((channels, frames), dtype=np.int64)
-        budgets = np.zeros((channels, frames))
-        chunks: list[bytes] = []
-        band_of_line = self._band_of_line
-        lines = np.arange(hop)
+        lines = np.arange(cfg.hop)
         for ci in range(n_chunks):
             f0, f1 = ci * cfg.chunk_frames, min((ci + 1) * cfg.chunk_frames, frames)
-            writer = BitWriter()
+            chunk_codes: list[np.ndarray] = []
+            chunk_lens: list[np.ndarray] = []
+            records = []
             for c in range(channels):
-                e = env[c, f0:f1]
-                costs, mags = self._band_costs(flat[c, f0:f1])
-                curve = np.maximum.accumulate(self._offset_costs(e, costs), axis=1)
-                top = e.max(axis=1)
-                signs = np.where(flat[c, f0:f1] < 0, -1, 1)
+                coefs = mdctlib.mdct(mdctlib.frame_signal(x[c], cfg.hop, f0, f1 - f0), self._window)
+                env = bandlib.quantize_envelope(bandlib.band_variances(coefs, cfg.band_edges),
+                                                cfg.env_min, cfg.env_max)
+                flat = np.clip(bandlib.flatten(coefs, env, cfg.band_edges), -cfg.max_flat, cfg.max_flat)
+                costs, mags = self._band_costs(flat)
+                curve = self._offset_costs(env, costs)
+                top = env.max(axis=1)
+                signs = np.where(flat < 0, -1, 1)
+                rec = _FrameRecord.empty(f1 - f0, cfg, coefs, env)
                 for j in range(f1 - f0):
-                    f = f0 + j
                     budget = base + reservoir[c]
-                    # binary search: largest r (smallest i_offset) whose cost fits the budget
-                    r = max(int(np.searchsorted(curve[j], budget, side="right")) - 1, 0)
-                    m = np.clip(e[j] - (top[j] - r), 0, n_q)
-                    ml = m[band_of_line]
+                    r = select_offset(curve[j], budget)
+                    m = np.clip(env[j] - (top[j] - r), 0, cfg.num_quantizers)
+                    ml = m[self._band_of_line]
                     q = np.where(ml > 0, signs[j] * mags[np.maximum(ml - 1, 0), j, lines], 0)
-                    start = writer.bit_length
-                    self._write_frame(writer, e[j], r, m, q)
-                    used = writer.bit_length - start
+                    codes, lens = self._frame_codewords(env[j], r, m, q)
+                    chunk_codes.append(codes)
+                    chunk_lens.append(lens)
+                    used = int(lens.sum())
                     reservoir[c] = min(budget - used, cap)
-                    i_offset[c, f], m_all[c, f], q_all[c, f] = top[j] - r, m, q
-                    frame_bits[c, f], budgets[c, f] = used, budget
-            padding = (-writer.bit_length) % 8
-            reservoir -= padding / channels
-            chunks.append(writer.getvalue())
-        return MdctAnalysis(coefficients=coefs, envelope=env, i_offset=i_offset, quantizers=m_all,
-                            quantized=q_all, frame_bits=frame_bits, budgets=budgets, chunks=chunks,
-                            bitrate_kbps=kbps, num_samples=num_samples)
+                    rec.i_offset[j], rec.quantizers[j], rec.quantized[j] = top[j] - r, m, q
+                    rec.frame_bits[j], rec.budgets[j] = used, budget
+                records.append(rec)
+            writer = BitWriter()
+            writer.write_bits(np.concatenate(chunk_codes), np.concatenate(chunk_lens))
+            reservoir -= ((-writer.bit_length) % 8) / channels  # the chunk's padding bits
+            yield writer.getvalue(), records
+
+    def analyze(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> MdctAnalysis:
+        """Run the encoder on ``(C, T)`` float32 audio at 16 kHz and return everything it
+        decided (envelope, ``i_offset``, quantizers, quantized lines, bits) plus the payload.
+        Keeps per-frame arrays of the whole signal: meant for clips, not hours."""
+        kbps = self.validate_bitrate(bitrate_kbps)
+        x = self._check_audio(audio)
+        chunks, per_chunk = [], []
+        for data, records in self._encode_chunks(x, kbps):
+            chunks.append(data)
+            per_chunk.append(records)
+
+        def stack(name: str) -> np.ndarray:
+            return np.stack([np.concatenate([getattr(recs[c], name) for recs in per_chunk])
+                             for c in range(x.shape[0])])
+
+        return MdctAnalysis(coefficients=stack("coefficients"), envelope=stack("envelope"),
+                            i_offset=stack("i_offset"), quantizers=stack("quantizers"),
+                            quantized=stack("quantized"), frame_bits=stack("frame_bits"),
+                            budgets=stack("budgets"), chunks=chunks, bitrate_kbps=kbps,
+                            num_samples=x.shape[1])
 
     def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
         """Encode ``(C, T)`` float32 16 kHz audio; every channel gets ``bitrate / C``."""
-        a = self.analyze(audio, bitrate_kbps)
-        return EncodedAudio(chunks=a.chunks, bitrate_kbps=a.bitrate_kbps,
-                            num_channels=a.coefficients.shape[0], num_samples=a.num_samples)
+        kbps = self.validate_bitrate(bitrate_kbps)
+        x = self._check_audio(audio)
+        chunks = [data for data, _ in self._encode_chunks(x, kbps)]
+        return EncodedAudio(chunks=chunks, bitrate_kbps=kbps, num_channels=x.shape[0], num_samples=x.shape[1])
 
     # -- decoder ------------------------------------------------------------------------------
     def _read_frame(self, reader: BitReader) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
@@ -626,17 +679,20 @@ class MdctCodec(CodecModel):
         step = np.where(ml > 0, self._steps[np.maximum(ml - 1, 0)], 0.0)
         mag = np.maximum(np.abs(q) - cfg.recon_offset, 0.0) * (q != 0)
         flat = np.sign(q) * mag * step
-        if cfg.noise_fill > 0:
-            zero = ml == 0
-            if zero.any():
-                rng = np.random.default_rng([0x6D646374, channel, frame])
-                flat[zero] = cfg.noise_fill * rng.standard_normal(int(zero.sum()))
+        if cfg.noise_fill > 0 or cfg.zero_fill > 0:
+            rng = np.random.default_rng([0x6D646374, channel, frame])
+            noise = rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), cfg.hop)  # unit variance
+            if cfg.noise_fill > 0:
+                flat = np.where(ml == 0, cfg.noise_fill * noise, flat)
+            if cfg.zero_fill > 0:
+                # lines quantized to zero in coded bands: noise spread over the dead zone
+                amp = np.minimum(cfg.zero_fill * step * (1.0 - cfg.rounding), np.sqrt(3.0))
+                flat = np.where((ml > 0) & (q == 0), noise * amp / np.sqrt(3.0), flat)
         return bandlib.unflatten(flat, env, cfg.band_edges)
 
-    def decode_detailed(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
-                        num_samples: int, bitrate_kbps: float | None = None) -> MdctDecoded:
-        """Decode chunks and return audio with the decoded envelope, ``i_offset``, ``m_n``
-        and MDCT lines.  Raises :class:`CorruptStreamError` for inconsistent payloads."""
+    def _decode_chunks(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
+                       num_samples: int) -> Iterator[list[_FrameRecord]]:
+        """The decoder, one chunk at a time: yields per channel the decoded frames."""
         cfg = self.config
         chunks = list(chunks)
         num_channels, num_samples = int(num_channels), int(num_samples)
@@ -646,32 +702,87 @@ class MdctCodec(CodecModel):
         if len(chunks) != n_chunks:
             raise CorruptStreamError(f"mdct stream of {num_samples} samples needs {n_chunks} chunks, "
                                      f"found {len(chunks)}")
-        env = np.zeros((num_channels, frames, cfg.num_bands), dtype=np.int64)
-        i_off = np.zeros((num_channels, frames), dtype=np.int64)
-        m_all = np.zeros((num_channels, frames, cfg.num_bands), dtype=np.int64)
-        coefs = np.zeros((num_channels, frames, cfg.hop))
-        frame_bits = np.zeros((num_channels, frames), dtype=np.int64)
         for ci, chunk in enumerate(chunks):
             reader = BitReader(chunk)
             f0, f1 = ci * cfg.chunk_frames, min((ci + 1) * cfg.chunk_frames, frames)
+            records = []
             for c in range(num_channels):
-                for f in range(f0, f1):
+                rec = _FrameRecord.empty(f1 - f0, cfg)
+                for j in range(f1 - f0):
                     start = reader.position
                     e, o, m, q = self._read_frame(reader)
-                    env[c, f], i_off[c, f], m_all[c, f] = e, o, m
-                    coefs[c, f] = self._dequantize(q, m, e, c, f)
-                    frame_bits[c, f] = reader.position - start
+                    rec.envelope[j], rec.i_offset[j], rec.quantizers[j], rec.quantized[j] = e, o, m, q
+                    rec.coefficients[j] = self._dequantize(q, m, e, c, f0 + j)
+                    rec.frame_bits[j] = reader.position - start
+                records.append(rec)
             left = reader.bits_left
             if left >= 8 or (left and reader.read(left)):
                 raise CorruptStreamError(f"mdct chunk {ci}: {left} bits left over after the last frame")
+            yield records
+
+    def decode_detailed(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
+                        num_samples: int, bitrate_kbps: float | None = None) -> MdctDecoded:
+        """Decode chunks and return audio with the decoded envelope, ``i_offset``, ``m_n``,
+        quantizer indices and MDCT lines (whole-signal arrays: meant for clips).  The payload
+        is self-describing, so ``bitrate_kbps`` is not needed.  Raises
+        :class:`CorruptStreamError` for inconsistent payloads."""
+        per_chunk = list(self._decode_chunks(chunks, num_channels, num_samples))
+
+        def stack(name: str) -> np.ndarray:
+            return np.stack([np.concatenate([getattr(recs[c], name) for recs in per_chunk])
+                             for c in range(num_channels)])
+
+        coefs = stack("coefficients")
         audio = np.stack([mdctlib.synthesize(coefs[c], num_samples, self._window) for c in range(num_channels)])
-        return MdctDecoded(audio=audio.astype(np.float32), envelope=env, i_offset=i_off,
-                           quantizers=m_all, coefficients=coefs, frame_bits=frame_bits)
+        return MdctDecoded(audio=audio.astype(np.float32), envelope=stack("envelope"), i_offset=stack("i_offset"),
+                           quantizers=stack("quantizers"), coefficients=coefs, quantized=stack("quantized"),
+                           frame_bits=stack("frame_bits"))
 
     def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
                    num_samples: int, bitrate_kbps: float | None = None) -> np.ndarray:
-        """Decode chunks into ``(num_channels, num_samples)`` float32 audio."""
-        return self.decode_detailed(chunks, num_channels, num_samples, bitrate_kbps).audio
+        """Decode chunks into ``(num_channels, num_samples)`` float32 audio (streaming:
+        memory does not grow with the frame count beyond the output itself)."""
+        hop = self.config.hop
+        num_channels, num_samples = int(num_channels), int(num_samples)
+        out = np.zeros((max(num_channels, 0), max(num_samples, 0)), dtype=np.float32)
+        carry: list[np.ndarray | None] = [None] * max(num_channels, 0)
+        pos = -hop  # output index of the next synthesized sample (framing starts hop early)
+        for records in self._decode_chunks(chunks, num_channels, num_samples):
+            n = 0
+            for c, rec in enumerate(records):
+                samples, carry[c] = mdctlib.overlap_add(rec.coefficients, self._window, carry[c])
+                n = samples.size
+                lo, hi = max(pos, 0), min(pos + n, num_samples)
+                if hi > lo:
+                    out[c, lo:hi] = samples[lo - pos:hi - pos]
+            pos += n
+        return out
+
+
+@dataclass
+class _FrameRecord:
+    """Per-frame decisions of one channel over one chunk (encoder or decoder)."""
+
+    coefficients: np.ndarray
+    envelope: np.ndarray
+    i_offset: np.ndarray
+    quantizers: np.ndarray
+    quantized: np.ndarray
+    frame_bits: np.ndarray
+    budgets: np.ndarray
+
+    @classmethod
+    def empty(cls, frames: int, cfg: MdctConfig, coefficients: np.ndarray | None = None,
+              envelope: np.ndarray | None = None) -> "_FrameRecord":
+        return cls(
+            coefficients=np.zeros((frames, cfg.hop)) if coefficients is None else coefficients,
+            envelope=np.zeros((frames, cfg.num_bands), dtype=np.int64) if envelope is None else envelope,
+            i_offset=np.zeros(frames, dtype=np.int64),
+            quantizers=np.zeros((frames, cfg.num_bands), dtype=np.int64),
+            quantized=np.zeros((frames, cfg.hop), dtype=np.int64),
+            frame_bits=np.zeros(frames, dtype=np.int64),
+            budgets=np.zeros(frames),
+        )
 
 
 def symbol_counts(codec: MdctCodec, analysis: MdctAnalysis) -> dict[str, np.ndarray]:

@@ -14,7 +14,8 @@ Definition (orthonormal scaling, ``n0 = (N + 1) / 2``)::
 computed with an FFT-based DCT-IV (``scipy.fft.dct(type=4, norm="ortho")``) after folding
 the ``2N`` windowed samples into ``N``.
 
-:func:`analyze` / :func:`synthesize` handle framing: the signal is preceded by ``N`` zeros,
+:func:`analyze` / :func:`synthesize` (and the streaming :func:`frame_signal` /
+:func:`overlap_add`) handle framing: the signal is preceded by ``N`` zeros,
 frame ``j`` covers padded samples ``[jN, jN + 2N)``, and ``num_frames(T) = ceil(T/N) + 1``
 frames cover ``T`` samples, so the synthesis output is aligned with the input (the MDCT
 delay of ``N`` samples is compensated) and has exactly ``T`` samples.
@@ -33,7 +34,9 @@ __all__ = [
     "mdct",
     "imdct",
     "num_frames",
+    "frame_signal",
     "analyze",
+    "overlap_add",
     "synthesize",
 ]
 
@@ -102,6 +105,20 @@ def num_frames(num_samples: int, hop: int) -> int:
     return -(-num_samples // hop) + 1
 
 
+def frame_signal(signal: np.ndarray, hop: int, first: int, count: int) -> np.ndarray:
+    """Frames ``first .. first+count-1`` (each ``2*hop`` samples) of the framing used by
+    :func:`analyze`: frame ``j`` covers input samples ``[(j-1) hop, (j+1) hop)``, zero outside
+    the signal.  Lets long signals be transformed a stretch at a time."""
+    x = np.asarray(signal, dtype=np.float64)
+    lo, hi = (first - 1) * hop, (first + count) * hop
+    seg = np.zeros(hi - lo, dtype=np.float64)
+    a, b = max(lo, 0), min(hi, x.shape[0])
+    if b > a:
+        seg[a - lo:b - lo] = x[a:b]
+    blocks = seg.reshape(count + 1, hop)
+    return np.concatenate([blocks[:-1], blocks[1:]], axis=1)
+
+
 def analyze(signal: np.ndarray, hop: int, window: np.ndarray) -> np.ndarray:
     """MDCT analysis of a 1-D signal of ``T`` samples -> ``(num_frames(T), hop)`` coefficients.
 
@@ -110,12 +127,25 @@ def analyze(signal: np.ndarray, hop: int, window: np.ndarray) -> np.ndarray:
     x = np.asarray(signal, dtype=np.float64)
     if x.ndim != 1:
         raise ValueError("analyze expects a 1-D signal")
-    frames_n = num_frames(x.shape[0], hop)
-    padded = np.zeros((frames_n + 1) * hop, dtype=np.float64)
-    padded[hop:hop + x.shape[0]] = x
-    blocks = padded.reshape(frames_n + 1, hop)
-    frames = np.concatenate([blocks[:-1], blocks[1:]], axis=1)
-    return mdct(frames, window)
+    return mdct(frame_signal(x, hop, 0, num_frames(x.shape[0], hop)), window)
+
+
+def overlap_add(coefs: np.ndarray, window: np.ndarray, carry: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Streaming synthesis: inverse MDCT of consecutive frames ``(F, hop)`` overlap-added.
+
+    ``carry`` is the second half of the previous frame (``None`` at the start).  Returns the
+    ``F * hop`` finished samples (of the zero-delayed framing of :func:`analyze`, i.e. the
+    first call's output starts ``hop`` samples before the signal) and the new carry."""
+    coefs = np.asarray(coefs, dtype=np.float64)
+    frames_n, hop = coefs.shape
+    y = imdct(coefs, window)
+    out = np.zeros((frames_n + 1, hop), dtype=np.float64)
+    out[:-1] += y[:, :hop]
+    out[1:] += y[:, hop:]
+    if carry is not None:
+        out[0] += carry
+    return out[:-1].reshape(-1), out[-1].copy()
 
 
 def synthesize(coefs: np.ndarray, num_samples: int, window: np.ndarray) -> np.ndarray:
@@ -125,9 +155,5 @@ def synthesize(coefs: np.ndarray, num_samples: int, window: np.ndarray) -> np.nd
     frames_n, hop = coefs.shape
     if frames_n != num_frames(num_samples, hop):
         raise ValueError(f"{frames_n} frames cannot describe {num_samples} samples (stride {hop})")
-    y = imdct(coefs, window)
-    out = np.zeros((frames_n + 1) * hop, dtype=np.float64)
-    halves = out.reshape(frames_n + 1, hop)
-    halves[:-1] += y[:, :hop]
-    halves[1:] += y[:, hop:]
+    out, _ = overlap_add(coefs, window)
     return out[hop:hop + num_samples]
