@@ -88,6 +88,7 @@ def test_canonical_codewords_are_consecutive_and_prefix_free():
     for a, b in itertools.permutations([c for c in words if c], 2):
         assert not b.startswith(a)
     assert words[6] == ""
+    assert code.code_values().tolist() == [int(c, 2) if c else 0 for c in words]
 
 
 def test_kraft_sum_is_one_for_full_codes_and_at_most_one_in_general():

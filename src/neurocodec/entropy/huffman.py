@@ -210,6 +210,13 @@ class HuffmanCode:
         length[:used] = np.repeat(self._length_array[t.sorted_symbols], span)
         return sym, length
 
+    def code_values(self) -> np.ndarray:
+        """Canonical codeword of each symbol as an integer (uint64; 0 for symbols without one).
+
+        With :meth:`code_lengths` this is what ``BitWriter.write_bits`` takes, for callers that
+        merge several codes' codewords into one vectorised write."""
+        return self._tables.codes.copy()
+
     def codewords(self) -> list[str]:
         """Codeword of each symbol as a '0'/'1' string ('' for symbols without one)."""
         codes = self._tables.codes
