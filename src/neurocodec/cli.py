@@ -204,7 +204,17 @@ def _extensions() -> list[Callable]:
     from .data.commands import add_data_parser
     from .eval.command import add_eval_parser
 
-    return [add_data_parser, add_eval_parser]
+    return [add_data_parser, add_eval_parser, _add_experiment_parser]
+
+
+def _add_experiment_parser(sub) -> None:
+    from .experiments import toy
+
+    p = sub.add_parser("experiment", help="reproduce experiments of the papers")
+    exp = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=_Parser)
+    t = exp.add_parser("toy", help="fejgin2020 §2.2 toy example (Table 1)")
+    toy.add_arguments(t)
+    t.set_defaults(func=toy.run_from_args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
