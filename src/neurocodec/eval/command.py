@@ -28,6 +28,8 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--bitrates", required=True, help="comma-separated kbps; ladder codecs use their nearest rate")
     p.add_argument("--data", required=True, help="manifest (JSONL/CSV) or folder of audio files")
     p.add_argument("--split", default="test", help="manifest split to evaluate (default: test)")
+    p.add_argument("--sources", default=None,
+                   help="manifest sources to keep, e.g. speech-real,speech-tts (default: all)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated metric names")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (each runs one torch thread)")
@@ -48,7 +50,8 @@ def run_eval_command(args) -> int:
         registry.get_entry(c)  # unknown ids fail before any work
     bitrates = parse_list(args.bitrates, "bitrate", float)
     metrics = parse_list(args.metrics, "metric")
-    items = find_items(args.data, split=args.split, limit=args.limit)
+    sources = parse_list(args.sources, "source") if args.sources else None
+    items = find_items(args.data, split=args.split, limit=args.limit, sources=sources)
     conditions = plan_conditions(codecs, bitrates)
     out = Path(args.out)
     results = run_evaluation(conditions, items, out, metrics=metrics, jobs=max(1, args.jobs),
@@ -57,7 +60,7 @@ def run_eval_command(args) -> int:
     params = {c: registry.create(c).num_parameters() for c in codecs}
     summaries = summarize(results, metrics, parameters=params)
     meta = {"command": "neurocodec " + " ".join(shlex.quote(a) for a in sys.argv[1:]), "data": str(args.data),
-            "split": args.split, "files": len(items), "metrics": metrics}
+            "split": args.split, "sources": sources, "files": len(items), "metrics": metrics}
     write_csv(results, out / "results.csv")
     write_json(summaries, out / "summary.json", meta)
     table = markdown_table(summaries, metrics)

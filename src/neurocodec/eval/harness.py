@@ -76,8 +76,9 @@ class ItemResult:
         return d
 
 
-def find_items(data: str | os.PathLike, split: str = "test", limit: int | None = None) -> list[EvalItem]:
-    """Items of a manifest's ``split`` (JSONL/CSV with ``path``, optional ``split``) or of a folder."""
+def find_items(data: str | os.PathLike, split: str = "test", limit: int | None = None,
+               sources: Sequence[str] | None = None) -> list[EvalItem]:
+    """Items of a corpus manifest's ``split`` (optionally only some ``sources``) or all audio of a folder."""
     data = Path(data)
     if not data.exists():
         raise UserError(f"data not found: {data}")
@@ -90,7 +91,7 @@ def find_items(data: str | os.PathLike, split: str = "test", limit: int | None =
         from ..data.manifest import Manifest
 
         man = Manifest.load(data)
-        for rec in man.filter(split=split or None).records:
+        for rec in man.filter(split=split or None, source=list(sources) if sources else None).records:
             items.append(EvalItem(str(man.abspath(rec)), rec.path))
     if not items:
         raise UserError(f"no audio found in {data}" + (f" (split '{split}')" if not data.is_dir() else ""))
