@@ -213,11 +213,6 @@ def build_model(recipe: Recipe) -> Any:
     return get_recipe(recipe.name).resolve_builder()(recipe.model)
 
 
-def describe(recipe: Recipe) -> str:
-    """One line naming the recipe and its non-default settings (progress and log output)."""
-    return f"{recipe.name} {to_plain(recipe.model)}"
-
-
 # Built-in recipes.  Each line binds a recipe name to its model config dataclass and builder, as
 # lazily imported "module:attribute" strings (codec modules never import ``train``), e.g.
 # register_recipe("cmrl", "neurocodec.codecs.cmrl:CmrlConfig", "neurocodec.codecs.cmrl:CmrlCodec",

@@ -9,7 +9,6 @@ resumption and a divergence stop that keeps the last good checkpoint.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import hashlib
 import json
@@ -28,10 +27,10 @@ import numpy as np
 import torch
 
 from ..audio import atomic_write_bytes
-from .checkpoint import (capture_rng, checkpoint_path, latest_checkpoint, list_checkpoints, load_checkpoint,
-                         prune_checkpoints, restore_rng, save_checkpoint)
+from .checkpoint import (capture_rng, checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints,
+                         restore_rng, save_checkpoint)
 from .config import RESUMABLE_FIELDS
-from .data import BatchStream, ShardedBatchSampler, StreamState, iterate_once
+from .data import BatchStream, ShardedBatchSampler, iterate_once
 from .distributed import DistContext, all_reduce_sum, gather_objects, init_distributed, shutdown
 from .errors import RecipeError, TrainingDiverged
 from .optim import DivergenceMonitor, build_optimizer, build_scheduler, select_parameters
@@ -48,8 +47,8 @@ class TrainResult:
     """Outcome of :meth:`Trainer.fit`.
 
     ``wall_time_s`` adds up every session of the run (resumptions included);
-    ``steps_per_second`` is this session's training-loop speed (validation and checkpoints
-    excluded)."""
+    ``steps_per_second`` is this session's steady training-loop speed (validation, checkpoints
+    and the first step of each phase and session - compilation, warm-up - excluded)."""
 
     run_dir: Path
     step: int
@@ -277,6 +276,7 @@ class _Loop:
         self.runner = self.opt = self.sched = None
         self.params: list[torch.nn.Parameter] = []
         self.logged_reference = False
+        self.warm_phase = -1  # phase whose first (untimed) step this session has run
 
     # -- phases -----------------------------------------------------------------------------
     def enter_phase(self, sp: ScheduledPhase, state: Mapping[str, Any] | None) -> None:
@@ -354,11 +354,14 @@ class _Loop:
             if self.phase is None or sp.index != self.phase.index:
                 self.enter_phase(sp, opt_state)
                 opt_state = None
+            first = self.warm_phase != sp.index
+            self.warm_phase = sp.index
             t0 = time.perf_counter()
             loss, terms, gnorm = self.train_step(step)
             step += 1
-            self.loop_time += time.perf_counter() - t0
-            self.loop_steps += 1
+            if not first:  # the first step of a phase or session compiles and warms up: not timed
+                self.loop_time += time.perf_counter() - t0
+                self.loop_steps += 1
             acc["train/loss"] = acc.get("train/loss", 0.0) + loss  # mean over all processes
             for k, v in terms.items():
                 acc[k] = acc.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
