@@ -121,3 +121,18 @@ def test_divergence_before_any_checkpoint_says_so(tmp_path):
 def test_torch_compile_option_trains(tmp_path):
     _, res = _fit(tmp_path / "run", ["train.steps=4", "train.compile=true"], val=False)
     assert res.step == 4
+
+
+def test_tensorboard_gets_scalars_audio_and_the_recipe(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install tensorboard)")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    recipe = make_recipe("tiny", ["train.steps=4", "train.val_every=4", "train.log_every=2"])
+    Trainer(recipe, tmp_path / "run", TinyDataset(48, 256), TinyDataset(4, 256, seed=1), progress=True,
+            quality_metrics={"pesq_wb": lambda ref, deg, sr: 2.5}).fit()
+    ea = EventAccumulator(str(tmp_path / "run" / "tb"), size_guidance={"audio": 0})
+    ea.Reload()
+    tags = ea.Tags()
+    assert {"train/loss", "loss/mse", "rate/bits_per_second", "val/mse", "val/pesq_wb"} <= set(tags["scalars"])
+    assert {"audio/0/reference", "audio/0/decoded", "audio/1/decoded"} <= set(tags["audio"])
+    assert [e.step for e in ea.Scalars("train/loss")] == [2, 4] and ea.Scalars("val/pesq_wb")[0].value == 2.5
