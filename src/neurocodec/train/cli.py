@@ -99,9 +99,8 @@ def build_run(args):
         overrides["train.steps"] = args.steps
     if args.bitrate is not None:
         model_cls = entry.resolve_config_cls()
-        if "bitrate_kbps" not in getattr(model_cls, "__dataclass_fields__", {}):
+        if entry.config_for_bitrate is None and "bitrate_kbps" not in getattr(model_cls, "__dataclass_fields__", {}):
             raise RecipeError(f"recipe '{name}' has no bitrate setting (model.bitrate_kbps)")
-        overrides["model.bitrate_kbps"] = args.bitrate
 
     ckpt = latest_checkpoint(args.out) if args.resume else None
     if ckpt is not None:  # the stored recipe, plus only what was asked for now
@@ -110,7 +109,7 @@ def build_run(args):
             raise RecipeError(f"{args.out} trains recipe '{stored.get('name')}', not '{name}'")
         recipe = apply_overrides(recipe_from_dict(stored), overrides)
     else:
-        recipe = make_recipe(args.recipe, overrides)
+        recipe = make_recipe(args.recipe, overrides, bitrate_kbps=args.bitrate)
     sr = recipe_sample_rate(recipe)
     build = entry.resolve_data_builder() or default_build_data
     train_data = build(manifest, recipe.train.train_split, recipe, sr)

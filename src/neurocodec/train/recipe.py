@@ -42,6 +42,7 @@ class RecipeEntry:
     train_defaults: tuple[tuple[str, Any], ...] = ()
     build_data: Any = None
     summary: str = ""
+    config_for_bitrate: Any = None  # kbps -> model config of that operating point
 
     def resolve_config_cls(self) -> type:
         cls = _resolve(self.config_cls)
@@ -55,11 +56,18 @@ class RecipeEntry:
     def resolve_data_builder(self) -> Callable[..., Any] | None:
         return None if self.build_data is None else _resolve(self.build_data)
 
-    def default_recipe(self) -> Recipe:
+    def default_recipe(self, bitrate_kbps: float | None = None) -> Recipe:
+        """Default recipe; with ``bitrate_kbps``, the model config of that operating point."""
         train = TrainConfig()
         for k, v in self.train_defaults:
             train = set_field(train, k, v, prefix="train.")
-        return Recipe(self.name, self.resolve_config_cls()(), train)
+        if bitrate_kbps is None:
+            model = self.resolve_config_cls()()
+        elif self.config_for_bitrate is not None:
+            model = _resolve(self.config_for_bitrate)(bitrate_kbps)
+        else:
+            model = set_field(self.resolve_config_cls()(), "bitrate_kbps", bitrate_kbps, prefix="model.")
+        return Recipe(self.name, model, train)
 
 
 def _resolve(target: Any) -> Any:
@@ -82,18 +90,21 @@ _RECIPES: dict[str, RecipeEntry] = {}
 
 def register_recipe(name: str, recipe_cls: Any, build_model: Any, *,
                     train: TrainConfig | Mapping[str, Any] | None = None,
-                    build_data: Any = None, summary: str = "", replace: bool = False) -> RecipeEntry:
+                    build_data: Any = None, summary: str = "", replace: bool = False,
+                    config_for_bitrate: Any = None) -> RecipeEntry:
     """Register a recipe under ``name``.
 
     ``recipe_cls`` is the model's config dataclass (or ``"module:Class"``); ``build_model(config)``
     returns the ``nn.Module`` to train (see :mod:`.protocol`); ``train`` gives the recipe's default
     training hyper-parameters; ``build_data(manifest, split, recipe, sample_rate)`` returns a
-    map-style dataset of ``(1, T)`` segments (default: ``neurocodec.data.SegmentDataset``).
+    map-style dataset of ``(1, T)`` segments (default: ``neurocodec.data.SegmentDataset``);
+    ``config_for_bitrate(kbps)`` gives the model config of an operating point (``--bitrate``).
     Registering a different target under a taken name raises ``ValueError`` unless ``replace``."""
     if isinstance(train, TrainConfig):
         defaults = TrainConfig()
         train = {f.name: getattr(train, f.name) for f in fields(train) if getattr(train, f.name) != getattr(defaults, f.name)}
-    entry = RecipeEntry(name, recipe_cls, build_model, tuple(sorted((train or {}).items())), build_data, summary)
+    entry = RecipeEntry(name, recipe_cls, build_model, tuple(sorted((train or {}).items())), build_data, summary,
+                        config_for_bitrate)
     old = _RECIPES.get(name)
     if old is not None and old != entry and not replace:
         raise ValueError(f"recipe '{name}' registered twice with different targets")
@@ -175,13 +186,15 @@ def load_recipe_file(path: str | Path) -> tuple[str, dict[str, Any]]:
     return name, flatten(data)
 
 
-def make_recipe(name_or_file: str, overrides: Iterable[str] | Mapping[str, Any] = ()) -> Recipe:
-    """A registered recipe (or YAML recipe file) with its defaults, then ``overrides`` applied."""
+def make_recipe(name_or_file: str, overrides: Iterable[str] | Mapping[str, Any] = (),
+                bitrate_kbps: float | None = None) -> Recipe:
+    """A registered recipe (or YAML recipe file) with its defaults (the operating point of
+    ``bitrate_kbps`` when given), then ``overrides`` applied."""
     file_overrides: dict[str, Any] = {}
     name = name_or_file
     if name_or_file.endswith((".yaml", ".yml")):
         name, file_overrides = load_recipe_file(name_or_file)
-    recipe = get_recipe(name).default_recipe()
+    recipe = get_recipe(name).default_recipe(bitrate_kbps)
     recipe = apply_overrides(recipe, file_overrides)
     return apply_overrides(recipe, overrides)
 
@@ -217,3 +230,13 @@ def build_model(recipe: Recipe) -> Any:
 # lazily imported "module:attribute" strings (codec modules never import ``train``), e.g.
 # register_recipe("cmrl", "neurocodec.codecs.cmrl:CmrlConfig", "neurocodec.codecs.cmrl:CmrlCodec",
 #                 train={"lr": 1e-4, "batch_size": 128, "segment_samples": 512}, summary="zhen2019")
+register_recipe("cmrl", "neurocodec.codecs.cmrl:CmrlConfig", "neurocodec.codecs.cmrl:CmrlCodec",
+                config_for_bitrate="neurocodec.codecs.cmrl:cmrl_config",
+                train={"lr": 1e-4, "batch_size": 32, "segment_samples": 2048, "val_segment_samples": 16000,
+                       "val_every": 500, "ckpt_every": 250, "threads": 1, "steps": 20000},
+                summary="CMRL cascaded residual autoencoders (zhen2019)")
+register_recipe("cq", "neurocodec.codecs.cq:CqConfig", "neurocodec.codecs.cq:CqCodec",
+                config_for_bitrate="neurocodec.codecs.cq:cq_config",
+                train={"lr": 1e-4, "batch_size": 32, "segment_samples": 2048, "val_segment_samples": 16000,
+                       "val_every": 500, "ckpt_every": 250, "threads": 1, "steps": 20000},
+                summary="CQ collaborative LPC/residual quantization (zhen2020)")

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Regenerate the result blocks of README.md from the commands that produce them.
+
+Each block sits between ``<!-- result:NAME -->`` and ``<!-- /result:NAME -->`` and is
+replaced by the commands (shown verbatim) and what the last one printed on stdout.  Numbers
+in the README therefore always come from a command in this repository:
+
+    .venv/bin/python scripts/update_readme.py            # every block
+    .venv/bin/python scripts/update_readme.py toy eval-speech   # some blocks
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NC = ".venv/bin/neurocodec"
+
+CORPUS = f"{NC} data build --out corpus16 --sample-rate 16000 --hours 0.5 --jobs 2 -q"
+BLOCKS: dict[str, list[str]] = {
+    "codecs": [f"{NC} codecs"],
+    "toy": [f"{NC} experiment toy --no-progress"],
+    "mdct-examples": [".venv/bin/python -m neurocodec.codecs.mdct --table examples/speech.flac examples/music.flac"],
+    "eval-speech": [
+        CORPUS,
+        f"{NC} eval --codecs mdct,opus,amrwb --bitrates 9,16,24 --data corpus16/manifest.jsonl "
+        "--sources speech-real,speech-tts --metrics pesq_wb,stoi,visqol_speech --jobs 2 -q --out reports/speech16",
+    ],
+    "eval-music": [
+        CORPUS,
+        f"{NC} eval --codecs mdct,opus,aac --bitrates 16,24,32 --data corpus16/manifest.jsonl "
+        "--sources music-real,music-rendered --metrics visqol_audio,mel_distance,snr --jobs 2 -q --out reports/music16",
+    ],
+}
+
+
+def run_block(name: str) -> str:
+    out = ""
+    for cmd in BLOCKS[name]:
+        print(f"$ {cmd}", file=sys.stderr)
+        proc = subprocess.run(cmd, shell=True, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"command failed ({proc.returncode}): {cmd}\n{proc.stderr}")
+        out = proc.stdout
+    shown = "\n".join(cmd.replace(".venv/bin/", "") for cmd in BLOCKS[name])
+    body = out.strip()
+    if not body.startswith("|"):
+        body = f"```\n{body}\n```"
+    return f"```sh\n{shown}\n```\n\n{body}\n"
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BLOCKS)
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    for name in names:
+        if name not in BLOCKS:
+            sys.exit(f"unknown block {name!r} (known: {', '.join(BLOCKS)})")
+        pattern = re.compile(rf"(<!-- result:{re.escape(name)} -->\n).*?(<!-- /result:{re.escape(name)} -->)", re.S)
+        if not pattern.search(text):
+            print(f"README has no block {name!r}; skipped", file=sys.stderr)
+            continue
+        block = run_block(name)
+        text = pattern.sub(lambda m: m.group(1) + block + m.group(2), text)
+        readme.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
