@@ -78,7 +78,7 @@ def test_band_edges_are_nonuniform_and_cover_spectrum():
     assert edges[0] == 0 and edges[-1] == 320 and len(edges) == 21
     assert np.all(widths % 4 == 0) and widths.min() >= 4
     assert np.all(np.diff(widths) >= 0)  # narrower at low frequencies
-    assert widths[-1] > 8 * widths[0]
+    assert widths[-1] >= 4 * widths[0]
     assert np.array_equal(np.bincount(bands.band_index(edges)), widths)
 
 
@@ -100,3 +100,19 @@ def test_flattening_is_invertible_and_normalises_bands():
     # quantized to 3 dB: every flattened band has variance within +-1.5 dB of 1
     v = bands.band_variances(flat, edges)
     assert np.all(np.abs(10 * np.log10(v)) <= 1.5 + 1e-9)
+
+
+def test_default_mdct_bands_come_from_the_design_function():
+    from neurocodec.codecs.mdct import DEFAULT_BAND_EDGES
+
+    assert DEFAULT_BAND_EDGES == bands.design_band_edges(320, 16, 16000, min_width=8)
+
+
+@pytest.mark.parametrize("num_bands,min_width", [(16, 8), (20, 8), (20, 4), (22, 4)])
+def test_band_layouts_are_monotone(num_bands, min_width):
+    edges = bands.design_band_edges(320, num_bands, 16000, min_width=min_width)
+    widths = bands.band_widths(edges)
+    assert len(widths) == num_bands and sum(widths) == 320
+    assert widths.min() >= min_width and np.all(np.diff(widths) >= 0) and np.all(widths % 4 == 0)
+    with pytest.raises(ValueError):
+        bands.design_band_edges(320, 41, 16000, min_width=8)

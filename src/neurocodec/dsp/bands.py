@@ -35,31 +35,47 @@ def erb_rate(freq_hz: np.ndarray | float) -> np.ndarray:
     return 21.4 * np.log10(1.0 + 0.00437 * np.asarray(freq_hz, dtype=np.float64))
 
 
-def design_band_edges(num_coefs: int, num_bands: int, sample_rate: int, granule: int = 4,
-                      min_width: int = 4) -> tuple[int, ...]:
-    """Non-uniform band edges (``num_bands + 1`` coefficient indices from 0 to ``num_coefs``).
+def _inverse_erb_rate(erb: float) -> float:
+    return (10.0 ** (erb / 21.4) - 1.0) / 0.00437
 
-    Bands are equally spaced on the ERB-rate scale, narrower at low frequencies, with every
-    edge a multiple of ``granule`` and every band at least ``min_width`` coefficients wide.
-    The layout is built greedily from the top: each band takes its ERB share but leaves at
-    least ``min_width`` per remaining band below it."""
+
+def design_band_edges(num_coefs: int, num_bands: int, sample_rate: int, granule: int = 4,
+                      min_width: int = 8) -> tuple[int, ...]:
+    """Non-uniform band edges (``num_bands + 1`` line indices from 0 to ``num_coefs``).
+
+    Built bottom-up: each band spans a fixed step ``dE`` on the ERB-rate scale, rounded to
+    a multiple of ``granule`` lines, but is at least ``min_width`` lines and at least as wide
+    as the band below it (so bands are narrow at low frequencies and never get narrower
+    upwards).  The last band takes the remaining lines; ``dE`` is chosen on a fine grid so
+    that this remainder is closest to its own ERB share while not narrower than the band
+    below.  Deterministic."""
     if num_coefs % granule or min_width % granule:
         raise ValueError("num_coefs and min_width must be multiples of granule")
-    if num_bands * min_width > num_coefs:
-        raise ValueError(f"{num_bands} bands of >= {min_width} coefficients do not fit in {num_coefs}")
-    nyquist = sample_rate / 2.0
-    # equally spaced ERB-rates, mapped back to Hz: f = (10^(E/21.4) - 1) / 0.00437
-    freqs = (10.0 ** (np.linspace(0.0, float(erb_rate(nyquist)), num_bands + 1) / 21.4) - 1.0) / 0.00437
-    ideal = freqs / nyquist * num_coefs
-    edges = [num_coefs]
-    for n in range(num_bands - 1, 0, -1):
-        hi = edges[-1]
-        e = int(round(ideal[n] / granule)) * granule
-        e = min(e, hi - min_width)
-        e = max(e, n * min_width)
-        edges.append(e)
-    edges.append(0)
-    return tuple(int(e) for e in edges[::-1])
+    if num_bands < 1 or num_bands * min_width > num_coefs:
+        raise ValueError(f"{num_bands} bands of >= {min_width} lines do not fit in {num_coefs}")
+    if num_bands == 1:
+        return (0, num_coefs)
+    hz = sample_rate / 2.0 / num_coefs  # width of one line
+    best: tuple[float, list[int]] | None = None
+    for step in np.linspace(0.2, 8.0, 3901):
+        edges = [0]
+        for _ in range(num_bands - 1):
+            lo = edges[-1]
+            hi = _inverse_erb_rate(float(erb_rate(lo * hz)) + step) / hz
+            width = max(min_width, int(round((hi - lo) / granule)) * granule)
+            if len(edges) > 1:
+                width = max(width, edges[-1] - edges[-2])
+            edges.append(lo + width)
+        last = num_coefs - edges[-1]
+        if last < edges[-1] - edges[-2]:
+            continue
+        ideal = _inverse_erb_rate(float(erb_rate(edges[-1] * hz)) + step) / hz - edges[-1]
+        score = abs(last - ideal)
+        if best is None or score < best[0]:
+            best = (score, edges + [num_coefs])
+    if best is None:
+        raise ValueError(f"no layout of {num_bands} bands of >= {min_width} lines fits {num_coefs} lines")
+    return tuple(int(e) for e in best[1])
 
 
 def band_widths(edges: tuple[int, ...] | np.ndarray) -> np.ndarray:
