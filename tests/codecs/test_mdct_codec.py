@@ -260,3 +260,18 @@ def test_tables_serialise_and_are_checked():
     other = MdctCodec(dataclasses.replace(cfg, step_1=3.0))
     assert other.config_hash() != MdctCodec().config_hash()
     assert MdctCodec(dataclasses.replace(cfg, noise_fill=0.1)).config_hash() != MdctCodec().config_hash()
+
+
+def test_missing_or_broken_table_file(monkeypatch, tmp_path):
+    import neurocodec.codecs.mdct as mod
+
+    monkeypatch.setattr(mod, "tables_path", lambda: tmp_path / "missing.json")
+    with pytest.raises(WeightsError, match="missing"):
+        MdctCodec()
+    custom = dataclasses.replace(MdctConfig(), step_1=3.0)
+    assert MdctCodec(custom).tables == model_tables(custom)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    monkeypatch.setattr(mod, "tables_path", lambda: broken)
+    with pytest.raises(WeightsError):
+        MdctCodec()

@@ -136,7 +136,6 @@ class MdctConfig:
     quantizer_layout: tuple[tuple[int, int, int], ...] = field(default_factory=default_quantizer_layout)
     max_flat: float = 16.0
     noise_fill: float = 0.4
-    zero_fill: float = 0.0
     chunk_frames: int = 50
     reservoir_frames: float = 2.0
 
@@ -190,7 +189,7 @@ class MdctConfig:
     def table_key(self) -> dict:
         """The fields the Huffman tables were designed for."""
         d = asdict(self)
-        for k in ("noise_fill", "zero_fill", "chunk_frames", "reservoir_frames", "recon_offset"):
+        for k in ("noise_fill", "chunk_frames", "reservoir_frames", "recon_offset"):
             d.pop(k)
         return json.loads(json.dumps(d))
 
@@ -289,18 +288,25 @@ def tables_path() -> Path:
 
 
 def load_tables(config: MdctConfig) -> MdctTables:
-    """The shipped tables (``assets/mdct_tables.json``) if they were designed for ``config``,
-    else :func:`model_tables`."""
+    """The shipped tables (``assets/mdct_tables.json``) if they were designed for ``config``;
+    for any other configuration :func:`model_tables`.  Raises :class:`WeightsError` if the
+    default configuration has no valid shipped tables (a broken installation)."""
     path = tables_path()
+    data = None
     if path.exists():
-        text = path.read_text()
-        data = json.loads(text)
-        if data.get("format") != "neurocodec-mdct-tables" or data.get("version") != 1:
-            raise WeightsError(f"{TABLES_ASSET} is not a version-1 MDCT table file")
-        if data.get("config") == config.table_key():
-            tables = MdctTables.from_dict(data["tables"])
-            tables.check(config)
-            return tables
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise WeightsError(f"cannot read {path}: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != "neurocodec-mdct-tables" or data.get("version") != 1:
+            raise WeightsError(f"{path} is not a version-1 MDCT table file")
+    if data is not None and data.get("config") == config.table_key():
+        tables = MdctTables.from_dict(data["tables"])
+        tables.check(config)
+        return tables
+    if config.table_key() == MdctConfig().table_key():
+        raise WeightsError(f"the MDCT Huffman tables for the default configuration are missing from {path} "
+                           "(reinstall neurocodec or run scripts/design_mdct_tables.py)")
     return model_tables(config)
 
 
@@ -719,15 +725,12 @@ class MdctCodec(CodecModel):
         step = np.where(ml > 0, self._steps[np.maximum(ml - 1, 0)], 0.0)
         mag = np.maximum(np.abs(q) - cfg.recon_offset, 0.0) * (q != 0)
         flat = np.sign(q) * mag * step
-        if cfg.noise_fill > 0 or cfg.zero_fill > 0:
-            rng = np.random.default_rng([0x6D646374, channel, frame])
-            noise = rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), cfg.hop)  # unit variance
-            if cfg.noise_fill > 0:
-                flat = np.where(ml == 0, cfg.noise_fill * noise, flat)
-            if cfg.zero_fill > 0:
-                # lines quantized to zero in coded bands: noise spread over the dead zone
-                amp = np.minimum(cfg.zero_fill * step * (1.0 - cfg.rounding), np.sqrt(3.0))
-                flat = np.where((ml > 0) & (q == 0), noise * amp / np.sqrt(3.0), flat)
+        if cfg.noise_fill > 0:
+            zero = ml == 0
+            if zero.any():
+                rng = np.random.default_rng([0x6D646374, channel, frame])
+                noise = rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), cfg.hop)  # unit variance
+                flat = np.where(zero, cfg.noise_fill * noise, flat)
         return bandlib.unflatten(flat, env, cfg.band_edges)
 
     def _decode_chunks(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
