@@ -105,3 +105,27 @@ def test_module_entry_point_exit_status(tmp_path):
     r = subprocess.run([sys.executable, "-m", "neurocodec", "info", str(p)], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.startswith("neurocodec: error: not a neurocodec stream")
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("fmt", ["ogg", "mp3"])
+def test_compressed_inputs_are_read(tmp_path, capsys, fmt):
+    import shutil
+
+    if fmt == "mp3" and shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    t = np.arange(22050) / 22050
+    src = tmp_path / "src.wav"
+    sf.write(src, 0.3 * np.sin(2 * np.pi * 440 * t), 22050)
+    inp = tmp_path / f"in.{fmt}"
+    if fmt == "ogg":
+        sf.write(inp, 0.3 * np.sin(2 * np.pi * 440 * t), 22050, format="OGG", subtype="VORBIS")
+    else:
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(src), "-b:a", "64k", str(inp)], check=True)
+    enc = tmp_path / "a.ncdc"
+    code, _, err = run(capsys, "encode", inp, enc)
+    assert code == 0, err
+    code, out, _ = run(capsys, "info", enc, "--json")
+    info = json.loads(out)
+    assert info["sample_rate"] == 22050 and info["channels"] == 1
+    assert abs(info["duration_s"] - 1.0) < 0.06  # mp3 decoders may add padding
