@@ -23,7 +23,14 @@ CORPUS = f"{NC} data build --out corpus16 --sample-rate 16000 --hours 0.5 --jobs
 BLOCKS: dict[str, list[str]] = {
     "codecs": [f"{NC} codecs"],
     "toy": [f"{NC} experiment toy --no-progress"],
-    "mdct-examples": [".venv/bin/python -m neurocodec.codecs.mdct --table examples/speech.flac examples/music.flac"],
+    "mdct-speech": [
+        f"{NC} eval --codecs mdct,opus,amrwb --bitrates 8,16,24,32 --data examples/speech.flac "
+        "--metrics pesq_wb,stoi,segsnr -q --out reports/example-speech",
+    ],
+    "mdct-music": [
+        f"{NC} eval --codecs mdct,opus --bitrates 8,16,24,32 --data examples/music.flac "
+        "--metrics pesq_wb,visqol_audio,segsnr -q --out reports/example-music",
+    ],
     "eval-speech": [
         CORPUS,
         f"{NC} eval --codecs mdct,opus,amrwb --bitrates 9,16,24 --data corpus16/manifest.jsonl "

@@ -26,7 +26,7 @@ def add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate codecs on a data set (rate-quality report)")
     p.add_argument("--codecs", required=True, help="comma-separated codec ids, e.g. mdct,opus,amrwb")
     p.add_argument("--bitrates", required=True, help="comma-separated kbps; ladder codecs use their nearest rate")
-    p.add_argument("--data", required=True, help="manifest (JSONL/CSV) or folder of audio files")
+    p.add_argument("--data", required=True, help="manifest (JSONL/CSV), folder of audio files, or one audio file")
     p.add_argument("--split", default="test", help="manifest split to evaluate (default: test)")
     p.add_argument("--sources", default=None,
                    help="manifest sources to keep, e.g. speech-real,speech-tts (default: all)")

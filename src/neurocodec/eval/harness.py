@@ -78,12 +78,15 @@ class ItemResult:
 
 def find_items(data: str | os.PathLike, split: str = "test", limit: int | None = None,
                sources: Sequence[str] | None = None) -> list[EvalItem]:
-    """Items of a corpus manifest's ``split`` (optionally only some ``sources``) or all audio of a folder."""
+    """Items of a corpus manifest's ``split`` (optionally only some ``sources``), all audio of a
+    folder, or a single audio file."""
     data = Path(data)
     if not data.exists():
         raise UserError(f"data not found: {data}")
     items: list[EvalItem] = []
-    if data.is_dir():
+    if data.is_file() and data.suffix.lower() in AUDIO_EXTENSIONS:
+        items.append(EvalItem(str(data), data.name))
+    elif data.is_dir():
         for p in sorted(data.rglob("*")):
             if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file():
                 items.append(EvalItem(str(p), str(p.relative_to(data))))
