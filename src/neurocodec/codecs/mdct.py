@@ -81,7 +81,7 @@ CHUNK_FRAMING_BITS = 64  # container framing per chunk (length + CRC), taken out
 _ESCAPE_PREFIX_LIMIT = 24
 
 
-def default_quantizer_layout(num_quantizers: int = 32, step_1: float = 2.0,
+def default_quantizer_layout(num_quantizers: int = 32, step_1: float = 1.5,
                              steps_per_octave: int = 4) -> tuple[tuple[int, int, int], ...]:
     """Symbol layout ``(d, L, s)`` of quantizers ``m_1..m_M`` chosen from their step size.
 
@@ -129,7 +129,7 @@ class MdctConfig:
     env_min: int = -36
     env_max: int = 27
     num_quantizers: int = 32
-    step_1: float = 2.0
+    step_1: float = 1.5
     steps_per_octave: int = 4
     rounding: float = 0.5
     recon_offset: float = 0.3
