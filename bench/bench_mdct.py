@@ -6,7 +6,10 @@ measured bitrate (payload + 64 bits container framing per chunk; and the whole `
 file, header and end marker included), PESQ-WB, SNR, and encode/decode real-time factors
 (audio seconds per CPU second, one thread, best of ``--repeat`` runs).
 
-    .venv/bin/python bench/bench_mdct.py [--repeat 3] [--no-pesq]
+    .venv/bin/python bench/bench_mdct.py [--repeat 3] [--no-pesq] [--set noise_fill=0]
+
+``--set KEY=VALUE`` overrides decoder-side ``MdctConfig`` fields that the shipped tables do
+not depend on (``noise_fill``, ``recon_offset``), e.g. to measure noise filling.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -24,7 +28,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from neurocodec.codecs.mdct import MdctCodec  # noqa: E402
+from neurocodec.codecs.mdct import MdctCodec, MdctConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE_OVERHEAD_BITS = 8 * (50 + 8)  # .ncdc header for "mdct" + end marker
@@ -44,9 +48,11 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-pesq", action="store_true")
     ap.add_argument("--bitrates", default="8,16,24,32")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    codec = MdctCodec()
+    over = {k: float(v) for k, _, v in (item.partition("=") for item in args.set)}
+    codec = MdctCodec(dataclasses.replace(MdctConfig(), **over))
     print(f"mdct codec, config hash {codec.config_hash():08x}, {codec.config.num_bands} bands, "
           f"M={codec.config.num_quantizers}, noise fill {codec.config.noise_fill}")
     print("| clip | target kbps | payload+framing kbps | file kbps | PESQ-WB | SNR dB | encode xRT | decode xRT |")
