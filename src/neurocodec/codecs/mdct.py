@@ -53,7 +53,6 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..audio import validate
 from ..dsp import bands as bandlib
 from ..dsp import mdct as mdctlib
 from ..entropy.bitio import BitReader, BitWriter
@@ -532,7 +531,12 @@ class MdctCodec(CodecModel):
         x = np.asarray(audio)
         if x.ndim != 2:
             raise AudioError(f"mdct codec expects (channels, samples) audio, got shape {x.shape}")
-        return validate(np.asarray(x, dtype=np.float32), "audio")
+        if x.size == 0:
+            raise AudioError("audio is empty (0 samples)")
+        x = np.asarray(x, dtype=np.float32)
+        if not np.all(np.isfinite(x)):
+            raise AudioError("audio contains NaN or Inf samples")
+        return x
 
     def _encode_chunks(self, x: np.ndarray, kbps: float) -> Iterator[tuple[bytes, list[_FrameRecord]]]:
         """The encoder, one chunk at a time: yields the chunk's bytes and, per channel, what
