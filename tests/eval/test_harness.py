@@ -52,18 +52,29 @@ def test_run_and_resume(data_dir, tmp_path):
 
     items = find_items(data_dir)
     out = tmp_path / "rep"
-    res = run_evaluation([Condition("pcm", 256.0, 256.0)], items, out, metrics=["snr", "mel_distance"],
-                         progress=False)
+    cond = plan_conditions(["pcm"], [256])[0]
+    res = run_evaluation([cond], items, out, metrics=["snr", "mel_distance"], progress=False)
     assert len(res) == 2
     assert all(r.measured_kbps > 256 and r.metrics["snr"] > 40 for r in res)
     n_lines = len((out / "results.jsonl").read_text().splitlines())
-    again = run_evaluation([Condition("pcm", 256.0, 256.0)], items, out, metrics=["snr", "mel_distance"],
-                           progress=False)
+    again = run_evaluation([cond], items, out, metrics=["snr", "mel_distance"], progress=False)
     assert len(again) == 2 and len((out / "results.jsonl").read_text().splitlines()) == n_lines
-    # a half-written last line (interrupted run) is ignored and the item redone
-    with open(out / "results.jsonl", "a") as f:
+    # results recorded with another codec configuration (e.g. older weights) are not reused
+    log = out / "results.jsonl"
+    lines = log.read_text().splitlines()
+    lines[0] = lines[0].replace(cond.config_hash, "0badc0de")
+    log.write_text("\n".join(lines) + "\n")
+    redone = run_evaluation([cond], items, out, metrics=["snr", "mel_distance"], progress=False)
+    assert len(redone) == 2 and {r.config_hash for r in redone} == {cond.config_hash}
+    assert len(log.read_text().splitlines()) == n_lines + 1
+    # a half-written last line (interrupted run) is ignored, and the next result starts a new line
+    with open(log, "a") as f:
         f.write('{"codec": "pcm", "bit')
-    assert len(load_results(out / "results.jsonl")) == 2
+    assert len(load_results(log)) == 3
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines[:-2] + [lines[-1]]))  # drop a finished line, keep the torn one
+    run_evaluation([cond], items, out, metrics=["snr", "mel_distance"], progress=False)
+    assert len(load_results(log)) == 3
 
 
 def test_eval_command_writes_report(data_dir, tmp_path, capsys):

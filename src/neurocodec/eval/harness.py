@@ -44,6 +44,7 @@ class Condition:
     codec: str
     bitrate: float  # nominal kbps the codec was run at
     requested: float  # kbps asked for on the command line
+    config_hash: str = ""  # the codec's config/weights hash: results of other versions are not reused
 
     @property
     def label(self) -> str:
@@ -56,6 +57,7 @@ class ItemResult:
     bitrate: float
     requested: float
     item: str
+    config_hash: str
     sample_rate: int
     duration_s: float
     file_bytes: int
@@ -122,7 +124,7 @@ def plan_conditions(codecs: Sequence[str], bitrates: Sequence[float]) -> list[Co
                 continue
             if (cid, b) not in seen:
                 seen.add((cid, b))
-                out.append(Condition(cid, b, float(r)))
+                out.append(Condition(cid, b, float(r), f"{model.config_hash():08x}"))
     if not out:
         raise UserError("none of the requested bitrates is supported by the requested codecs")
     return out
@@ -154,7 +156,8 @@ def evaluate_item(cond: Condition, item: EvalItem, metrics: Sequence[str], save_
         audio_io.write_audio(out, dec, sr)
         saved = str(out)
     return ItemResult(
-        codec=cond.codec, bitrate=cond.bitrate, requested=cond.requested, item=item.key, sample_rate=int(sr), duration_s=dur,
+        codec=cond.codec, bitrate=cond.bitrate, requested=cond.requested, item=item.key,
+        config_hash=f"{codec.model.config_hash():08x}", sample_rate=int(sr), duration_s=dur,
         file_bytes=len(data), measured_kbps=8 * len(data) / dur / 1000,
         encode_rtf=dur / max(t1 - t0, 1e-9), decode_rtf=dur / max(t2 - t1, 1e-9),
         delay_samples=int(report.delay_samples), metrics={k: float(v) for k, v in report.values.items()},
@@ -162,8 +165,8 @@ def evaluate_item(cond: Condition, item: EvalItem, metrics: Sequence[str], save_
     )
 
 
-def _key(codec: str, bitrate: float, item: str) -> str:
-    return f"{codec}\t{bitrate:g}\t{item}"
+def _key(codec: str, bitrate: float, item: str, config_hash: str) -> str:
+    return f"{codec}\t{bitrate:g}\t{item}\t{config_hash}"
 
 
 def load_results(path: Path) -> list[ItemResult]:
@@ -192,20 +195,24 @@ def run_evaluation(conditions: Sequence[Condition], items: Sequence[EvalItem], o
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     res_path = out_dir / "results.jsonl"
-    done = {_key(r.codec, r.bitrate, r.item): r for r in load_results(res_path)}
+    done = {_key(r.codec, r.bitrate, r.item, r.config_hash): r for r in load_results(res_path)}
     example_keys = {it.key for it in items[:audio_examples]}
-    todo = [(c, it) for c in conditions for it in items if _key(c.codec, c.bitrate, it.key) not in done]
+    todo = [(c, it) for c in conditions for it in items
+            if _key(c.codec, c.bitrate, it.key, c.config_hash) not in done]
     audio_dir = str(out_dir / "audio")
 
     def save_dir_for(it: EvalItem) -> str | None:
         return audio_dir if it.key in example_keys else None
 
     bar = tqdm(total=len(todo), desc="eval", unit="item", disable=not progress or not todo)
+    if res_path.exists() and res_path.stat().st_size and not res_path.read_bytes().endswith(b"\n"):
+        with open(res_path, "a") as log:  # a line torn by an interrupted run: start a fresh one
+            log.write("\n")
     with open(res_path, "a") as log:
         def record(r: ItemResult) -> None:
             log.write(json.dumps(asdict(r)) + "\n")
             log.flush()
-            done[_key(r.codec, r.bitrate, r.item)] = r
+            done[_key(r.codec, r.bitrate, r.item, r.config_hash)] = r
             bar.set_postfix_str(f"{r.codec}@{r.bitrate:g}")
             bar.update()
 
@@ -218,7 +225,7 @@ def run_evaluation(conditions: Sequence[Condition], items: Sequence[EvalItem], o
                 for f in as_completed(futs):
                     record(f.result())
     bar.close()
-    wanted = {_key(c.codec, c.bitrate, it.key) for c in conditions for it in items}
+    wanted = {_key(c.codec, c.bitrate, it.key, c.config_hash) for c in conditions for it in items}
     return [r for k, r in done.items() if k in wanted]
 
 
