@@ -97,7 +97,7 @@ class Codec:
         enc = self.model.compress(y, kbps)
         header = StreamHeader(
             codec_id=self.name, codec_version=self.model.codec_version,
-            config_hash=self.model.config_hash(), sample_rate=sample_rate,
+            config_hash=self.model.stream_config_hash(kbps), sample_rate=sample_rate,
             codec_sample_rate=self.sample_rate, channels=x.shape[0], num_samples=x.shape[1],
             codec_num_samples=y.shape[1], bitrate_bps=int(round(kbps * 1000)),
         )
@@ -116,10 +116,11 @@ class Codec:
                 f"stream was made by {h.codec_id} version {h.codec_version}; this neurocodec decodes version "
                 f"{self.model.codec_version}"
             )
-        if h.config_hash != self.model.config_hash():
+        installed = self.model.stream_config_hash(h.bitrate_bps / 1000)
+        if h.config_hash != installed:
             raise WeightsError(
                 f"stream was made by a different configuration or weights of '{h.codec_id}' "
-                f"(config hash {h.config_hash:08x}, installed {self.model.config_hash():08x})"
+                f"(config hash {h.config_hash:08x}, installed {installed:08x})"
             )
         if h.codec_sample_rate != self.sample_rate:
             raise CorruptStreamError("stream header is inconsistent (codec sample rate)")

@@ -123,6 +123,11 @@ class CodecModel(ABC):
         """32-bit hash of config and weights written into the stream header."""
         return config_hash(self.config_dict(), self.weights_digest())
 
+    def stream_config_hash(self, bitrate_kbps: float) -> int:
+        """Config hash written into (and checked against) a stream coded at ``bitrate_kbps``;
+        codecs with one checkpoint per operating point override it."""
+        return self.config_hash()
+
     def num_parameters(self) -> int:
         """Number of trained parameters (0 for classic codecs)."""
         return 0

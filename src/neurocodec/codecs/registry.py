@@ -57,6 +57,8 @@ def create(codec_id: str, **kwargs) -> CodecModel:
 # Built-in codecs.  Each line is the single place a codec id is bound to its implementation.
 register("mdct", "neurocodec.codecs.mdct:MdctCodec", "MDCT waveform coder (fejgin2020 §3.1)")
 register("pcm", "neurocodec.codecs.pcm:PcmCodec", "16-bit PCM reference anchor")
+register("cq", "neurocodec.codecs.pretrained:cq_family", "CQ: trainable LPC + residual autoencoder (zhen2020)")
+register("cmrl", "neurocodec.codecs.pretrained:cmrl_family", "CMRL: cascaded residual autoencoders (zhen2019)")
 # Classic baselines (system libraries / tools; see docs/baselines.md).
 register("opus", "neurocodec.baselines.opus:OpusCodec", "Opus (libopus), 6-510 kbps, 16 kHz, baseline")
 register("amrwb", "neurocodec.baselines.amrwb:AmrWbCodec", "AMR-WB (G.722.2), 9 modes 6.6-23.85 kbps, baseline")

@@ -124,7 +124,7 @@ def plan_conditions(codecs: Sequence[str], bitrates: Sequence[float]) -> list[Co
                 continue
             if (cid, b) not in seen:
                 seen.add((cid, b))
-                out.append(Condition(cid, b, float(r), f"{model.config_hash():08x}"))
+                out.append(Condition(cid, b, float(r), f"{model.stream_config_hash(b):08x}"))
     if not out:
         raise UserError("none of the requested bitrates is supported by the requested codecs")
     return out
@@ -157,7 +157,7 @@ def evaluate_item(cond: Condition, item: EvalItem, metrics: Sequence[str], save_
         saved = str(out)
     return ItemResult(
         codec=cond.codec, bitrate=cond.bitrate, requested=cond.requested, item=item.key,
-        config_hash=f"{codec.model.config_hash():08x}", sample_rate=int(sr), duration_s=dur,
+        config_hash=f"{codec.model.stream_config_hash(cond.bitrate):08x}", sample_rate=int(sr), duration_s=dur,
         file_bytes=len(data), measured_kbps=8 * len(data) / dur / 1000,
         encode_rtf=dur / max(t1 - t0, 1e-9), decode_rtf=dur / max(t2 - t1, 1e-9),
         delay_samples=int(report.delay_samples), metrics={k: float(v) for k, v in report.values.items()},

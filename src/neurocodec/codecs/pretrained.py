@@ -1,0 +1,100 @@
+"""Learned codecs as users load them: one shipped checkpoint per operating point.
+
+A learned model instance is one operating point (e.g. ``CqCodec.for_bitrate(16)``).  A
+:class:`PretrainedFamily` is what ``neurocodec.load("cq")`` returns: it accepts every bitrate of
+the family and loads the trained weights of that operating point from
+``src/neurocodec/assets/weights/<prefix>-<kbps>k/model.safetensors`` (what
+``neurocodec export RUN --name <prefix>-<kbps>k`` writes) the first time it is used.  The
+stream header's config hash is that of the checkpoint used, so a stream only decodes with the
+very weights that made it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import WeightsError
+from .base import BitrateSpec, CodecModel, EncodedAudio
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "assets" / "weights"
+
+
+class PretrainedFamily(CodecModel):
+    """All operating points of one learned codec, each backed by its shipped checkpoint."""
+
+    learned = True
+
+    def __init__(self, codec_cls, bitrates: Sequence[float], prefix: str, default: float,
+                 weights_dir: str | Path | None = None, sample_rate: int = 16000):
+        self.codec_cls = codec_cls
+        self.codec_id = codec_cls.codec_id
+        self.codec_version = codec_cls.codec_version
+        self.description = codec_cls.description
+        self.prefix = prefix
+        self.sample_rate = sample_rate
+        self.bitrates = BitrateSpec(default=float(default), choices=tuple(float(b) for b in bitrates))
+        self.weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+        self._models: dict[float, CodecModel] = {}
+
+    def weights_path(self, kbps: float) -> Path:
+        return self.weights_dir / f"{self.prefix}-{kbps:g}k" / "model.safetensors"
+
+    def model_for(self, kbps: float | None) -> CodecModel:
+        """The trained model of an operating point (:class:`WeightsError` when none is shipped)."""
+        kbps = self.validate_bitrate(kbps)
+        if kbps not in self._models:
+            path = self.weights_path(kbps)
+            if not path.is_file():
+                raise WeightsError(
+                    f"no trained weights for '{self.codec_id}' at {kbps:g} kbps (expected {path}); train them with "
+                    f"'neurocodec train {self.prefix} --bitrate {kbps:g} ...' and 'neurocodec export RUN_DIR "
+                    f"--name {self.prefix}-{kbps:g}k'"
+                )
+            model = self.codec_cls.from_pretrained(path)
+            if model.sample_rate != self.sample_rate:
+                raise WeightsError(f"{path} runs at {model.sample_rate} Hz, expected {self.sample_rate}")
+            if hasattr(model, "eval"):
+                model.eval()
+            self._models[kbps] = model
+        return self._models[kbps]
+
+    def has_trained_weights(self) -> bool:
+        return all(self.weights_path(b).is_file() for b in self.bitrates.choices)
+
+    def num_parameters(self) -> int:
+        b = self.bitrates.default
+        if self.weights_path(b).is_file():
+            return self.model_for(b).num_parameters()
+        return self.codec_cls.for_bitrate(b).num_parameters()
+
+    def stream_config_hash(self, bitrate_kbps: float) -> int:
+        return self.model_for(bitrate_kbps).config_hash()
+
+    def config_hash(self) -> int:
+        return self.stream_config_hash(self.bitrates.default)
+
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
+        kbps = self.validate_bitrate(bitrate_kbps)
+        return self.model_for(kbps).compress(audio, kbps)
+
+    def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int, num_samples: int,
+                   bitrate_kbps: float) -> np.ndarray:
+        kbps = self.validate_bitrate(bitrate_kbps)
+        return self.model_for(kbps).decompress(chunks, num_channels, num_samples, kbps)
+
+
+def cq_family(weights_dir: str | Path | None = None) -> PretrainedFamily:
+    """CQ (zhen2020) at 9, 16, 20 and 24 kbps."""
+    from .cq import CQ_BITRATES, CqCodec
+
+    return PretrainedFamily(CqCodec, CQ_BITRATES, "cq", 16.0, weights_dir)
+
+
+def cmrl_family(weights_dir: str | Path | None = None) -> PretrainedFamily:
+    """CMRL (zhen2019) at 8.85, 15.85, 19.85 and 23.85 kbps."""
+    from .cmrl import CMRL_BITRATES, CmrlCodec
+
+    return PretrainedFamily(CmrlCodec, CMRL_BITRATES, "cmrl", 15.85, weights_dir)
