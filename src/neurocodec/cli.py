@@ -212,7 +212,7 @@ def _add_experiment_parser(sub) -> None:
     from .experiments import toy
 
     p = sub.add_parser("experiment", help="reproduce experiments of the papers")
-    exp = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=_Parser)
+    exp = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=_Parser, required=True)
     t = exp.add_parser("toy", help="fejgin2020 §2.2 toy example (Table 1)")
     toy.add_arguments(t)
     t.set_defaults(func=toy.run_from_args)
