@@ -172,3 +172,25 @@ def test_lsp_quantizer_alpha_scale_is_relative_to_centroid_spacing():
     levels = q.centroids.detach().numpy()
     assert levels[0] == pytest.approx(2 * math.pi * 50 / 16000, rel=1e-4)
     assert q.scale == pytest.approx((levels[-1] - levels[0]) / 255, rel=1e-5)
+
+
+def test_alpha_annealing_restarts_in_every_phase():
+    import torch
+
+    from neurocodec.codecs.cq import CqCodec
+
+    model = CqCodec.for_bitrate(16)
+    cfg = model.config
+    assert cfg.alpha_anneal_steps > 0
+    sched = model.phases(2 * cfg.alpha_anneal_steps)
+    assert len(sched) >= 2
+    x = torch.randn(2, 1, 1024) * 0.1
+    model.set_phase(sched[0].name)
+    model.training_step(x, 0)
+    assert model.alpha == pytest.approx(cfg.alpha_start)
+    model.training_step(x, cfg.alpha_anneal_steps)
+    assert model.alpha == pytest.approx(cfg.alpha)
+    second_start = sched[0].steps
+    model.set_phase(sched[1].name)
+    model.training_step(x, second_start)
+    assert model.alpha == pytest.approx(cfg.alpha_start)

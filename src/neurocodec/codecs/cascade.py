@@ -135,7 +135,7 @@ class CascadeConfig:
     differential: bool = False
     alpha: float = 300.0
     alpha_start: float = 5.0
-    alpha_anneal_steps: int = 0
+    alpha_anneal_steps: int = 2000  # 0 keeps alpha fixed (a fixed alpha of 300 from step 0 did not learn)
     train_output: str = "soft"
     normalize: bool = True
     chunk_frames: int = 32
@@ -448,6 +448,8 @@ class CascadeCodec(nn.Module, CodecModel):
         share = int(total_steps) // len(plist)
         out = [replace(p, steps=share) for p in plist[:-1]]
         out.append(replace(plist[-1], steps=int(total_steps) - share * (len(plist) - 1)))
+        # remembered so that alpha is annealed afresh in every phase (see training_step)
+        self._phase_starts = {p.name: i * share for i, p in enumerate(out)}
         return out
 
     @property
@@ -648,13 +650,17 @@ class CascadeCodec(nn.Module, CodecModel):
         return LossOutput(total=total, terms=terms, result=res)
 
     def training_step(self, batch: torch.Tensor, step: int) -> LossOutput:
-        """Trainer hook: anneal ``alpha`` (when ``alpha_anneal_steps``), compute the loss and
+        """Trainer hook: anneal ``alpha`` from the start of the current phase (when
+        ``alpha_anneal_steps``; the schedule comes from :meth:`phases`), compute the loss and
         nudge ``entropy_weight`` towards the target bitrate (``rate_control``: multiply by
         ``1 + rate_control_step`` while the entropy estimate is above the target, divide
         while below; the papers tune lambda_4 "until the entropy is within the target range")."""
         cfg = self.config
         if cfg.alpha_anneal_steps > 0:
-            self.alpha = anneal_alpha(step / cfg.alpha_anneal_steps, cfg.alpha_start, cfg.alpha)
+            # Each phase trains a freshly initialised module (greedy CMRL rounds) or all of them
+            # together, so the soft-to-hard annealing restarts at the phase's first step.
+            start = getattr(self, "_phase_starts", {}).get(self._phase.name, 0)
+            self.alpha = anneal_alpha(max(step - start, 0) / cfg.alpha_anneal_steps, cfg.alpha_start, cfg.alpha)
         out = self.loss(batch)
         if cfg.rate_control and self.training:
             est = float(out.result.extras["estimated_kbps"].detach())
