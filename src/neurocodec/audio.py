@@ -57,12 +57,12 @@ def validate(audio: np.ndarray, what: str = "audio") -> np.ndarray:
     return audio
 
 
-def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Resample ``(channels, samples)`` audio with soxr (very high quality)."""
+def resample(audio: np.ndarray, sr_in: int, sr_out: int, dtype=np.float32) -> np.ndarray:
+    """Resample ``(channels, samples)`` audio with soxr (very high quality, computed in float64)."""
     if sr_in == sr_out:
         return audio
     out = soxr.resample(audio.T.astype(np.float64), sr_in, sr_out, quality="VHQ")
-    out = np.asarray(out, dtype=np.float32)
+    out = np.asarray(out, dtype=dtype)
     if out.ndim == 1:
         out = out[:, None]
     return np.ascontiguousarray(out.T)

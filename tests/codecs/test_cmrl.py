@@ -23,14 +23,6 @@ TINY = AutoencoderConfig(channels=8, bottleneck_channels=4)
 TINY2 = AutoencoderConfig(channels=8, bottleneck_channels=4, num_downsamples=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The shared CI machine is oversubscribed; one torch thread keeps these tests fast."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:

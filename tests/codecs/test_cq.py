@@ -20,13 +20,6 @@ from neurocodec.nn.cmrl_blocks import AutoencoderConfig
 TINY = AutoencoderConfig(channels=8, bottleneck_channels=4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:

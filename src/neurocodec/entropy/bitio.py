@@ -250,3 +250,27 @@ class BitReader:
         if not 0 <= bit_position <= self._nbits:
             raise CorruptStreamError(f"bit position {bit_position} is outside the stream")
         self._pos = bit_position
+
+
+class BitSerializable:
+    """Byte (de)serialisation for tables that know how to ``write_to`` a :class:`BitWriter`
+    and ``read_from`` a :class:`BitReader` (Huffman and pair-Huffman tables).
+
+    ``_table_name`` names the table in the error raised for trailing bytes."""
+
+    _table_name = "table"
+
+    def to_bytes(self) -> bytes:
+        """Compact serialisation (see ``write_to``), zero-padded to whole bytes."""
+        w = BitWriter()
+        self.write_to(w)  # type: ignore[attr-defined]
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes):
+        """Inverse of :meth:`to_bytes`; raises CorruptStreamError on malformed data."""
+        r = BitReader(data)
+        obj = cls.read_from(r)  # type: ignore[attr-defined]
+        if r.bits_left >= 8:
+            raise CorruptStreamError(f"{r.bits_left // 8} unexpected bytes after the {cls._table_name}")
+        return obj

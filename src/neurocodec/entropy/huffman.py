@@ -25,7 +25,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import CorruptStreamError
-from .bitio import BitReader, BitWriter
+from .bitio import BitReader, BitSerializable, BitWriter
 
 __all__ = ["HuffmanCode", "MAX_CODE_LENGTH", "TABLE_BITS", "package_merge_lengths"]
 
@@ -108,8 +108,10 @@ class _Tables:
 
 
 @dataclass(frozen=True)
-class HuffmanCode:
+class HuffmanCode(BitSerializable):
     """Canonical prefix code over symbols ``0..K-1`` given by its code lengths."""
+
+    _table_name = "Huffman table"
 
     lengths: tuple[int, ...]
 
@@ -338,17 +340,3 @@ class HuffmanCode:
         except ValueError as exc:
             raise CorruptStreamError(f"Huffman table is invalid: {exc}") from None
 
-    def to_bytes(self) -> bytes:
-        """Compact serialisation of the code lengths (see :meth:`write_to`)."""
-        w = BitWriter()
-        self.write_to(w)
-        return w.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "HuffmanCode":
-        """Inverse of :meth:`to_bytes`; raises CorruptStreamError on malformed data."""
-        r = BitReader(data)
-        code = cls.read_from(r)
-        if r.bits_left >= 8:
-            raise CorruptStreamError(f"{r.bits_left // 8} unexpected bytes after the Huffman table")
-        return code

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import CorruptStreamError
-from .bitio import BitReader, BitWriter
+from .bitio import BitReader, BitSerializable, BitWriter
 from .huffman import HuffmanCode, _as_symbols
 
 __all__ = ["PairHuffmanCode", "pair_symbols"]
@@ -35,8 +35,10 @@ def pair_symbols(symbols, alphabet_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class PairHuffmanCode:
+class PairHuffmanCode(BitSerializable):
     """Pair Huffman code: ``pair_code`` over ``K*K`` pair symbols plus ``tail_code`` over K."""
+
+    _table_name = "pair table"
 
     alphabet_size: int
     pair_code: HuffmanCode
@@ -121,15 +123,3 @@ class PairHuffmanCode:
         except ValueError as exc:
             raise CorruptStreamError(f"pair Huffman table is invalid: {exc}") from None
 
-    def to_bytes(self) -> bytes:
-        w = BitWriter()
-        self.write_to(w)
-        return w.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "PairHuffmanCode":
-        r = BitReader(data)
-        code = cls.read_from(r)
-        if r.bits_left >= 8:
-            raise CorruptStreamError(f"{r.bits_left // 8} unexpected bytes after the pair table")
-        return code

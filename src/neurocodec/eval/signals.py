@@ -6,7 +6,7 @@ import math
 import warnings
 
 import numpy as np
-import soxr
+from .. import audio as audio_io
 
 from ..errors import AudioError
 
@@ -54,8 +54,7 @@ def as_pair(ref, deg) -> tuple[np.ndarray, np.ndarray]:
 
 
 def resample_mono(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Resample a 1-D float64 signal with soxr (very high quality, as :mod:`neurocodec.audio`)."""
+    """Resample a 1-D signal to float64 (:func:`neurocodec.audio.resample`, soxr VHQ)."""
     if sr_in == sr_out:
         return x
-    return np.asarray(soxr.resample(np.asarray(x, dtype=np.float64), sr_in, sr_out, quality="VHQ"),
-                      dtype=np.float64)
+    return audio_io.resample(np.asarray(x, dtype=np.float64)[None, :], sr_in, sr_out, dtype=np.float64)[0]
