@@ -85,7 +85,7 @@ def test_forward_with_identity_module_reconstructs_highpassed_input():
     q = codec.coding_modules[0].quantizer
 
     class Identity(torch.nn.Module):
-        def forward(self, r, alpha, hard=None):
+        def forward(self, r, alpha, hard=None, amp_dtype=None):
             return ModuleOutput(recon=r, code=r, quant=q(torch.zeros(r.shape[0], 2), alpha))
 
     codec.coding_modules[0] = Identity()
@@ -171,19 +171,46 @@ def test_alpha_annealing_restarts_in_every_phase():
     import torch
 
     from neurocodec.codecs.cq import CqCodec
+    from neurocodec.train.protocol import schedule_phases
 
     model = CqCodec.for_bitrate(16)
     cfg = model.config
     assert cfg.alpha_anneal_steps > 0
-    sched = model.phases(2 * cfg.alpha_anneal_steps)
+    sched = schedule_phases(model, 2 * cfg.alpha_anneal_steps)
     assert len(sched) >= 2
     x = torch.randn(2, 1, 1024) * 0.1
-    model.set_phase(sched[0].name)
+
+    def enter(sp):  # what the trainer does at a phase's first step
+        model.set_phase(sp.source)
+        model.phase_start_step = sp.start
+
+    enter(sched[0])
     model.training_step(x, 0)
     assert model.alpha == pytest.approx(cfg.alpha_start)
     model.training_step(x, cfg.alpha_anneal_steps)
     assert model.alpha == pytest.approx(cfg.alpha)
-    second_start = sched[0].steps
-    model.set_phase(sched[1].name)
-    model.training_step(x, second_start)
+    enter(sched[1])
+    model.training_step(x, sched[1].start)
     assert model.alpha == pytest.approx(cfg.alpha_start)
+    # fine-tuning alone (train.phases=finetune): the schedule starts there at step 0
+    only = schedule_phases(model, 100, ["finetune"])
+    assert [(p.phase.name, p.start, p.end) for p in only] == [("finetune", 0, 100)]
+    with pytest.raises(Exception, match="unknown phase"):
+        schedule_phases(model, 100, ["nope"])
+
+
+def test_autocast_reaches_only_the_autoencoders():
+    import torch
+
+    from neurocodec.codecs.cq import CqCodec
+
+    model = CqCodec.for_bitrate(16).train()
+    x = torch.randn(2, 1, 2048) * 0.1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.loss(x)
+    res = out.result
+    assert res.audio.dtype == torch.float32 and out.total.dtype == torch.float32
+    assert all(q.output.dtype == torch.float32 for q in res.extras["quantizers"].values())
+    assert res.extras["module_outputs"][0].recon.dtype == torch.float32
+    out.total.backward()
+    assert model.coding_modules[0].autoencoder.encoder.input.weight.grad is not None

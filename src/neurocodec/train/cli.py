@@ -1,7 +1,7 @@
 """``neurocodec train`` and ``neurocodec export`` (argparse hooks wired into ``neurocodec.cli``).
 
     neurocodec train RECIPE --data MANIFEST --out RUN_DIR [--bitrate KBPS] [--steps N]
-                     [--device cpu|cuda] [--resume] [--set KEY=VALUE ...]
+                     [--device cpu|cuda] [--resume] [--init PATH] [--set KEY=VALUE ...]
     torchrun --nproc_per_node 2 -m neurocodec train RECIPE ...     # DDP, one process per GPU/CPU slot
     neurocodec export RUN_DIR --name NAME [--dest DIR] [--fp16]
 
@@ -69,6 +69,8 @@ def _command(args) -> str:
     parts += ["--device", args.device]
     if args.resume:
         parts.append("--resume")
+    if args.init:
+        parts += ["--init", args.init]
     for s in args.set or []:
         parts += ["--set", s]
     cmd = shlex.join(parts)
@@ -129,7 +131,7 @@ def cmd_train(args) -> int:
     recipe, train_data, val_data = build_run(args)
     result = Trainer(recipe, args.out, train_data, val_data, device=args.device, resume=args.resume,
                      quality_metrics=_quality_metrics(not args.no_quality), command=_command(args),
-                     manifest=args.data, progress=not args.quiet).fit()
+                     manifest=args.data, progress=not args.quiet, init=args.init).fit()
     if int(os.environ.get("RANK", "0")) == 0:
         val = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.val_metrics.items()))
         print(f"trained {recipe.name} to step {result.step}/{result.total_steps} "
@@ -164,6 +166,9 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, metavar="N", help="total training steps (train.steps)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its latest checkpoint")
+    p.add_argument("--init", default=None, metavar="PATH",
+                   help="start a new run from these weights (run folder, .pt checkpoint or exported "
+                        "model.safetensors); tensors whose name and shape match are copied")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe field, e.g. train.lr=2e-5 or model.num_modules=2 (repeatable)")
     p.add_argument("--no-quality", action="store_true", help="skip PESQ on validation reconstructions")

@@ -54,11 +54,12 @@ class TrainConfig:
     keep_last: int = 3
     explode_factor: float = 1e3
     explode_window: int = 100
-    amp: str = "off"  # off | fp16 | bf16 (CUDA only)
+    amp: str = "off"  # off | fp16 (CUDA only) | bf16 (CUDA or CPU autocast)
     compile: bool = False  # torch.compile the training step
     threads: int = 0  # torch.set_num_threads; 0 = leave torch's default
     num_workers: int = 0  # DataLoader worker processes
     find_unused_parameters: bool = False  # DDP option for models with branches unused in a phase
+    phases: tuple[str, ...] = ()  # train only these phases of the model's schedule (default: all)
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`RecipeError` for values no run can use."""

@@ -12,6 +12,8 @@ layering, never import this module.  A model is a ``torch.nn.Module`` with
   object/mapping with the same field names; the steps must add up to ``total_steps``;
 * optionally ``set_phase(phase)`` - called with the model's own phase object whenever a phase
   starts (also when a resumed run re-enters it);
+* optionally an attribute ``phase_start_step``, which the trainer sets to the global step at
+  which the current phase starts (for schedules that restart within each phase);
 * optionally ``validation_step(batch) -> dict[str, float]`` and ``reconstruct(batch) -> Tensor``
   (``(B, 1, T)`` decoded audio, used for validation quality metrics and audio samples);
 * ``config`` (a dataclass) and ``sample_rate``.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
@@ -119,13 +121,17 @@ def to_float(v: Any) -> float:
     return float(v)
 
 
-def schedule_phases(model: Any, total_steps: int) -> list[ScheduledPhase]:
+def schedule_phases(model: Any, total_steps: int, only: Sequence[str] = ()) -> list[ScheduledPhase]:
     """The model's phase schedule on the global step axis (one phase ``"train"`` when it has none).
 
     The model's ``phases`` may take the total step budget as its only argument; the phase steps
-    must add up to that budget."""
+    must add up to that budget.  ``only`` keeps the named phases (in the model's order) and
+    shares the budget among them in proportion to their steps (e.g. fine-tuning alone, starting
+    from ``--init`` weights)."""
     fn = getattr(model, "phases", None)
     if fn is None:
+        if only and set(only) != {"train"}:
+            raise RecipeError(f"the model has no phases to select ({', '.join(only)}); it trains as one phase 'train'")
         return [ScheduledPhase(0, Phase("train", total_steps), 0, total_steps, None)]
     try:
         n_params = len(inspect.signature(fn).parameters)
@@ -134,9 +140,17 @@ def schedule_phases(model: Any, total_steps: int) -> list[ScheduledPhase]:
     raw = list(fn(total_steps) if n_params >= 1 else fn())
     if not raw:
         raise TypeError("model.phases() returned no phases")
+    phases = [(Phase.from_any(obj), obj) for obj in raw]
+    if only:
+        names = [p.name for p, _ in phases]
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            raise RecipeError(f"unknown phase(s) {', '.join(unknown)} (the model's phases: {', '.join(names)})")
+        phases = [(p, obj) for p, obj in phases if p.name in only]
+        steps = split_steps(total_steps, [max(p.steps, 1) for p, _ in phases])
+        phases = [(replace(p, steps=n), obj) for (p, obj), n in zip(phases, steps)]
     out, start = [], 0
-    for i, obj in enumerate(raw):
-        ph = Phase.from_any(obj)
+    for i, (ph, obj) in enumerate(phases):
         if ph.steps < 0:
             raise TypeError(f"phase '{ph.name}' has a negative step count")
         out.append(ScheduledPhase(i, ph, start, start + ph.steps, obj))

@@ -121,7 +121,7 @@ class Trainer:
     def __init__(self, recipe: Recipe, run_dir: str | os.PathLike, train_data: Any, val_data: Any = None, *,
                  device: str = "cpu", resume: bool = False, quality_metrics: Mapping[str, MetricFn] | None = None,
                  command: str | None = None, manifest: str | os.PathLike | None = None, progress: bool = True,
-                 tensorboard: bool = True):
+                 tensorboard: bool = True, init: str | os.PathLike | None = None):
         recipe.train.validate()
         self.recipe = recipe
         self.cfg = recipe.train
@@ -132,6 +132,7 @@ class Trainer:
         self.command = command if command is not None else shlex.join([Path(sys.argv[0]).name] + sys.argv[1:])
         self.manifest = None if manifest is None else Path(manifest)
         self.progress, self.tensorboard = progress, tensorboard
+        self.init = None if init is None else Path(init)  # warm start of a fresh run (train/init_weights.py)
         self.model: torch.nn.Module | None = None
         self.sample_rate = recipe_sample_rate(recipe)
 
@@ -193,17 +194,23 @@ class Trainer:
             if not hasattr(model, "training_step") or not isinstance(model, torch.nn.Module):
                 raise TypeError(f"recipe '{self.recipe.name}' built {type(model).__name__}, "
                                 "not an nn.Module with training_step(batch, step)")
+            init_report = None
+            if self.init is not None and state is None:
+                from .init_weights import init_from
+
+                init_report = init_from(model, self.init)
             model.to(ctx.device).train()
             self.model = model
             self._seed(7919 * (ctx.rank + 1))  # per-rank noise / augmentation streams
 
-            schedule = schedule_phases(model, cfg.steps)
+            schedule = schedule_phases(model, cfg.steps, cfg.phases)
             per_rank = cfg.batch_size // ctx.world_size
             sampler = ShardedBatchSampler(len(self.train_data), per_rank, cfg.seed, ctx.rank, ctx.world_size)
             stream = BatchStream(self.train_data, sampler, cfg.num_workers)
             monitor = DivergenceMonitor(cfg.explode_factor, cfg.explode_window)
             amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cfg.amp)
-            use_amp = amp_dtype is not None and ctx.device.type == "cuda"
+            # CUDA: fp16 (with a gradient scaler) or bf16; CPU: bf16 only (oneDNN/AMX kernels)
+            use_amp = amp_dtype is not None and (ctx.device.type == "cuda" or amp_dtype == torch.bfloat16)
             scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
             step, wall_before = 0, 0.0
@@ -231,6 +238,10 @@ class Trainer:
                     scaler.load_state_dict(state["scaler"])
             del state
             meta["commands"] = list(meta.get("commands", [])) + [self.command]
+            if init_report is not None:
+                meta["init"] = {"source": str(init_report.source), "sha256": file_sha256(init_report.source),
+                                "loaded": len(init_report.loaded), "mismatched": init_report.mismatched,
+                                "missing": init_report.missing}
             if self.manifest is not None:
                 meta["manifest"] = str(self.manifest)
                 meta["manifest_sha256"] = file_sha256(self.manifest) if self.manifest.is_file() else None
@@ -248,6 +259,8 @@ class Trainer:
                 log.text("recipe", "```\n" + json.dumps(recipe_to_dict(self.recipe), indent=2) + "\n```")
                 if step:
                     log.message(f"resuming {self.run_dir} at step {step}")
+                if init_report is not None:
+                    log.message(init_report.summary())
 
             loop = _Loop(self, ctx, model, schedule, stream, monitor, scaler, amp_dtype if use_amp else None,
                          log, meta, metrics, wall_before)
@@ -284,6 +297,8 @@ class _Loop:
         gc.collect()  # drop the previous DDP wrapper (and its gradient hooks) before making a new one
         if hasattr(self.model, "set_phase"):
             self.model.set_phase(sp.source if sp.source is not None else sp.phase)
+        if hasattr(self.model, "phase_start_step"):
+            self.model.phase_start_step = sp.start
         named = select_parameters(self.model, sp.phase)
         self.params = [p for _, p in named]
         self.opt = build_optimizer(named, sp.phase, self.cfg)
