@@ -313,3 +313,17 @@ def test_round_trip_through_the_container(speech):
     data = codec.compress(speech, 16000)
     y, sr = codec.decompress(data)
     assert sr == 16000 and y.shape == speech.shape and np.all(np.isfinite(y))
+
+
+def test_fit_entropy_coder_on_signals_matches_fit_on_counts(speech):
+    a, b = tiny_cmrl(), tiny_cmrl()
+    halves = [speech[:, : speech.shape[1] // 2], speech[:, speech.shape[1] // 2:]]
+    info = a.fit_entropy_coder(iter(halves))
+    counts = [b.count_symbols(b.analyze_symbols(h)) for h in halves]
+    b.fit_entropy_tables({n: counts[0][n] + counts[1][n] for n in counts[0]})
+    for n in a.quantizer_names:
+        assert torch.equal(a.entropy_tables[n].pair_counts, b.entropy_tables[n].pair_counts)
+    assert info["seconds"] == pytest.approx(speech.shape[1] / 16000)
+    assert 0 < info["pair_entropy_bits"]["module1"] <= info["entropy_bits"]["module1"] <= 5.0
+    with pytest.raises(UserError, match="no audio"):
+        tiny_cmrl().fit_entropy_coder([])

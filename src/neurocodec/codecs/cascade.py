@@ -743,6 +743,31 @@ class CascadeCodec(nn.Module, CodecModel):
         per = [self._analyze_channel(audio[c], geo)[1] for c in range(audio.shape[0])]
         return {name: np.concatenate([p[name] for p in per]) for name in self.quantizer_names}
 
+    @torch.no_grad()
+    def fit_entropy_coder(self, signals: Iterable[np.ndarray]) -> dict[str, Any]:
+        """Export hook: gather the symbol statistics of ``signals`` ((C, T) float32 at the codec
+        rate, normally the training files) and fit every quantizer's pair-Huffman and range
+        tables (zhen2019 §2.3: the Huffman code is built from training-set statistics).
+        Returns per-quantizer single-symbol and pair entropies (bits per symbol) and the total
+        duration used."""
+        was = self.training
+        self.eval()
+        try:
+            totals = {name: SymbolCounts.zeros(self.quantizer(name).num_centroids) for name in self.quantizer_names}
+            seconds = 0.0
+            for audio in signals:
+                counts = self.count_symbols(self.analyze_symbols(audio))
+                totals = {name: totals[name] + counts[name] for name in totals}
+                seconds += audio.shape[-1] / self.sample_rate
+            if seconds <= 0:
+                raise UserError("no audio to fit the entropy tables on")
+            self.fit_entropy_tables(totals)
+        finally:
+            self.train(was)
+        return {"seconds": seconds,
+                "entropy_bits": {n: c.entropy_bits() for n, c in totals.items()},
+                "pair_entropy_bits": {n: c.pair_entropy_bits() for n, c in totals.items()}}
+
     def fit_entropy_tables(self, symbol_counts: Mapping[str, SymbolCounts]) -> None:
         """Build the pair-Huffman and range tables of each named quantizer from training
         statistics (see :meth:`count_symbols`, :meth:`analyze_symbols`)."""

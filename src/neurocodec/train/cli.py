@@ -3,7 +3,7 @@
     neurocodec train RECIPE --data MANIFEST --out RUN_DIR [--bitrate KBPS] [--steps N]
                      [--device cpu|cuda] [--resume] [--init PATH] [--set KEY=VALUE ...]
     torchrun --nproc_per_node 2 -m neurocodec train RECIPE ...     # DDP, one process per GPU/CPU slot
-    neurocodec export RUN_DIR --name NAME [--dest DIR] [--fp16]
+    neurocodec export RUN_DIR --name NAME [--dest DIR] [--fp16] [--data MANIFEST] [--fit-seconds S]
 
 Handlers return an exit status; bad arguments raise ``UserError`` subclasses.
 """
@@ -29,13 +29,14 @@ def segment_samples_for(recipe, split: str) -> int:
 
 def default_build_data(manifest: Path, split: str, recipe, sample_rate: int):
     """The corpus layer's fixed-length segments: ``SegmentDataset(manifest, split, segment_samples,
-    sample_rate, seed)``."""
+    sample_rate, seed, sources)`` (``train.sources``: only those manifest sources)."""
     try:
         from ..data.dataset import SegmentDataset
     except ImportError:
         raise RecipeError("the corpus layer (neurocodec.data.dataset.SegmentDataset) is not available; "
                           "register the recipe with its own build_data") from None
-    return SegmentDataset(manifest, split, segment_samples_for(recipe, split), sample_rate, recipe.train.seed)
+    return SegmentDataset(manifest, split, segment_samples_for(recipe, split), sample_rate, recipe.train.seed,
+                          sources=list(recipe.train.sources) or None)
 
 
 def _quality_metrics(enabled: bool) -> dict[str, Any]:
@@ -144,8 +145,13 @@ def cmd_export(args) -> int:
     from .export import export_run
 
     res = export_run(args.run_dir, args.name, args.dest, fp16=args.fp16, checkpoint=args.checkpoint,
-                     allow_incomplete=args.allow_incomplete, force=args.force)
+                     allow_incomplete=args.allow_incomplete, force=args.force, data=args.data,
+                     fit_seconds=args.fit_seconds, progress=lambda m: print(f"neurocodec: {m}", file=sys.stderr))
     extra = f", max fp16 error {res.max_abs_error:.2g}" if res.dtype == "float16" else ""
+    if res.bitrate:
+        b = res.bitrate
+        extra += (f"; files of the {b['split']} split ({b['files']}, {b['seconds']:.0f} s): {b['kbps']:.2f} kbps "
+                  f"for {b['nominal_kbps']:g} nominal ({100 * (b['kbps'] / b['nominal_kbps'] - 1):+.1f}%)")
     print(f"exported step {res.step} of {args.run_dir} to {res.directory} ({res.num_parameters:,} parameters, "
           f"{res.dtype}{extra})", file=sys.stderr)
     return 0
@@ -187,6 +193,11 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="export this checkpoint instead of the run's latest")
     p.add_argument("--allow-incomplete", action="store_true", help="export a run that has not reached its steps")
     p.add_argument("--force", action="store_true", help="replace existing weights of the same name")
+    p.add_argument("--data", default=None, metavar="MANIFEST",
+                   help="corpus manifest whose training audio fits the entropy coder of models that have one "
+                        "(default: the manifest the run trained on)")
+    p.add_argument("--fit-seconds", type=float, default=900.0, metavar="S",
+                   help="at most this much training audio for the entropy coder (default 900)")
     p.set_defaults(func=cmd_export)
     return p
 

@@ -35,6 +35,7 @@ class TrainConfig:
     val_segment_samples: int | None = None  # None: segment_samples (PESQ needs >= 0.25 s)
     sample_rate: int | None = None  # None: the model's own rate
     train_split: str = "train"
+    sources: tuple[str, ...] = ()  # manifest sources to train and validate on (default: all)
     val_split: str = "valid"
     lr: float = 1e-4
     lr_min: float = 0.0

@@ -24,8 +24,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 
 from ..errors import WeightsError
@@ -56,6 +57,7 @@ class ExportResult:
     dtype: str
     num_parameters: int
     max_abs_error: float = 0.0  # largest |fp16 - fp32| over all weights (0 for float32)
+    bitrate: dict[str, Any] | None = None  # measured file bitrate on the validation split (codecs)
 
 
 @dataclass
@@ -74,13 +76,54 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def manifest_signals(manifest: str | os.PathLike, split: str, sources, sample_rate: int,
+                     max_seconds: float) -> Iterator[np.ndarray]:
+    """Whole files of ``split`` (and ``sources``, all when empty) of a corpus manifest, in
+    manifest order, as mono float32 ``(1, T)`` at ``sample_rate``, until ``max_seconds``."""
+    from ..audio import read_audio, resample
+    from ..data.manifest import Manifest
+
+    m = Manifest.load(manifest).filter(split=split, source=list(sources) or None)
+    if not m.records:
+        raise RecipeError(f"{manifest} has no audio in split '{split}'"
+                          + (f" from source(s) {', '.join(sources)}" if sources else ""))
+    total = 0.0
+    for r in m.records:
+        if total >= max_seconds:
+            break
+        x, sr = read_audio(m.root / r.path)
+        y = resample(x.mean(axis=0, keepdims=True), sr, sample_rate)
+        total += y.shape[1] / sample_rate
+        yield y
+
+
+def measure_file_bitrate(model, signals: Iterable[np.ndarray], bitrate_kbps: float) -> dict[str, float]:
+    """Size of real ``.ncdc`` files (container included) made by ``model`` from ``signals``:
+    ``{"kbps": 8 * bytes / seconds, "files": n, "seconds": s}``."""
+    from ..api import Codec
+
+    codec = Codec(model)
+    nbytes, seconds, n = 0, 0.0, 0
+    for y in signals:
+        nbytes += len(codec.compress(y, model.sample_rate, bitrate_kbps))
+        seconds += y.shape[1] / model.sample_rate
+        n += 1
+    return {"kbps": 8.0 * nbytes / seconds / 1000.0 if seconds else 0.0, "files": n, "seconds": seconds}
+
+
 def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None = None, *,
                fp16: bool = False, checkpoint: str | os.PathLike | None = None,
-               allow_incomplete: bool = False, force: bool = False) -> ExportResult:
+               allow_incomplete: bool = False, force: bool = False,
+               data: str | os.PathLike | None = None, fit_seconds: float = 900.0,
+               progress: Callable[[str], None] | None = None) -> ExportResult:
     """Export the latest (or the given) checkpoint of ``run_dir`` as ``dest/name`` (see module doc).
 
     The model is rebuilt from the checkpoint's recipe and its weights loaded strictly, so an
-    export that succeeds is known to match its config."""
+    export that succeeds is known to match its config.  A model with an entropy coder fitted
+    after training (``fit_entropy_coder(signals)``, e.g. the CMRL/CQ pair-Huffman tables) gets
+    it fitted on up to ``fit_seconds`` of the training split of ``data`` (default: the manifest
+    the run trained on, with the recipe's ``train.sources``); a codec model then also has the
+    size of its real files measured on the validation split (``ExportResult.bitrate``)."""
     from safetensors.torch import save_file
 
     if not _NAME_RE.match(name):
@@ -105,6 +148,24 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
     except RuntimeError as e:
         raise WeightsError(f"checkpoint {checkpoint} does not match recipe '{recipe.name}': "
                            f"{str(e).splitlines()[0]}") from None
+
+    say = progress or (lambda msg: None)
+    entropy_fit = bitrate = None
+    if callable(getattr(model, "fit_entropy_coder", None)):
+        manifest = data if data is not None else (state.get("meta") or {}).get("manifest")
+        if manifest is None or not Path(manifest).is_file():
+            raise RecipeError(f"{type(model).__name__} fits its entropy coder on training audio at export: "
+                              f"pass --data MANIFEST (the run's manifest {manifest!r} is not there)")
+        t = recipe.train
+        sr = int(t.sample_rate or model.sample_rate)
+        say(f"fitting the entropy coder on up to {fit_seconds:g} s of '{t.train_split}' audio of {manifest}")
+        model.eval()
+        entropy_fit = model.fit_entropy_coder(manifest_signals(manifest, t.train_split, t.sources, sr, fit_seconds))
+        if callable(getattr(model, "compress", None)) and hasattr(model, "bitrates"):
+            kbps = float(model.bitrates.default)
+            say(f"measuring file sizes on the '{t.val_split}' split")
+            bitrate = measure_file_bitrate(model, manifest_signals(manifest, t.val_split, t.sources, sr, 600.0), kbps)
+            bitrate.update(split=t.val_split, nominal_kbps=kbps)
 
     tensors: dict[str, torch.Tensor] = {}
     max_err = 0.0
@@ -141,6 +202,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
             "num_parameters": num_params,
             "weights_writer": f"{type(model).__name__}.save_pretrained" if native else "neurocodec export",
             "meta": state.get("meta", {}), "metrics": state.get("metrics", {}),
+            "entropy_coder": entropy_fit, "file_bitrate": bitrate,
         }
         (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2) + "\n")
         digests = {f: _sha256(tmp / f) for f in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_FILE)}
@@ -157,7 +219,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = [final / f for f in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_FILE, CARD_FILE)]
-    return ExportResult(final, files, step, total, dtype, num_params, max_err)
+    return ExportResult(final, files, step, total, dtype, num_params, max_err, bitrate)
 
 
 def _save_native(model: torch.nn.Module, path: Path, fp16: bool) -> None:

@@ -51,6 +51,8 @@ def render_card(name: str, recipe: Mapping[str, Any], training: Mapping[str, Any
         f"| manifest sha256 | `{meta.get('manifest_sha256')}` |",
         f"| segments | {meta.get('train_segments')} train, {meta.get('val_segments')} validation |",
         f"| checkpoint | `{training.get('checkpoint')}` |",
+        *([f"| initialised from | `{meta['init']['source']}` (sha256 `{meta['init']['sha256'][:16]}...`, "
+           f"{meta['init']['loaded']} tensors) |"] if meta.get("init") else []),
         "",
         "## Command",
         "",
@@ -65,6 +67,16 @@ def render_card(name: str, recipe: Mapping[str, Any], training: Mapping[str, Any
         lines += [f"| {p['name']} | {p['steps']} | {_fmt(p['lr']) if p.get('lr') is not None else 'recipe'} |"
                   for p in phases]
         lines.append("")
+    fit, rate = training.get("entropy_coder"), training.get("file_bitrate")
+    if fit:
+        lines += ["## Entropy coder", "", f"Fitted at export on {fit['seconds']:.0f} s of training audio.", "",
+                  "| quantizer | entropy (bits/symbol) | pair entropy (bits/symbol) |", "|---|---|---|"]
+        lines += [f"| {q} | {fit['entropy_bits'][q]:.3f} | {fit['pair_entropy_bits'][q]:.3f} |"
+                  for q in sorted(fit["entropy_bits"])]
+        lines.append("")
+    if rate:
+        lines += [f"Real `.ncdc` files of the {rate['split']} split ({rate['files']} files, {rate['seconds']:.0f} s): "
+                  f"{rate['kbps']:.2f} kbps for {rate['nominal_kbps']:g} kbps nominal.", ""]
     for title, key in (("Final validation metrics", "val"), ("Final training terms", "train")):
         vals = metrics.get(key) or {}
         if vals:
