@@ -76,8 +76,8 @@ _CHECKPOINT_FORMAT = "neurocodec-cascade"
 @dataclass(frozen=True)
 class LossWeights:
     """Weights of zhen2020 eq. 2 and the mel-loss analysis (the papers give no values; these
-    are starting points for the trainer; ``entropy`` is the initial ``lambda_4``, which the
-    rate controller then steers towards the target bitrate)."""
+    are starting points for the trainer; ``entropy`` is ``lambda_4``, used only when the
+    codec's ``rate_control`` is off - otherwise a hinge on the bitrate replaces it)."""
 
     time: float = 1.0
     mel: float = 1.0
@@ -142,8 +142,9 @@ class CascadeConfig:
     entropy_coder: str = "huffman"
     greedy_learning_rates: tuple[float, ...] = (1e-4, 2e-5)
     finetune_learning_rate: float = 2e-5
-    rate_control: bool = True
-    rate_control_step: float = 0.02  # gain of the proportional lambda_4 controller (see training_step)
+    rate_control: bool = True  # hinge on the rate estimate instead of a fixed lambda_4 (see loss)
+    rate_penalty: float = 0.1  # loss per kbps above the target
+    rate_margin: float = 0.97  # the hinge starts at this fraction of the target (framing overhead)
     loss: LossWeights = LossWeights()
 
     def __post_init__(self) -> None:
@@ -390,7 +391,6 @@ class CascadeCodec(nn.Module, CodecModel):
             {name: EntropyTable(self.quantizer(name).num_centroids) for name in self.quantizer_names})
         self.register_buffer("ola_window", torch.tensor(lpcdsp.overlap_add_window(cfg.frame_length, cfg.overlap),
                                                         dtype=torch.float32), persistent=False)
-        self.register_buffer("entropy_weight", torch.tensor(float(cfg.loss.entropy), dtype=torch.float64))
         self.alpha = float(cfg.alpha)
         self.phase_start_step = 0  # global step where the current phase began (set by the trainer)
         self._phase = self._phase_named("finetune")
@@ -645,7 +645,16 @@ class CascadeCodec(nn.Module, CodecModel):
 
     def loss(self, batch: torch.Tensor) -> LossOutput:
         """zhen2020 eq. 2 on ``batch`` (B, 1, T): ``time * T + mel * F + quantization * Q +
-        entropy_weight * E``; Q and E are summed over the quantizers trained in this phase."""
+        R``; Q is summed over the quantizers trained in this phase.
+
+        The rate term ``R`` replaces the papers' ``lambda_4 * E``, whose weight they tune "until
+        the entropy is within the target range": with ``rate_control`` it is the hinge
+        ``rate_penalty * max(0, kbps - rate_margin * target)`` on the entropy-estimated bitrate
+        of the modules that run (an exact penalty: above the multiplier of the rate constraint
+        it holds the rate at the target instead of trading it); without, ``loss.entropy * E``
+        with E the entropies (bits/symbol) summed over the trained quantizers.  Two adaptive
+        lambda_4 controllers (x1.01 per step; proportional) overshot by 2x and collapsed the
+        CQ residual code before settling."""
         res = self(batch)
         with torch.autocast(batch.device.type, enabled=False):  # the loss in full precision
             return self._loss_terms(res)
@@ -662,16 +671,21 @@ class CascadeCodec(nn.Module, CodecModel):
         zero = torch.zeros((), device=y.device)
         penalty = sum((ex["quantizers"][n].penalty for n in trained), zero)
         entropy = sum((ex["quantizers"][n].entropy_bits for n in trained), zero)
-        lam_e = float(self.entropy_weight)
-        total = lw.time * time_mse + lw.mel * mel + lw.quantization * penalty + lam_e * entropy
+        target = self.target_kbps_for_phase()
+        if self.config.rate_control:
+            over = F.relu(ex["estimated_kbps"] - self.config.rate_margin * target)
+            rate = self.config.rate_penalty * over
+        else:
+            rate = lw.entropy * entropy
+        total = lw.time * time_mse + lw.mel * mel + lw.quantization * penalty + rate
         with torch.no_grad():
             err = (y - y_hat).pow(2).sum()
             snr = 10.0 * torch.log10(y.pow(2).sum().clamp_min(1e-20) / err.clamp_min(1e-20))
         terms: dict[str, Any] = {
             "loss/total": total.detach(), "loss/time_mse": time_mse.detach(), "loss/mel": mel.detach(),
-            "loss/quantization": penalty.detach(), "loss/entropy": entropy.detach(),
-            "rate/estimated_kbps": ex["estimated_kbps"].detach(), "rate/target_kbps": self.config.bitrate_kbps,
-            "rate/entropy_weight": lam_e, "quant/alpha": self.alpha, "metrics/snr_db": snr,
+            "loss/quantization": penalty.detach(), "loss/entropy": entropy.detach(), "loss/rate": rate.detach(),
+            "rate/estimated_kbps": ex["estimated_kbps"].detach(), "rate/target_kbps": target,
+            "quant/alpha": self.alpha, "metrics/snr_db": snr,
         }
         for name, q in ex["quantizers"].items():
             terms[f"rate/entropy_bits/{name}"] = q.entropy_bits.detach()
@@ -680,25 +694,14 @@ class CascadeCodec(nn.Module, CodecModel):
 
     def training_step(self, batch: torch.Tensor, step: int) -> LossOutput:
         """Trainer hook: anneal ``alpha`` from the start of the current phase (when
-        ``alpha_anneal_steps``; the trainer sets ``phase_start_step``), compute the loss and
-        nudge ``entropy_weight`` towards the target bitrate (``rate_control``: multiply it by
-        ``exp(rate_control_step * e)`` with ``e`` the relative rate error of the batch, clipped
-        to [-1, 1]; the papers tune lambda_4 "until the entropy is within the target range").
-        A proportional step settles where a fixed +-1 % step kept oscillating (0.002 to 0.34)."""
+        ``alpha_anneal_steps``; the trainer sets ``phase_start_step``), then the loss."""
         cfg = self.config
         if cfg.alpha_anneal_steps > 0:
             # Each phase trains a freshly initialised module (greedy CMRL rounds) or all of them
             # together, so the soft-to-hard annealing restarts at the phase's first step.
             self.alpha = anneal_alpha(max(step - self.phase_start_step, 0) / cfg.alpha_anneal_steps,
                                       cfg.alpha_start, cfg.alpha)
-        out = self.loss(batch)
-        if cfg.rate_control and self.training:
-            est = float(out.result.extras["estimated_kbps"].detach())
-            target = self.target_kbps_for_phase()
-            err = min(max((est - target) / target, -1.0), 1.0)
-            with torch.no_grad():
-                self.entropy_weight.mul_(math.exp(cfg.rate_control_step * err))
-        return out
+        return self.loss(batch)
 
     def target_kbps_for_phase(self) -> float:
         """Rate target of the modules running in the current phase: the codec target scaled

@@ -1,0 +1,61 @@
+"""Pair Huffman vs range coding of the shipped CMRL/CQ models, and their coding speed.
+
+For every shipped operating point, the same symbols are coded with the model's pair-Huffman
+tables (what it writes by default) and with the range coder built from the same counts; the
+file bitrate (container included) of each and the encode/decode time per audio second (one
+torch thread) are printed.
+
+    python bench/bench_cascade_coders.py [--data examples/speech.flac] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+import neurocodec
+from neurocodec.api import Codec
+from neurocodec.audio import read_audio, resample
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="examples/speech.flac", help="audio file to code")
+    ap.add_argument("--seconds", type=float, default=20.0, help="at most this much of it")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    x, sr = read_audio(args.data)
+    x = resample(x.mean(axis=0, keepdims=True), sr, 16000)[:, : int(args.seconds * 16000)]
+    dur = x.shape[1] / 16000
+    print(f"{args.data}: {dur:.1f} s")
+    print(f"{'model':<14} {'huffman kbps':>12} {'range kbps':>10} {'range/huff':>10} {'enc s/s':>8} {'dec s/s':>8}")
+    for cid in ("cmrl", "cq"):
+        family = neurocodec.load(cid).model
+        for kbps in family.bitrates.choices:
+            if not family.weights_path(kbps).is_file():
+                print(f"{cid}-{kbps:g}k: no weights")
+                continue
+            huff = family.model_for(kbps)
+            rng = type(huff)(replace(huff.config, entropy_coder="range"))
+            rng.load_state_dict(huff.state_dict())
+            rng.eval()
+            sizes = []
+            for model in (huff, rng):
+                sizes.append(len(Codec(model).compress(x, 16000, kbps)) * 8 / dur / 1000)
+            t = time.perf_counter()
+            enc = huff.compress(x, kbps)
+            te = time.perf_counter() - t
+            t = time.perf_counter()
+            y = huff.decompress(enc.chunks, 1, x.shape[1], kbps)
+            td = time.perf_counter() - t
+            assert np.isfinite(y).all()
+            print(f"{cid + '-' + format(kbps, 'g') + 'k':<14} {sizes[0]:12.2f} {sizes[1]:10.2f} "
+                  f"{sizes[1] / sizes[0]:10.3f} {te / dur:8.3f} {td / dur:8.3f}")
+
+
+if __name__ == "__main__":
+    main()

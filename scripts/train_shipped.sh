@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# How the shipped CMRL and CQ weights (src/neurocodec/assets/weights/{cq,cmrl}-*k) were trained,
+# on the 2-core CPU development VM (bf16 autocast, one torch thread per run, two runs at a time).
+#
+#   bash scripts/train_shipped.sh corpus          # the training corpus (corpus16/, ~80 s)
+#   bash scripts/train_shipped.sh base-cq         # cq-16k from scratch              (queue A)
+#   bash scripts/train_shipped.sh base-cmrl       # cmrl-15.85k from scratch         (queue B)
+#   bash scripts/train_shipped.sh derived-cq      # cq-20k, cq-24k, cq-9k from cq-16k       (queue A)
+#   bash scripts/train_shipped.sh derived-cmrl    # cmrl-19.85k, -23.85k, -8.85k from 15.85k (queue B)
+#   bash scripts/train_shipped.sh export          # fit the entropy coders, write the weights
+#
+# The other operating points start from a base model (`--init`): same architecture at another
+# rate (fine-tuning only), or a deeper/narrower cascade that reuses what fits (module 1 and the
+# LSP quantizer, or the shape-compatible layers of a two-downsampling autoencoder).  Each run
+# records its command, the manifest hash and the warm-start source in its checkpoints and model
+# card.  Step budgets are what 2 CPU cores allow in one session; `--resume` with a larger
+# `--steps` continues a run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NC=.venv/bin/neurocodec
+DATA=corpus16/manifest.jsonl
+COMMON=(--data "$DATA" --set amp=bf16 --set threads=1 --set val_batches=2 -q)
+BASE=(--set model.alpha_anneal_steps=500)
+# warm starts: alpha re-annealed from 30 (not 5) so trained codes are not blurred away
+WARM=(--set model.alpha_start=30 --set model.alpha_anneal_steps=200)
+
+run() {  # run NAME ARGS...: train into runs/NAME unless it already finished
+  local name=$1; shift
+  if [[ -f runs/$name/.done ]]; then echo "runs/$name done"; return; fi
+  local resume=()
+  [[ -d runs/$name/checkpoints ]] && resume=(--resume)
+  "$NC" train "$@" --out "runs/$name" "${COMMON[@]}" "${resume[@]}" >>"runs/$name.log" 2>&1
+  touch "runs/$name/.done"
+}
+
+mkdir -p runs
+case "${1:-}" in
+  corpus) "$NC" data build --out corpus16 --sample-rate 16000 --hours 0.5 --jobs 2 -q ;;
+  base-cq) run cq-16k cq --bitrate 16 --steps 2200 --set model.alpha_anneal_steps=1000 ;;
+  base-cmrl) run cmrl-15.85k cmrl --bitrate 15.85 --steps 2000 "${BASE[@]}" ;;
+  derived-cq)
+    run cq-20k cq --bitrate 20 --steps 600 --init runs/cq-16k --set train.phases=finetune "${WARM[@]}"
+    run cq-24k cq --bitrate 24 --steps 1000 --init runs/cq-16k --set train.phases=greedy-2,finetune "${WARM[@]}"
+    run cq-9k cq --bitrate 9 --steps 1000 --init runs/cq-16k --set model.alpha_anneal_steps=300 ;;
+  derived-cmrl)
+    run cmrl-19.85k cmrl --bitrate 19.85 --steps 500 --init runs/cmrl-15.85k --set train.phases=finetune "${WARM[@]}"
+    run cmrl-23.85k cmrl --bitrate 23.85 --steps 500 --init runs/cmrl-15.85k --set train.phases=finetune "${WARM[@]}"
+    run cmrl-8.85k cmrl --bitrate 8.85 --steps 900 --init runs/cmrl-15.85k --set train.phases=greedy-2,finetune \
+      --set model.alpha_anneal_steps=300 ;;
+  export)
+    for name in cq-9k cq-16k cq-20k cq-24k cmrl-8.85k cmrl-15.85k cmrl-19.85k cmrl-23.85k; do
+      "$NC" export "runs/$name" --name "$name" --data "$DATA" --force
+    done ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
+esac
