@@ -132,6 +132,11 @@ class CodecModel(ABC):
         """Number of trained parameters (0 for classic codecs)."""
         return 0
 
+    def num_parameters_at(self, bitrate_kbps: float) -> int:
+        """Parameters of the model that codes ``bitrate_kbps`` (learned families ship one model
+        per operating point)."""
+        return self.num_parameters()
+
     def has_trained_weights(self) -> bool:
         """Whether trained weights are loaded (always True for classic codecs)."""
         return True

@@ -70,6 +70,12 @@ class PretrainedFamily(CodecModel):
             return self.model_for(b).num_parameters()
         return self.codec_cls.for_bitrate(b).num_parameters()
 
+    def num_parameters_at(self, bitrate_kbps: float) -> int:
+        kbps = self.validate_bitrate(bitrate_kbps)
+        if self.weights_path(kbps).is_file():
+            return self.model_for(kbps).num_parameters()
+        return self.codec_cls.for_bitrate(kbps).num_parameters()
+
     def stream_config_hash(self, bitrate_kbps: float) -> int:
         return self.model_for(bitrate_kbps).config_hash()
 

@@ -57,7 +57,10 @@ def run_eval_command(args) -> int:
     results = run_evaluation(conditions, items, out, metrics=metrics, jobs=max(1, args.jobs),
                              audio_examples=args.examples, progress=not args.quiet)
 
-    params = {c: registry.create(c).num_parameters() for c in codecs}
+    params = {}
+    for cond in conditions:
+        model = registry.create(cond.codec)
+        params[(cond.codec, cond.bitrate)] = model.num_parameters_at(cond.bitrate)
     summaries = summarize(results, metrics, parameters=params)
     meta = {"command": "neurocodec " + " ".join(shlex.quote(a) for a in sys.argv[1:]), "data": str(args.data),
             "split": args.split, "sources": sources, "files": len(items), "metrics": metrics}

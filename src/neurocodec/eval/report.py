@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import stats
@@ -49,8 +49,12 @@ class ConditionSummary:
     metrics: dict[str, Stat] = field(default_factory=dict)
 
 
-def summarize(results: Sequence[ItemResult], metrics: Sequence[str], parameters: dict[str, int] | None = None) -> list[ConditionSummary]:
-    """Aggregate per-file results per (codec, bitrate), ordered by codec then bitrate."""
+def summarize(results: Sequence[ItemResult], metrics: Sequence[str],
+              parameters: dict[Any, int] | None = None) -> list[ConditionSummary]:
+    """Aggregate per-file results per (codec, bitrate), ordered by codec then bitrate.
+
+    ``parameters`` maps ``(codec, bitrate)`` (learned codecs whose model depends on the
+    operating point) or ``codec`` to parameter counts."""
     groups: dict[tuple[str, float], list[ItemResult]] = {}
     for r in results:
         groups.setdefault((r.codec, r.bitrate), []).append(r)
@@ -62,7 +66,7 @@ def summarize(results: Sequence[ItemResult], metrics: Sequence[str], parameters:
             encode_rtf=float(np.median([r.encode_rtf for r in rs])),
             decode_rtf=float(np.median([r.decode_rtf for r in rs])),
             delay_ms=float(np.median([1000 * r.delay_samples / r.sample_rate for r in rs])),
-            parameters=(parameters or {}).get(codec, 0),
+            parameters=(parameters or {}).get((codec, br), (parameters or {}).get(codec, 0)),
             metrics={m: Stat.of([r.metrics.get(m, float("nan")) for r in rs]) for m in metrics},
         ))
     return out
