@@ -21,8 +21,11 @@ NC=.venv/bin/neurocodec
 DATA=corpus16/manifest.jsonl
 COMMON=(--data "$DATA" --set amp=bf16 --set threads=1 --set val_batches=2 -q)
 BASE=(--set model.alpha_anneal_steps=500)
-# warm starts: alpha re-annealed from 30 (not 5) so trained codes are not blurred away
-WARM=(--set model.alpha_start=30 --set model.alpha_anneal_steps=200)
+# warm starts: alpha re-annealed from 30 (not 5) so trained codes are not blurred away, and the
+# rate pulled up to a higher target as well as down to a lower one
+WARM=(--set model.alpha_start=30 --set model.alpha_anneal_steps=200 --set model.rate_lower_penalty=0.1)
+# CMRL's paper learning rates (2e-5 after module 1) barely move a model in a few hundred steps
+CMRL_LR=(--set model.finetune_learning_rate=1e-4 --set model.greedy_learning_rates=1e-4,1e-4)
 
 run() {  # run NAME ARGS...: train into runs/NAME unless it already finished
   local name=$1; shift
@@ -40,16 +43,19 @@ case "${1:-}" in
   base-cmrl) run cmrl-15.85k cmrl --bitrate 15.85 --steps 2000 "${BASE[@]}" ;;
   derived-cq)
     run cq-20k cq --bitrate 20 --steps 600 --init runs/cq-16k --set train.phases=finetune "${WARM[@]}"
-    run cq-24k cq --bitrate 24 --steps 1000 --init runs/cq-16k --set train.phases=greedy-2,finetune "${WARM[@]}"
-    run cq-9k cq --bitrate 9 --steps 1000 --init runs/cq-16k --set model.alpha_anneal_steps=300 ;;
+    run cq-24k cq --bitrate 24 --steps 900 --init runs/cq-16k --set train.phases=greedy-2,finetune "${WARM[@]}"
+    run cq-9k cq --bitrate 9 --steps 900 --init runs/cq-16k --set model.alpha_anneal_steps=300 \
+      --set model.rate_lower_penalty=0.1 ;;
   derived-cmrl)
-    run cmrl-19.85k cmrl --bitrate 19.85 --steps 500 --init runs/cmrl-15.85k --set train.phases=finetune "${WARM[@]}"
-    run cmrl-23.85k cmrl --bitrate 23.85 --steps 500 --init runs/cmrl-15.85k --set train.phases=finetune "${WARM[@]}"
-    run cmrl-8.85k cmrl --bitrate 8.85 --steps 900 --init runs/cmrl-15.85k --set train.phases=greedy-2,finetune \
-      --set model.alpha_anneal_steps=300 ;;
+    run cmrl-19.85k cmrl --bitrate 19.85 --steps 500 --init runs/cmrl-15.85k --set train.phases=finetune \
+      "${WARM[@]}" "${CMRL_LR[@]}"
+    run cmrl-23.85k cmrl --bitrate 23.85 --steps 500 --init runs/cmrl-15.85k --set train.phases=finetune \
+      "${WARM[@]}" "${CMRL_LR[@]}"
+    run cmrl-8.85k cmrl --bitrate 8.85 --steps 800 --init runs/cmrl-15.85k --set train.phases=greedy-2,finetune \
+      --set model.alpha_anneal_steps=300 --set model.rate_lower_penalty=0.1 "${CMRL_LR[@]}" ;;
   export)
     for name in cq-9k cq-16k cq-20k cq-24k cmrl-8.85k cmrl-15.85k cmrl-19.85k cmrl-23.85k; do
-      "$NC" export "runs/$name" --name "$name" --data "$DATA" --force
+      "$NC" export "runs/$name" --name "$name" --data "$DATA" --fit-seconds 300 --force
     done ;;
   *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

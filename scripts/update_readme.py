@@ -36,6 +36,12 @@ BLOCKS: dict[str, list[str]] = {
         f"{NC} eval --codecs mdct,opus,amrwb --bitrates 9,16,24 --data corpus16/manifest.jsonl "
         "--sources speech-real,speech-tts --metrics pesq_wb,stoi,visqol_speech --jobs 2 -q --out reports/speech16",
     ],
+    "eval-learned": [
+        CORPUS,
+        f"{NC} eval --codecs cq,cmrl,amrwb,opus,mdct --bitrates 9,16,20,24 --data corpus16/manifest.jsonl "
+        "--sources speech-real,speech-tts --metrics pesq_wb,stoi,visqol_speech --jobs 2 -q --out reports/speech16-learned",
+    ],
+    "cascade-coders": [".venv/bin/python bench/bench_cascade_coders.py --data examples/speech.flac"],
     "eval-music": [
         CORPUS,
         f"{NC} eval --codecs mdct,opus,aac --bitrates 16,24,32 --data corpus16/manifest.jsonl "

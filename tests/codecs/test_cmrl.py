@@ -161,6 +161,11 @@ def test_loss_terms_and_rate_control():
     codec.zero_grad()
     codec.training_step(x, 0).total.backward()
     assert codec.coding_modules[0].autoencoder.encoder.output.weight.grad.abs().sum() > 0
+    # below the target only rate_lower_penalty acts
+    low = tiny_cmrl(bitrate_kbps=1000.0, rate_lower_penalty=0.5).train()
+    o = low.loss(x)
+    under = 0.97 * 1000.0 - float(o.terms["rate/estimated_kbps"])
+    assert under > 0 and float(o.terms["loss/rate"]) == pytest.approx(0.5 * under, rel=1e-5)
     # without rate control the papers' lambda_4 * E term is used
     plain = tiny_cmrl(rate_control=False).train()
     o = plain.loss(x)

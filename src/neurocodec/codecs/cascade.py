@@ -145,6 +145,7 @@ class CascadeConfig:
     rate_control: bool = True  # hinge on the rate estimate instead of a fixed lambda_4 (see loss)
     rate_penalty: float = 0.1  # loss per kbps above the target
     rate_margin: float = 0.97  # the hinge starts at this fraction of the target (framing overhead)
+    rate_lower_penalty: float = 0.0  # loss per kbps below it (> 0 pulls a warm-started model up to a higher rate)
     loss: LossWeights = LossWeights()
 
     def __post_init__(self) -> None:
@@ -651,7 +652,9 @@ class CascadeCodec(nn.Module, CodecModel):
         the entropy is within the target range": with ``rate_control`` it is the hinge
         ``rate_penalty * max(0, kbps - rate_margin * target)`` on the entropy-estimated bitrate
         of the modules that run (an exact penalty: above the multiplier of the rate constraint
-        it holds the rate at the target instead of trading it); without, ``loss.entropy * E``
+        it holds the rate at the target instead of trading it), plus ``rate_lower_penalty``
+        per kbps below it (an equality constraint, for models warm-started at a lower rate);
+        without, ``loss.entropy * E``
         with E the entropies (bits/symbol) summed over the trained quantizers.  Two adaptive
         lambda_4 controllers (x1.01 per step; proportional) overshot by 2x and collapsed the
         CQ residual code before settling."""
@@ -673,8 +676,8 @@ class CascadeCodec(nn.Module, CodecModel):
         entropy = sum((ex["quantizers"][n].entropy_bits for n in trained), zero)
         target = self.target_kbps_for_phase()
         if self.config.rate_control:
-            over = F.relu(ex["estimated_kbps"] - self.config.rate_margin * target)
-            rate = self.config.rate_penalty * over
+            gap = ex["estimated_kbps"] - self.config.rate_margin * target
+            rate = self.config.rate_penalty * F.relu(gap) + self.config.rate_lower_penalty * F.relu(-gap)
         else:
             rate = lw.entropy * entropy
         total = lw.time * time_mse + lw.mel * mel + lw.quantization * penalty + rate
