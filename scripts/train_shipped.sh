@@ -42,16 +42,16 @@ case "${1:-}" in
   base-cq) run cq-16k cq --bitrate 16 --steps 2200 --set model.alpha_anneal_steps=1000 ;;
   base-cmrl) run cmrl-15.85k cmrl --bitrate 15.85 --steps 2000 "${BASE[@]}" ;;
   derived-cq)
-    run cq-20k cq --bitrate 20 --steps 600 --init runs/cq-16k --set train.phases=finetune "${WARM[@]}"
-    run cq-24k cq --bitrate 24 --steps 900 --init runs/cq-16k --set train.phases=greedy-2,finetune "${WARM[@]}"
-    run cq-9k cq --bitrate 9 --steps 900 --init runs/cq-16k --set model.alpha_anneal_steps=300 \
+    run cq-20k cq --bitrate 20 --steps 500 --init runs/cq-16k --set train.phases=finetune "${WARM[@]}"
+    run cq-24k cq --bitrate 24 --steps 700 --init runs/cq-16k --set train.phases=greedy-2,finetune "${WARM[@]}"
+    run cq-9k cq --bitrate 9 --steps 700 --init runs/cq-16k --set model.alpha_anneal_steps=300 \
       --set model.rate_lower_penalty=0.1 ;;
   derived-cmrl)
-    run cmrl-19.85k cmrl --bitrate 19.85 --steps 500 --init runs/cmrl-15.85k --set train.phases=finetune \
+    run cmrl-19.85k cmrl --bitrate 19.85 --steps 350 --init runs/cmrl-15.85k --set train.phases=finetune \
       "${WARM[@]}" "${CMRL_LR[@]}"
-    run cmrl-23.85k cmrl --bitrate 23.85 --steps 500 --init runs/cmrl-15.85k --set train.phases=finetune \
+    run cmrl-23.85k cmrl --bitrate 23.85 --steps 350 --init runs/cmrl-15.85k --set train.phases=finetune \
       "${WARM[@]}" "${CMRL_LR[@]}"
-    run cmrl-8.85k cmrl --bitrate 8.85 --steps 800 --init runs/cmrl-15.85k --set train.phases=greedy-2,finetune \
+    run cmrl-8.85k cmrl --bitrate 8.85 --steps 600 --init runs/cmrl-15.85k --set train.phases=greedy-2,finetune \
       --set model.alpha_anneal_steps=300 --set model.rate_lower_penalty=0.1 "${CMRL_LR[@]}" ;;
   export)
     for name in cq-9k cq-16k cq-20k cq-24k cmrl-8.85k cmrl-15.85k cmrl-19.85k cmrl-23.85k; do
