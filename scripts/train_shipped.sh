@@ -42,11 +42,15 @@ case "${1:-}" in
   base-cq) run cq-16k cq --bitrate 16 --steps 2200 --set model.alpha_anneal_steps=1000 ;;
   base-cmrl) run cmrl-15.85k cmrl --bitrate 15.85 --steps 2000 "${BASE[@]}" ;;
   derived-cq)
+    # the base run ends below its rate (nothing pushes a rate up): a short two-sided fine-tune
+    run cq-16k-cal cq --bitrate 16 --steps 150 --init runs/cq-16k --set train.phases=finetune "${WARM[@]}"
     run cq-20k cq --bitrate 20 --steps 500 --init runs/cq-16k --set train.phases=finetune "${WARM[@]}"
     run cq-24k cq --bitrate 24 --steps 700 --init runs/cq-16k --set train.phases=greedy-2,finetune "${WARM[@]}"
     run cq-9k cq --bitrate 9 --steps 700 --init runs/cq-16k --set model.alpha_anneal_steps=300 \
       --set model.rate_lower_penalty=0.1 ;;
   derived-cmrl)
+    run cmrl-15.85k-cal cmrl --bitrate 15.85 --steps 150 --init runs/cmrl-15.85k --set train.phases=finetune \
+      "${WARM[@]}" "${CMRL_LR[@]}"
     run cmrl-19.85k cmrl --bitrate 19.85 --steps 350 --init runs/cmrl-15.85k --set train.phases=finetune \
       "${WARM[@]}" "${CMRL_LR[@]}"
     run cmrl-23.85k cmrl --bitrate 23.85 --steps 350 --init runs/cmrl-15.85k --set train.phases=finetune \
@@ -55,7 +59,9 @@ case "${1:-}" in
       --set model.alpha_anneal_steps=300 --set model.rate_lower_penalty=0.1 "${CMRL_LR[@]}" ;;
   export)
     for name in cq-9k cq-16k cq-20k cq-24k cmrl-8.85k cmrl-15.85k cmrl-19.85k cmrl-23.85k; do
-      "$NC" export "runs/$name" --name "$name" --data "$DATA" --fit-seconds 300 --force
+      run=runs/$name
+      [[ -d runs/$name-cal ]] && run=runs/$name-cal
+      "$NC" export "$run" --name "$name" --data "$DATA" --fit-seconds 300 --force
     done ;;
   *) sed -n '2,17p' "$0"; exit 2 ;;
 esac
