@@ -338,3 +338,19 @@ def test_fit_entropy_coder_on_signals_matches_fit_on_counts(speech):
     assert 0 < info["pair_entropy_bits"]["module1"] <= info["entropy_bits"]["module1"] <= 5.0
     with pytest.raises(UserError, match="no audio"):
         tiny_cmrl().fit_entropy_coder([])
+
+
+def test_best_coder_keeps_the_shorter_chunk_and_decodes(speech):
+    huff = tiny_cmrl().eval()
+    huff.fit_entropy_tables(huff.count_symbols(huff.analyze_symbols(speech)))
+    coded = {}
+    for coder in ("huffman", "range", "best"):
+        m = tiny_cmrl(entropy_coder=coder).eval()
+        m.load_state_dict(huff.state_dict())
+        coded[coder] = m.compress(speech)
+        y = m.decompress(coded[coder].chunks, 1, speech.shape[1], 15.85)
+        np.testing.assert_array_equal(y, huff.decompress(coded["huffman"].chunks, 1, speech.shape[1], 15.85))
+    for k, c in enumerate(coded["best"].chunks):
+        assert len(c) == min(len(coded["huffman"].chunks[k]), len(coded["range"].chunks[k]))
+    with pytest.raises(ValueError, match="entropy_coder"):
+        tiny_cmrl(entropy_coder="zip")

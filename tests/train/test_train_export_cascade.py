@@ -55,13 +55,14 @@ def test_export_fits_the_entropy_coder_and_measures_files(tmp_path, tiny_cmrl_re
     assert {r.source for r in data.records} == {"speech-real"}  # train.sources filters the manifest
     Trainer(recipe, tmp_path / "run", data, None, progress=False, tensorboard=False,
             manifest=speech_manifest).fit()
-    res = export_run(tmp_path / "run", "tiny-cmrl-15.85k", tmp_path / "w")
+    res = export_run(tmp_path / "run", "tiny-cmrl-15.85k", tmp_path / "w", overrides=["model.entropy_coder=best"])
     training = json.loads((res.directory / "training.json").read_text())
     fit = training["entropy_coder"]
     assert fit["seconds"] == pytest.approx(2.0)  # the two speech-real training files, not the music one
     assert set(fit["entropy_bits"]) == {"module1", "module2"}
     assert res.bitrate["files"] == 1 and res.bitrate["split"] == "valid" and res.bitrate["kbps"] > 0
     model = CmrlCodec.from_pretrained(res.directory / "model.safetensors")
+    assert model.config.entropy_coder == "best" and training["export_overrides"] == ["model.entropy_coder=best"]
     assert int(model.entropy_tables["module1"].pair_counts.sum()) > 0
     card = (res.directory / "MODEL_CARD.md").read_text()
     assert "## Entropy coder" in card and "Real `.ncdc` files of the valid split" in card

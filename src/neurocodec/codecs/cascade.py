@@ -139,7 +139,7 @@ class CascadeConfig:
     train_output: str = "soft"
     normalize: bool = True
     chunk_frames: int = 32
-    entropy_coder: str = "huffman"
+    entropy_coder: str = "huffman"  # "huffman" | "range" | "best" (per chunk, the shorter of the two)
     greedy_learning_rates: tuple[float, ...] = (1e-4, 2e-5)
     finetune_learning_rate: float = 2e-5
     rate_control: bool = True  # hinge on the rate estimate instead of a fixed lambda_4 (see loss)
@@ -160,8 +160,8 @@ class CascadeConfig:
                 raise ValueError("code length must be even (symbols are coded in pairs)")
         if not 0 <= 2 * self.overlap < self.frame_length:
             raise ValueError("overlap must be smaller than half a frame")
-        if self.entropy_coder not in CODERS:
-            raise ValueError(f"entropy_coder must be one of {CODERS}")
+        if self.entropy_coder not in CODERS + ("best",):
+            raise ValueError(f"entropy_coder must be one of {CODERS + ('best',)}")
         if self.chunk_frames < 1:
             raise ValueError("chunk_frames must be positive")
         if self.lpc is not None and (self.chunk_frames * self.hop) % self.lpc.segment_length:
@@ -889,8 +889,11 @@ class CascadeCodec(nn.Module, CodecModel):
                     sl = geo.segment_slice(k) if name == "lsp" else geo.frame_slice(k)
                     d[name] = sym[name][sl]
                 per_ch.append(d)
-            content = ChunkContent(self.config.entropy_coder, gains, per_ch)
-            chunks.append(encode_chunk(content, self.entropy_tables, self.quantizer_names))
+            coders = CODERS if self.config.entropy_coder == "best" else (self.config.entropy_coder,)
+            # "best": both coders, the shorter chunk is kept (its first byte names the coder)
+            coded = [encode_chunk(ChunkContent(c, gains, per_ch), self.entropy_tables, self.quantizer_names)
+                     for c in coders]
+            chunks.append(min(coded, key=len))
         return EncodedAudio(chunks=chunks, bitrate_kbps=kbps, num_channels=C, num_samples=T)
 
     @torch.no_grad()

@@ -146,7 +146,8 @@ def cmd_export(args) -> int:
 
     res = export_run(args.run_dir, args.name, args.dest, fp16=args.fp16, checkpoint=args.checkpoint,
                      allow_incomplete=args.allow_incomplete, force=args.force, data=args.data,
-                     fit_seconds=args.fit_seconds, progress=lambda m: print(f"neurocodec: {m}", file=sys.stderr))
+                     fit_seconds=args.fit_seconds, progress=lambda m: print(f"neurocodec: {m}", file=sys.stderr),
+                     overrides=args.set)
     extra = f", max fp16 error {res.max_abs_error:.2g}" if res.dtype == "float16" else ""
     if res.bitrate:
         b = res.bitrate
@@ -198,6 +199,8 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
                         "(default: the manifest the run trained on)")
     p.add_argument("--fit-seconds", type=float, default=900.0, metavar="S",
                    help="at most this much training audio for the entropy coder (default 900)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a setting that leaves the weights alone, e.g. model.entropy_coder=best")
     p.set_defaults(func=cmd_export)
     return p
 

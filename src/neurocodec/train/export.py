@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import to_plain
 from .errors import RecipeError
 from .model_card import render_card
-from .recipe import build_model, recipe_from_dict
+from .recipe import apply_overrides, build_model, recipe_from_dict, recipe_to_dict
 
 FORMAT = "neurocodec-weights"
 WEIGHTS_FILE, CONFIG_FILE, TRAINING_FILE, CARD_FILE = "model.safetensors", "config.json", "training.json", "MODEL_CARD.md"
@@ -115,7 +115,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                fp16: bool = False, checkpoint: str | os.PathLike | None = None,
                allow_incomplete: bool = False, force: bool = False,
                data: str | os.PathLike | None = None, fit_seconds: float = 900.0,
-               progress: Callable[[str], None] | None = None) -> ExportResult:
+               progress: Callable[[str], None] | None = None, overrides: Sequence[str] = ()) -> ExportResult:
     """Export the latest (or the given) checkpoint of ``run_dir`` as ``dest/name`` (see module doc).
 
     The model is rebuilt from the checkpoint's recipe and its weights loaded strictly, so an
@@ -123,7 +123,10 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
     after training (``fit_entropy_coder(signals)``, e.g. the CMRL/CQ pair-Huffman tables) gets
     it fitted on up to ``fit_seconds`` of the training split of ``data`` (default: the manifest
     the run trained on, with the recipe's ``train.sources``); a codec model then also has the
-    size of its real files measured on the validation split (``ExportResult.bitrate``)."""
+    size of its real files measured on the validation split (``ExportResult.bitrate``).
+    ``overrides`` (``KEY=VALUE``) change settings that leave the weights' shapes alone, e.g.
+    ``model.entropy_coder=best``; they are applied to the stored recipe before the weights are
+    loaded (strictly) and recorded."""
     from safetensors.torch import save_file
 
     if not _NAME_RE.match(name):
@@ -142,6 +145,9 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         raise WeightsError(f"run {run_dir} stopped at step {step} of {total}; finish it with --resume "
                            "or pass --allow-incomplete")
     recipe = recipe_from_dict(state["recipe"])
+    if overrides:
+        recipe = apply_overrides(recipe, list(overrides))
+    stored_recipe = recipe_to_dict(recipe) if overrides else state["recipe"]
     model = build_model(recipe)
     try:
         model.load_state_dict(state["model"], strict=True)
@@ -197,7 +203,8 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                       metadata={"format": FORMAT, "recipe": recipe.name, "dtype": dtype, "step": str(step)})
         (tmp / CONFIG_FILE).write_text(json.dumps(to_plain(recipe.model), indent=2) + "\n")
         training = {
-            "format": FORMAT, "name": name, "recipe": state["recipe"], "step": step, "total_steps": total,
+            "format": FORMAT, "name": name, "recipe": stored_recipe, "step": step, "total_steps": total,
+            "export_overrides": list(overrides),
             "checkpoint": checkpoint.name, "dtype": dtype, "max_abs_error": max_err,
             "num_parameters": num_params,
             "weights_writer": f"{type(model).__name__}.save_pretrained" if native else "neurocodec export",
@@ -206,7 +213,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         }
         (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2) + "\n")
         digests = {f: _sha256(tmp / f) for f in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_FILE)}
-        (tmp / CARD_FILE).write_text(render_card(name, state["recipe"], training, digests))
+        (tmp / CARD_FILE).write_text(render_card(name, stored_recipe, training, digests))
         os.chmod(tmp, 0o755)
         old = None
         if final.exists():

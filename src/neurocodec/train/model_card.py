@@ -51,6 +51,7 @@ def render_card(name: str, recipe: Mapping[str, Any], training: Mapping[str, Any
         f"| manifest sha256 | `{meta.get('manifest_sha256')}` |",
         f"| segments | {meta.get('train_segments')} train, {meta.get('val_segments')} validation |",
         f"| checkpoint | `{training.get('checkpoint')}` |",
+        *([f"| export settings | `{' '.join(training['export_overrides'])}` |"] if training.get("export_overrides") else []),
         *([f"| initialised from | `{meta['init']['source']}` (sha256 `{meta['init']['sha256'][:16]}...`, "
            f"{meta['init']['loaded']} tensors) |"] if meta.get("init") else []),
         "",
