@@ -10,10 +10,10 @@ Each timing is the best of ``--repeat`` runs (wall clock, one thread).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
+from _timing import best_time
 from neurocodec.entropy import (BitReader, BitWriter, HuffmanCode, PairHuffmanCode, compare_coders,
                                 decode_symbols, encode_symbols, quantize_pmf)
 
@@ -23,15 +23,6 @@ def laplacian_symbols(n: int, k: int, decay: float, rng: np.random.Generator) ->
     pmf = decay ** np.abs(support)
     pmf /= pmf.sum()
     return rng.choice(k, size=n, p=pmf), pmf
-
-
-def best_time(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main(argv=None) -> int:

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+from _timing import best_time  # noqa: E402
 from neurocodec.codecs.mdct import MdctCodec, MdctConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,12 +36,7 @@ FILE_OVERHEAD_BITS = 8 * (50 + 8)  # .ncdc header for "mdct" + end marker
 
 
 def best_cpu_time(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t)
-    return best
+    return best_time(fn, repeat, time.process_time)
 
 
 def main() -> int:

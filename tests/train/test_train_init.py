@@ -9,7 +9,7 @@ from _tiny import TinyDataset
 from neurocodec.train.checkpoint import load_checkpoint
 from neurocodec.train.errors import RecipeError
 from neurocodec.train.init_weights import init_from
-from neurocodec.train.recipe import make_recipe
+from neurocodec.train.recipe import build_model, make_recipe
 from neurocodec.train.trainer import Trainer
 
 
@@ -28,17 +28,12 @@ def test_init_copies_matching_tensors_and_records_the_source(tmp_path):
     assert meta["source"] == str(res.checkpoint) and meta["loaded"] == len(src.model.state_dict())
     for k, v in src.model.state_dict().items():
         torch.testing.assert_close(tr.model.state_dict()[k], v, atol=1e-9, rtol=0)
-    other = make_recipe("tiny", ["model.channels=5"])
-    from neurocodec.train.recipe import build_model
-
-    model = build_model(other)
+    model = build_model(make_recipe("tiny", ["model.channels=5"]))
     rep = init_from(model, res.checkpoint)
     assert rep.mismatched and rep.loaded and "of another shape" in rep.summary()
 
 
 def test_init_errors_are_recipe_errors(tmp_path):
-    from neurocodec.train.recipe import build_model
-
     model = build_model(make_recipe("tiny"))
     with pytest.raises(RecipeError, match="not found"):
         init_from(model, tmp_path / "nope.pt")

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -594,15 +594,7 @@ class MdctCodec(CodecModel):
         for data, records in self._encode_chunks(x, kbps):
             chunks.append(data)
             per_chunk.append(records)
-
-        def stack(name: str) -> np.ndarray:
-            return np.stack([np.concatenate([getattr(recs[c], name) for recs in per_chunk])
-                             for c in range(x.shape[0])])
-
-        return MdctAnalysis(coefficients=stack("coefficients"), envelope=stack("envelope"),
-                            i_offset=stack("i_offset"), quantizers=stack("quantizers"),
-                            quantized=stack("quantized"), frame_bits=stack("frame_bits"),
-                            budgets=stack("budgets"), chunks=chunks, bitrate_kbps=kbps,
+        return MdctAnalysis(**_stack_records(per_chunk, x.shape[0]), chunks=chunks, bitrate_kbps=kbps,
                             num_samples=x.shape[1])
 
     def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
@@ -773,17 +765,12 @@ class MdctCodec(CodecModel):
         quantizer indices and MDCT lines (whole-signal arrays: meant for clips).  The payload
         is self-describing, so ``bitrate_kbps`` is not needed.  Raises
         :class:`CorruptStreamError` for inconsistent payloads."""
-        per_chunk = list(self._decode_chunks(chunks, num_channels, num_samples))
-
-        def stack(name: str) -> np.ndarray:
-            return np.stack([np.concatenate([getattr(recs[c], name) for recs in per_chunk])
-                             for c in range(num_channels)])
-
-        coefs = stack("coefficients")
+        d = _stack_records(list(self._decode_chunks(chunks, num_channels, num_samples)), num_channels)
+        coefs = d["coefficients"]
         audio = np.stack([mdctlib.synthesize(coefs[c], num_samples, self._window) for c in range(num_channels)])
-        return MdctDecoded(audio=audio.astype(np.float32), envelope=stack("envelope"), i_offset=stack("i_offset"),
-                           quantizers=stack("quantizers"), coefficients=coefs, quantized=stack("quantized"),
-                           frame_bits=stack("frame_bits"))
+        return MdctDecoded(audio=audio.astype(np.float32), envelope=d["envelope"], i_offset=d["i_offset"],
+                           quantizers=d["quantizers"], coefficients=coefs, quantized=d["quantized"],
+                           frame_bits=d["frame_bits"])
 
     def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
                    num_samples: int, bitrate_kbps: float | None = None) -> np.ndarray:
@@ -830,6 +817,14 @@ class _FrameRecord:
             frame_bits=np.zeros(frames, dtype=np.int64),
             budgets=np.zeros(frames),
         )
+
+
+def _stack_records(per_chunk: Sequence[Sequence[_FrameRecord]], num_channels: int) -> dict[str, np.ndarray]:
+    """Whole-signal ``(channels, frames, ...)`` arrays of every :class:`_FrameRecord` field from
+    the records of each chunk (one per channel)."""
+    return {f.name: np.stack([np.concatenate([getattr(recs[c], f.name) for recs in per_chunk])
+                              for c in range(num_channels)])
+            for f in fields(_FrameRecord)}
 
 
 def symbol_counts(codec: MdctCodec, analysis: MdctAnalysis) -> dict[str, np.ndarray]:

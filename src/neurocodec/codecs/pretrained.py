@@ -65,10 +65,7 @@ class PretrainedFamily(CodecModel):
         return all(self.weights_path(b).is_file() for b in self.bitrates.choices)
 
     def num_parameters(self) -> int:
-        b = self.bitrates.default
-        if self.weights_path(b).is_file():
-            return self.model_for(b).num_parameters()
-        return self.codec_cls.for_bitrate(b).num_parameters()
+        return self.num_parameters_at(self.bitrates.default)
 
     def num_parameters_at(self, bitrate_kbps: float) -> int:
         kbps = self.validate_bitrate(bitrate_kbps)

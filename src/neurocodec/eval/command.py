@@ -12,7 +12,6 @@ REPORT_DIR/index.html     everything on one page, with audio players
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -57,10 +56,8 @@ def run_eval_command(args) -> int:
     results = run_evaluation(conditions, items, out, metrics=metrics, jobs=max(1, args.jobs),
                              audio_examples=args.examples, progress=not args.quiet)
 
-    params = {}
-    for cond in conditions:
-        model = registry.create(cond.codec)
-        params[(cond.codec, cond.bitrate)] = model.num_parameters_at(cond.bitrate)
+    models = {c: registry.create(c) for c in codecs}
+    params = {(cond.codec, cond.bitrate): models[cond.codec].num_parameters_at(cond.bitrate) for cond in conditions}
     summaries = summarize(results, metrics, parameters=params)
     meta = {"command": "neurocodec " + " ".join(shlex.quote(a) for a in sys.argv[1:]), "data": str(args.data),
             "split": args.split, "sources": sources, "files": len(items), "metrics": metrics}

@@ -233,16 +233,13 @@ def build_model(recipe: Recipe) -> Any:
 
 #: what the speech codecs train on: the corpus's recorded and synthetic speech, and user folders
 SPEECH_SOURCES = ("speech-real", "speech-tts", "user")
+#: training defaults of the cascade codecs (CMRL, CQ): 160 frames of 512 samples per batch
+_CASCADE_TRAIN = {"lr": 1e-4, "batch_size": 32, "segment_samples": 2048, "val_segment_samples": 16000,
+                  "val_every": 500, "ckpt_every": 250, "threads": 1, "steps": 20000, "sources": SPEECH_SOURCES}
 
 register_recipe("cmrl", "neurocodec.codecs.cmrl:CmrlConfig", "neurocodec.codecs.cmrl:CmrlCodec",
-                config_for_bitrate="neurocodec.codecs.cmrl:cmrl_config",
-                train={"lr": 1e-4, "batch_size": 32, "segment_samples": 2048, "val_segment_samples": 16000,
-                       "val_every": 500, "ckpt_every": 250, "threads": 1, "steps": 20000,
-                       "sources": SPEECH_SOURCES},
+                config_for_bitrate="neurocodec.codecs.cmrl:cmrl_config", train=_CASCADE_TRAIN,
                 summary="CMRL cascaded residual autoencoders (zhen2019)")
 register_recipe("cq", "neurocodec.codecs.cq:CqConfig", "neurocodec.codecs.cq:CqCodec",
-                config_for_bitrate="neurocodec.codecs.cq:cq_config",
-                train={"lr": 1e-4, "batch_size": 32, "segment_samples": 2048, "val_segment_samples": 16000,
-                       "val_every": 500, "ckpt_every": 250, "threads": 1, "steps": 20000,
-                       "sources": SPEECH_SOURCES},
+                config_for_bitrate="neurocodec.codecs.cq:cq_config", train=_CASCADE_TRAIN,
                 summary="CQ collaborative LPC/residual quantization (zhen2020)")
