@@ -70,3 +70,24 @@ def test_export_fits_the_entropy_coder_and_measures_files(tmp_path, tiny_cmrl_re
     speech_manifest.unlink()
     with pytest.raises(RecipeError, match="--data MANIFEST"):
         export_run(tmp_path / "run", "again", tmp_path / "w")
+
+
+def test_export_trim_rate_records_the_code_scale(tmp_path, tiny_cmrl_recipe, speech_manifest):
+    recipe = make_recipe(tiny_cmrl_recipe, ["train.steps=2"])
+    data = default_build_data(speech_manifest, "train", recipe, 16000)
+    Trainer(recipe, tmp_path / "run", data, None, progress=False, tensorboard=False,
+            manifest=speech_manifest).fit()
+    res = export_run(tmp_path / "run", "trimmed", tmp_path / "w", fit_seconds=1.0, trim_rate=True, trim_seconds=1.0)
+    training = json.loads((res.directory / "training.json").read_text())
+    trim = training["rate_trim"]
+    assert res.rate_trim == trim and trim["fit_seconds"] == pytest.approx(1.0)
+    assert trim["calibration_seconds"] == pytest.approx(1.0) and len(trim["trials"]) >= 1
+    model = CmrlCodec.from_pretrained(res.directory / "model.safetensors")
+    assert model.config.code_scale == pytest.approx(trim["code_scale"])
+    assert training["export_overrides"] == [f"model.code_scale={trim['code_scale']!r}"]
+    assert training["entropy_coder"]["seconds"] == pytest.approx(1.0)  # the trim's own fit is kept
+    assert "Rate trim: quantizer step `code_scale`" in (res.directory / "MODEL_CARD.md").read_text()
+    # nothing left to calibrate on once the fit takes every training file
+    with pytest.raises(RecipeError, match="lower --fit-seconds"):
+        export_run(tmp_path / "run", "again", tmp_path / "w", fit_seconds=10.0, trim_rate=True)
+    assert not (tmp_path / "w" / "again").exists()

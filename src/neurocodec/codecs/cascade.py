@@ -146,6 +146,7 @@ class CascadeConfig:
     rate_penalty: float = 0.1  # loss per kbps above the target
     rate_margin: float = 0.97  # the hinge starts at this fraction of the target (framing overhead)
     rate_lower_penalty: float = 0.0  # loss per kbps below it (> 0 pulls a warm-started model up to a higher rate)
+    code_scale: float = 1.0  # module codes are quantized on centroids * code_scale (export-time rate trim)
     loss: LossWeights = LossWeights()
 
     def __post_init__(self) -> None:
@@ -168,6 +169,8 @@ class CascadeConfig:
             raise ValueError("a chunk must hold a whole number of LPC segments (chunk_frames * hop % 512)")
         if len(self.greedy_learning_rates) < len(self.modules):
             raise ValueError("one greedy learning rate per module is needed")
+        if not (math.isfinite(self.code_scale) and self.code_scale > 0):
+            raise ValueError("code_scale must be a positive number")
 
     @property
     def hop(self) -> int:
@@ -270,11 +273,18 @@ class CodingModule(nn.Module):
     zhen2020 §3.2) and the decoder receives the quantized differences as its input code; it
     learns the inverse mapping itself, so quantization errors do not accumulate the way they
     would through an explicit running sum (the paper does not say which it does).
+
+    ``code_scale`` (``g``) quantizes the code on the centroids stretched by ``g``: the symbol is
+    the nearest centroid of ``h / g`` and the decoder receives ``g`` times its value.  ``g > 1``
+    coarsens the grid (fewer bits), ``g < 1`` refines it; 1 is the trained quantizer.  It is
+    the rate trim :func:`neurocodec.train.rate_trim.trim_code_scale` sets at export (a step-size
+    knob of a scalar quantizer, not in the papers).
     """
 
     def __init__(self, ae_config: AutoencoderConfig, num_centroids: int, differential: bool,
-                 train_output: str = "soft") -> None:
+                 train_output: str = "soft", code_scale: float = 1.0) -> None:
         super().__init__()
+        self.code_scale = float(code_scale)
         self.autoencoder = ComponentAutoencoder(ae_config)
         spacing = 2.0 / (num_centroids - 1)
         self.quantizer = SoftToHardQuantizer(num_centroids, (-1.0, 1.0), train_output=train_output, scale=spacing)
@@ -298,20 +308,21 @@ class CodingModule(nn.Module):
         encoder and decoder convolutions under autocast; the code, the quantizer and the
         reconstruction stay float32."""
         code = self.code(frames, amp_dtype)
-        q = self.quantizer(code, alpha, hard)
+        g = self.code_scale
+        q = self.quantizer(code / g if g != 1.0 else code, alpha, hard)
         with _autocast(frames, amp_dtype):
-            recon = self.autoencoder.decode(q.output)
+            recon = self.autoencoder.decode(q.output * g if g != 1.0 else q.output)
         return ModuleOutput(recon=recon[:, 0, :].float(), code=code, quant=q)
 
     @torch.no_grad()
     def encode_indices(self, frames: torch.Tensor) -> torch.Tensor:
         """Hard symbols ``(N, code_length)`` of frames ``(N, S)``."""
-        return self.quantizer.quantize_indices(self.code(frames))
+        return self.quantizer.quantize_indices(self.code(frames) / self.code_scale)
 
     @torch.no_grad()
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """Frames ``(N, S)`` from symbols ``(N, code_length)``."""
-        return self.autoencoder.decode(self.quantizer.dequantize(indices))[:, 0, :]
+        return self.autoencoder.decode(self.quantizer.dequantize(indices) * self.code_scale)[:, 0, :]
 
 
 # ---------------------------------------------------------------------------------------
@@ -379,7 +390,8 @@ class CascadeCodec(nn.Module, CodecModel):
         self.sample_rate = cfg.sample_rate
         self.bitrates = BitrateSpec(default=cfg.bitrate_kbps, choices=(cfg.bitrate_kbps,))
         self.coding_modules = nn.ModuleList(
-            CodingModule(m, cfg.num_centroids, cfg.differential, cfg.train_output) for m in cfg.modules)
+            CodingModule(m, cfg.num_centroids, cfg.differential, cfg.train_output, cfg.code_scale)
+            for m in cfg.modules)
         if cfg.lpc is not None:
             lp = cfg.lpc
             levels = _mel_spaced_lsp_levels(lp.num_centroids, *lp.lsp_levels_hz, cfg.sample_rate)
@@ -434,6 +446,22 @@ class CascadeCodec(nn.Module, CodecModel):
             h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
             h.update(t.numpy().tobytes())
         return h.digest()
+
+    def config_dict(self) -> dict[str, Any]:
+        """The config in the stream header's hash; an untrimmed ``code_scale`` (1) is left out so
+        that configs written before the trim existed keep their hash."""
+        d = asdict(self.config)
+        if d.get("code_scale") == 1.0:
+            del d["code_scale"]
+        return d
+
+    def set_code_scale(self, scale: float) -> None:
+        """Quantize the module codes on the centroids times ``scale`` from now on (the config
+        records it, so :meth:`save_pretrained` keeps it; see :class:`CodingModule`).  The
+        fitted entropy tables describe the old symbols: refit them afterwards."""
+        self.config = replace(self.config, code_scale=float(scale))
+        for m in self.coding_modules:
+            m.code_scale = self.config.code_scale
 
     def geometry(self, num_samples: int) -> Geometry:
         return Geometry.of(self.config, num_samples)

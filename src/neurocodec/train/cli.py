@@ -3,7 +3,7 @@
     neurocodec train RECIPE --data MANIFEST --out RUN_DIR [--bitrate KBPS] [--steps N]
                      [--device cpu|cuda] [--resume] [--init PATH] [--set KEY=VALUE ...]
     torchrun --nproc_per_node 2 -m neurocodec train RECIPE ...     # DDP, one process per GPU/CPU slot
-    neurocodec export RUN_DIR --name NAME [--dest DIR] [--fp16] [--data MANIFEST] [--fit-seconds S]
+    neurocodec export RUN_DIR --name NAME [--dest DIR] [--fp16] [--data MANIFEST] [--fit-seconds S] [--trim-rate]
 
 Handlers return an exit status; bad arguments raise ``UserError`` subclasses.
 """
@@ -147,8 +147,12 @@ def cmd_export(args) -> int:
     res = export_run(args.run_dir, args.name, args.dest, fp16=args.fp16, checkpoint=args.checkpoint,
                      allow_incomplete=args.allow_incomplete, force=args.force, data=args.data,
                      fit_seconds=args.fit_seconds, progress=lambda m: print(f"neurocodec: {m}", file=sys.stderr),
-                     overrides=args.set)
+                     overrides=args.set, trim_rate=args.trim_rate, trim_seconds=args.trim_seconds)
     extra = f", max fp16 error {res.max_abs_error:.2g}" if res.dtype == "float16" else ""
+    if res.rate_trim:
+        r = res.rate_trim
+        extra += (f"; rate trim: code_scale {r['code_scale']:.4f}, {r['kbps']:.2f} kbps on "
+                  f"{r['calibration_seconds']:.0f} s of training audio")
     if res.bitrate:
         b = res.bitrate
         extra += (f"; files of the {b['split']} split ({b['files']}, {b['seconds']:.0f} s): {b['kbps']:.2f} kbps "
@@ -201,6 +205,11 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
                    help="at most this much training audio for the entropy coder (default 900)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change a setting that leaves the weights alone, e.g. model.entropy_coder=best")
+    p.add_argument("--trim-rate", action="store_true",
+                   help="set the quantizer step (model.code_scale) so that real files of held-out training "
+                        "audio come out at the nominal bitrate (CMRL/CQ)")
+    p.add_argument("--trim-seconds", type=float, default=120.0, metavar="S",
+                   help="training audio after the --fit-seconds that the rate trim measures (default 120)")
     p.set_defaults(func=cmd_export)
     return p
 

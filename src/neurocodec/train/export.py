@@ -58,6 +58,7 @@ class ExportResult:
     num_parameters: int
     max_abs_error: float = 0.0  # largest |fp16 - fp32| over all weights (0 for float32)
     bitrate: dict[str, Any] | None = None  # measured file bitrate on the validation split (codecs)
+    rate_trim: dict[str, Any] | None = None  # RateTrim.to_dict() when --trim-rate ran
 
 
 @dataclass
@@ -76,22 +77,43 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def manifest_signals(manifest: str | os.PathLike, split: str, sources, sample_rate: int,
-                     max_seconds: float) -> Iterator[np.ndarray]:
-    """Whole files of ``split`` (and ``sources``, all when empty) of a corpus manifest, in
-    manifest order, as mono float32 ``(1, T)`` at ``sample_rate``, until ``max_seconds``."""
-    from ..audio import read_audio, resample
+def manifest_records(manifest: str | os.PathLike, split: str, sources, *, interleave: bool = False):
+    """``(root, records)`` of ``split`` (and ``sources``, all when empty) of a corpus manifest,
+    in manifest order, or with ``interleave`` taking one file of each source in turn (so that
+    the first minutes mix every source instead of being the first source's)."""
     from ..data.manifest import Manifest
 
     m = Manifest.load(manifest).filter(split=split, source=list(sources) or None)
     if not m.records:
         raise RecipeError(f"{manifest} has no audio in split '{split}'"
                           + (f" from source(s) {', '.join(sources)}" if sources else ""))
-    total = 0.0
-    for r in m.records:
+    records = list(m.records)
+    if interleave:
+        groups: dict[str, list] = {}
+        for r in records:
+            groups.setdefault(r.source, []).append(r)
+        queues = list(groups.values())
+        records = [q[i] for i in range(max(len(q) for q in queues)) for q in queues if i < len(q)]
+    return m.root, records
+
+
+def manifest_signals(manifest: str | os.PathLike, split: str, sources, sample_rate: int,
+                     max_seconds: float, *, interleave: bool = False,
+                     skip_seconds: float = 0.0) -> Iterator[np.ndarray]:
+    """Whole files of ``split`` (see :func:`manifest_records`) as mono float32 ``(1, T)`` at
+    ``sample_rate``, after skipping files worth ``skip_seconds`` (manifest durations), until
+    ``max_seconds``."""
+    from ..audio import read_audio, resample
+
+    root, records = manifest_records(manifest, split, sources, interleave=interleave)
+    total = skipped = 0.0
+    for r in records:
+        if skipped < skip_seconds:
+            skipped += r.duration
+            continue
         if total >= max_seconds:
             break
-        x, sr = read_audio(m.root / r.path)
+        x, sr = read_audio(root / r.path)
         y = resample(x.mean(axis=0, keepdims=True), sr, sample_rate)
         total += y.shape[1] / sample_rate
         yield y
@@ -115,15 +137,20 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                fp16: bool = False, checkpoint: str | os.PathLike | None = None,
                allow_incomplete: bool = False, force: bool = False,
                data: str | os.PathLike | None = None, fit_seconds: float = 900.0,
-               progress: Callable[[str], None] | None = None, overrides: Sequence[str] = ()) -> ExportResult:
+               progress: Callable[[str], None] | None = None, overrides: Sequence[str] = (),
+               trim_rate: bool = False, trim_seconds: float = 120.0) -> ExportResult:
     """Export the latest (or the given) checkpoint of ``run_dir`` as ``dest/name`` (see module doc).
 
     The model is rebuilt from the checkpoint's recipe and its weights loaded strictly, so an
     export that succeeds is known to match its config.  A model with an entropy coder fitted
     after training (``fit_entropy_coder(signals)``, e.g. the CMRL/CQ pair-Huffman tables) gets
     it fitted on up to ``fit_seconds`` of the training split of ``data`` (default: the manifest
-    the run trained on, with the recipe's ``train.sources``); a codec model then also has the
-    size of its real files measured on the validation split (``ExportResult.bitrate``).
+    the run trained on, with the recipe's ``train.sources``, one file of each source in turn);
+    a codec model then also has the size of its real files measured on the validation split
+    (``ExportResult.bitrate``).  ``trim_rate`` first sets the quantizer step (``code_scale``,
+    :func:`~neurocodec.train.rate_trim.trim_code_scale`) so that real files of the next
+    ``trim_seconds`` of training audio come out at the nominal bitrate; it is recorded as the
+    override ``model.code_scale=G``.
     ``overrides`` (``KEY=VALUE``) change settings that leave the weights' shapes alone, e.g.
     ``model.entropy_coder=best``; they are applied to the stored recipe before the weights are
     loaded (strictly) and recorded."""
@@ -156,7 +183,9 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                            f"{str(e).splitlines()[0]}") from None
 
     say = progress or (lambda msg: None)
-    entropy_fit = bitrate = None
+    entropy_fit = bitrate = trim = None
+    if trim_rate and not callable(getattr(model, "set_code_scale", None)):
+        raise RecipeError(f"--trim-rate: {type(model).__name__} has no rate trim (CMRL and CQ have)")
     if callable(getattr(model, "fit_entropy_coder", None)):
         manifest = data if data is not None else (state.get("meta") or {}).get("manifest")
         if manifest is None or not Path(manifest).is_file():
@@ -164,9 +193,17 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                               f"pass --data MANIFEST (the run's manifest {manifest!r} is not there)")
         t = recipe.train
         sr = int(t.sample_rate or model.sample_rate)
-        say(f"fitting the entropy coder on up to {fit_seconds:g} s of '{t.train_split}' audio of {manifest}")
         model.eval()
-        entropy_fit = model.fit_entropy_coder(manifest_signals(manifest, t.train_split, t.sources, sr, fit_seconds))
+        if trim_rate:
+            model, recipe, trim = _trim_rate(model, recipe, manifest, fit_seconds, trim_seconds, say)
+            overrides = [*overrides, f"model.code_scale={model.config.code_scale!r}"]
+            stored_recipe = recipe_to_dict(recipe)
+        if trim is not None:  # the trim left the tables fitted on the same audio at its code_scale
+            entropy_fit = trim.entropy_fit
+        else:
+            say(f"fitting the entropy coder on up to {fit_seconds:g} s of '{t.train_split}' audio of {manifest}")
+            entropy_fit = model.fit_entropy_coder(
+                manifest_signals(manifest, t.train_split, t.sources, sr, fit_seconds, interleave=True))
         if callable(getattr(model, "compress", None)) and hasattr(model, "bitrates"):
             kbps = float(model.bitrates.default)
             say(f"measuring file sizes on the '{t.val_split}' split")
@@ -210,6 +247,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
             "weights_writer": f"{type(model).__name__}.save_pretrained" if native else "neurocodec export",
             "meta": state.get("meta", {}), "metrics": state.get("metrics", {}),
             "entropy_coder": entropy_fit, "file_bitrate": bitrate,
+            "rate_trim": trim.to_dict() if trim is not None else None,
         }
         (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2) + "\n")
         digests = {f: _sha256(tmp / f) for f in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_FILE)}
@@ -226,7 +264,35 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = [final / f for f in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_FILE, CARD_FILE)]
-    return ExportResult(final, files, step, total, dtype, num_params, max_err, bitrate)
+    return ExportResult(final, files, step, total, dtype, num_params, max_err, bitrate,
+                        trim.to_dict() if trim is not None else None)
+
+
+def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float, say):
+    """Run the rate trim on training audio (fit set first, calibration files after it) and
+    rebuild the model from the recipe with the ``code_scale`` found (so config, recipe and
+    weights agree); returns ``(model, recipe, RateTrim)``."""
+    from .rate_trim import trim_code_scale
+
+    if not callable(getattr(model, "set_code_scale", None)) or not hasattr(model, "bitrates"):
+        raise RecipeError(f"--trim-rate: {type(model).__name__} has no rate trim")
+    t = recipe.train
+    sr = int(t.sample_rate or model.sample_rate)
+    fit = list(manifest_signals(manifest, t.train_split, t.sources, sr, fit_seconds, interleave=True))
+    fitted = sum(x.shape[1] for x in fit) / sr
+    cal = list(manifest_signals(manifest, t.train_split, t.sources, sr, trim_seconds, interleave=True,
+                                skip_seconds=fitted))
+    if not cal:
+        raise RecipeError(f"--trim-rate: no '{t.train_split}' audio of {manifest} is left after the "
+                          f"{fitted:.0f} s that fit the entropy coder; lower --fit-seconds")
+    say(f"trimming the rate on {sum(x.shape[1] for x in cal) / sr:.0f} s of '{t.train_split}' audio "
+        f"(tables fitted on {fitted:.0f} s)")
+    trim = trim_code_scale(model, fit, cal, float(model.bitrates.default), progress=say)
+    recipe = apply_overrides(recipe, [f"model.code_scale={trim.code_scale!r}"])
+    rebuilt = build_model(recipe)
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    rebuilt.eval()
+    return rebuilt, recipe, trim
 
 
 def _save_native(model: torch.nn.Module, path: Path, fp16: bool) -> None:

@@ -75,6 +75,12 @@ def render_card(name: str, recipe: Mapping[str, Any], training: Mapping[str, Any
         lines += [f"| {q} | {fit['entropy_bits'][q]:.3f} | {fit['pair_entropy_bits'][q]:.3f} |"
                   for q in sorted(fit["entropy_bits"])]
         lines.append("")
+    trim = training.get("rate_trim")
+    if trim:
+        lines += [f"Rate trim: quantizer step `code_scale` = {trim['code_scale']:.4f}, chosen so that real files of "
+                  f"{trim['calibration_seconds']:.0f} s of held-out training audio come out at "
+                  f"{trim['kbps']:.2f} kbps for {trim['target_kbps']:g} kbps nominal "
+                  f"({len(trim['trials'])} trials).", ""]
     if rate:
         lines += [f"Real `.ncdc` files of the {rate['split']} split ({rate['files']} files, {rate['seconds']:.0f} s): "
                   f"{rate['kbps']:.2f} kbps for {rate['nominal_kbps']:g} kbps nominal.", ""]

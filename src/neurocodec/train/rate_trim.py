@@ -1,0 +1,114 @@
+"""Export-time rate trim of the cascade codecs: land the real file bitrate on the nominal one.
+
+A learned, entropy-coded rate is only held near its target during training (the hinge on the
+soft-entropy estimate, :meth:`~neurocodec.codecs.cascade.CascadeCodec.loss`); the files the
+codec writes differ from that estimate by a few to ten percent (hard instead of soft symbols,
+pair tables fitted on other audio, framing).  :func:`trim_code_scale` closes that gap without
+retraining: it searches the step size ``g`` of the module quantizers
+(:class:`~neurocodec.codecs.cascade.CodingModule`, ``code_scale``) for which the real ``.ncdc``
+files of held-out *training* audio come out at the target, refitting the entropy tables for
+every candidate.  The rate falls as ``g`` grows (not strictly: the tables are fitted on other
+audio than the files they code); the search is a secant method on ``(ln g, ln kbps)`` kept
+inside a bracket (bisection when a secant step leaves it), and keeps the closest trial.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+
+__all__ = ["RateTrim", "trim_code_scale"]
+
+_LOG_SCALE_LIMIT = math.log(4.0)  # g stays in [1/4, 4]
+
+
+@dataclass
+class RateTrim:
+    """Result of :func:`trim_code_scale`: the chosen ``code_scale``, the file bitrate it gave on
+    the calibration audio, the target, and every ``(code_scale, kbps)`` tried, in order."""
+
+    code_scale: float
+    kbps: float
+    target_kbps: float
+    fit_seconds: float
+    calibration_seconds: float
+    trials: list[tuple[float, float]] = field(default_factory=list)
+    entropy_fit: dict[str, Any] | None = field(default=None, repr=False)  # fit_entropy_coder() at code_scale
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("entropy_fit")
+        d["trials"] = [list(t) for t in self.trials]
+        return d
+
+
+def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signals: Sequence[np.ndarray],
+                    target_kbps: float, *, tolerance: float = 0.005, max_trials: int = 8,
+                    progress: Callable[[str], None] | None = None) -> RateTrim:
+    """Search ``model.set_code_scale(g)`` so that the files of ``calibration_signals`` average
+    ``target_kbps`` within ``tolerance`` (relative), the entropy tables being refitted on
+    ``fit_signals`` for every ``g``.  The model is left at the best ``g`` found (closest rate)
+    with its tables fitted for it.  Raises :class:`UserError` for empty inputs or a model
+    without the knob."""
+    from .export import measure_file_bitrate
+
+    if not callable(getattr(model, "set_code_scale", None)):
+        raise UserError(f"{type(model).__name__} has no code_scale to trim its rate with")
+    if not fit_signals or not calibration_signals:
+        raise UserError("the rate trim needs fitting and calibration audio")
+    if not target_kbps > 0:
+        raise UserError("the rate trim needs a positive target bitrate")
+    say = progress or (lambda msg: None)
+    sr = model.sample_rate
+    fit_s = sum(x.shape[-1] for x in fit_signals) / sr
+    cal_s = sum(x.shape[-1] for x in calibration_signals) / sr
+    log_t = math.log(target_kbps)
+    trials: list[tuple[float, float]] = []
+    fits: dict[float, dict[str, Any]] = {}
+
+    def rate_at(log_g: float) -> float:
+        g = math.exp(log_g)
+        model.set_code_scale(g)
+        fits[g] = model.fit_entropy_coder(fit_signals)
+        kbps = measure_file_bitrate(model, calibration_signals, float(model.bitrates.default))["kbps"]
+        trials.append((g, kbps))
+        say(f"rate trim: code_scale {g:.4f} -> {kbps:.3f} kbps (target {target_kbps:g})")
+        return math.log(kbps) - log_t
+
+    x0 = math.log(model.config.code_scale)
+    y0 = rate_at(x0)
+    lo = hi = None  # bracket: rate above the target at lo (y > 0), below it at hi (y < 0)
+    points = [(x0, y0)]
+    # first step: the rate of a scalar quantizer falls by about half a bit per symbol per
+    # doubling of its step at these rates; the secant refines the slope from there
+    x1 = x0 + y0 / 0.25
+    for _ in range(max_trials - 1):
+        x, y = points[-1]
+        if abs(y) <= math.log1p(tolerance):
+            break
+        if y > 0:
+            lo = x if lo is None else max(lo, x)
+        else:
+            hi = x if hi is None else min(hi, x)
+        if len(points) >= 2:
+            (xa, ya), (xb, yb) = points[-2], points[-1]
+            x1 = xb - yb * (xb - xa) / (yb - ya) if yb != ya else xb + (0.1 if yb > 0 else -0.1)
+        if lo is not None and hi is not None and not min(lo, hi) < x1 < max(lo, hi):
+            x1 = 0.5 * (lo + hi)
+        x1 = min(max(x1, -_LOG_SCALE_LIMIT), _LOG_SCALE_LIMIT)
+        if any(abs(x1 - p[0]) < 1e-6 for p in points):
+            break
+        points.append((x1, rate_at(x1)))
+    best_x, _ = min(points, key=lambda p: abs(p[1]))
+    if best_x != points[-1][0]:  # leave the model at the best trial, tables refitted for it
+        model.set_code_scale(math.exp(best_x))
+        model.fit_entropy_coder(fit_signals)
+    g = model.config.code_scale
+    kbps = next(k for s, k in reversed(trials) if s == g)
+    return RateTrim(code_scale=g, kbps=kbps, target_kbps=float(target_kbps), fit_seconds=fit_s,
+                    calibration_seconds=cal_s, trials=trials, entropy_fit=fits[g])
