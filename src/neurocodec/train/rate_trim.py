@@ -84,20 +84,23 @@ def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signal
     y0 = rate_at(x0)
     lo = hi = None  # bracket: rate above the target at lo (y > 0), below it at hi (y < 0)
     points = [(x0, y0)]
-    # first step: the rate of a scalar quantizer falls by about half a bit per symbol per
-    # doubling of its step at these rates; the secant refines the slope from there
-    x1 = x0 + y0 / 0.25
+    # ln(kbps) fell by 0.4 to 0.8 per unit of ln(g) for the shipped models: the first step
+    # assumes 0.5, later ones the secant of the last two trials (0.5 again where noise in the
+    # measured rates gives the secant the wrong sign)
     for _ in range(max_trials - 1):
-        x, y = points[-1]
-        if abs(y) <= math.log1p(tolerance):
+        xb, yb = points[-1]
+        if abs(yb) <= math.log1p(tolerance):
             break
-        if y > 0:
-            lo = x if lo is None else max(lo, x)
+        if yb > 0:
+            lo = xb if lo is None else max(lo, xb)
         else:
-            hi = x if hi is None else min(hi, x)
-        if len(points) >= 2:
-            (xa, ya), (xb, yb) = points[-2], points[-1]
-            x1 = xb - yb * (xb - xa) / (yb - ya) if yb != ya else xb + (0.1 if yb > 0 else -0.1)
+            hi = xb if hi is None else min(hi, xb)
+        slope = -0.5
+        if len(points) >= 2 and points[-2][0] != xb:
+            xa, ya = points[-2]
+            if (yb - ya) / (xb - xa) < 0:
+                slope = (yb - ya) / (xb - xa)
+        x1 = xb - yb / slope
         if lo is not None and hi is not None and not min(lo, hi) < x1 < max(lo, hi):
             x1 = 0.5 * (lo + hi)
         x1 = min(max(x1, -_LOG_SCALE_LIMIT), _LOG_SCALE_LIMIT)
