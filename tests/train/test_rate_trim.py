@@ -29,9 +29,9 @@ def _signals(n: int, seed: int) -> list[np.ndarray]:
     return out
 
 
-def _model() -> CmrlCodec:
+def _model(modules: int = 1) -> CmrlCodec:
     torch.manual_seed(0)
-    return CmrlCodec(replace(CmrlConfig(), modules=(TINY,))).eval()
+    return CmrlCodec(replace(CmrlConfig(), modules=(TINY,) * modules)).eval()
 
 
 def test_code_scale_quantizes_on_stretched_centroids():
@@ -52,14 +52,16 @@ def test_code_scale_quantizes_on_stretched_centroids():
 
 
 def test_set_code_scale_changes_the_header_hash_and_survives_a_checkpoint(tmp_path):
-    model = _model()
+    model = _model(2)
     h1 = model.config_hash()
     assert "code_scale" not in model.config_dict()  # hashes of untrimmed configs did not change
     model.set_code_scale(1.25)
     assert model.config_hash() != h1 and model.coding_modules[0].code_scale == 1.25
+    assert model.coding_modules[1].code_scale == 1.0  # later modules keep their trained grid
     model.save_pretrained(tmp_path / "m.safetensors")
     back = CmrlCodec.from_pretrained(tmp_path / "m.safetensors")
     assert back.config.code_scale == 1.25 and back.coding_modules[0].code_scale == 1.25
+    assert back.coding_modules[1].code_scale == 1.0
     with pytest.raises(ValueError, match="code_scale"):
         replace(CmrlConfig(), code_scale=0.0)
 

@@ -4,7 +4,7 @@ A learned, entropy-coded rate is only held near its target during training (the 
 soft-entropy estimate, :meth:`~neurocodec.codecs.cascade.CascadeCodec.loss`); the files the
 codec writes differ from that estimate by a few to ten percent (hard instead of soft symbols,
 pair tables fitted on other audio, framing).  :func:`trim_code_scale` closes that gap without
-retraining: it searches the step size ``g`` of the module quantizers
+retraining: it searches the step size ``g`` of the first module's quantizer
 (:class:`~neurocodec.codecs.cascade.CodingModule`, ``code_scale``) for which the real ``.ncdc``
 files of held-out *training* audio come out at the target, refitting the entropy tables for
 every candidate.  The rate falls as ``g`` grows (not strictly: the tables are fitted on other
