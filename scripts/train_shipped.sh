@@ -9,7 +9,7 @@
 #   bash scripts/train_shipped.sh derived-cmrl    # cmrl-19.85k, -23.85k, -8.85k from 15.85k (queue B)
 #   bash scripts/train_shipped.sh continue-a      # session 3: longer fine-tunes of the four CQ points
 #   bash scripts/train_shipped.sh continue-b      # session 3: longer fine-tunes of the four CMRL points
-#   bash scripts/train_shipped.sh export          # fit the entropy coders, write the weights
+#   bash scripts/train_shipped.sh export          # trim the rates, fit the entropy coders, write the weights
 #
 # The other operating points start from a base model (`--init`): same architecture at another
 # rate (fine-tuning only), or a deeper/narrower cascade that reuses what fits (module 1 and the
@@ -68,25 +68,30 @@ case "${1:-}" in
       --set model.alpha_anneal_steps=150 --set model.rate_lower_penalty=0.3 "${CMRL_LR[@]}" "${CMRL_RATE[@]}" ;;
   # Session 3: every point continues from its session-2 run with a longer fine-tune; the rate
   # margin is rescaled by nominal / (file kbps of the session-2 export on the valid split), the
-  # export's code-scale trim then lands the file rate on the nominal one.
+  # export's code-scale trim then lands the file rate on the nominal one.  cq-16k-r2 and
+  # cmrl-15.85k-r2 ran with the constant learning rate; the runs after them decay it (cosine),
+  # after the first two showed flat validation PESQ at a constant rate.  cq-24k-r2 and
+  # cmrl-19.85k-r2 were started with --steps 500 and cut to 300 at step 200 (--resume with the
+  # smaller --steps, which also shortened their cosine decay) to leave time for the exports.
   continue-a)
-    S3=(--set train.phases=finetune "${WARM[@]}" --set ckpt_every=100 --set val_every=250)
+    S3=(--set train.phases=finetune "${WARM[@]}" --set ckpt_every=100 --set val_every=250 --set schedule=cosine)
     run cq-16k-r2 cq --bitrate 16 --steps 1200 --init runs/cq-16k-cal "${S3[@]}" --set model.rate_margin=1.074
     run cq-20k-r2 cq --bitrate 20 --steps  700 --init runs/cq-20k "${S3[@]}" --set model.rate_margin=1.103
     run cq-9k-r2 cq --bitrate 9 --steps  700 --init runs/cq-9k "${S3[@]}" --set model.rate_margin=1.071
-    run cq-24k-r2 cq --bitrate 24 --steps 500 --init runs/cq-24k "${S3[@]}" --set model.rate_margin=1.178 ;;
+    run cq-24k-r2 cq --bitrate 24 --steps 300 --init runs/cq-24k "${S3[@]}" --set model.rate_margin=1.178 ;;
   continue-b)
-    S3=(--set train.phases=finetune "${WARM[@]}" "${CMRL_LR[@]}" --set ckpt_every=100 --set val_every=250)
+    S3=(--set train.phases=finetune "${WARM[@]}" "${CMRL_LR[@]}" --set ckpt_every=100 --set val_every=250 --set schedule=cosine)
     run cmrl-15.85k-r2 cmrl --bitrate 15.85 --steps 500 --init runs/cmrl-15.85k-cal "${S3[@]}" --set model.rate_margin=0.891
     run cmrl-8.85k-r2 cmrl --bitrate 8.85 --steps 500 --init runs/cmrl-8.85k "${S3[@]}" --set model.rate_margin=0.882
     run cmrl-23.85k-r2 cmrl --bitrate 23.85 --steps 500 --init runs/cmrl-23.85k "${S3[@]}" --set model.rate_margin=1.032
-    run cmrl-19.85k-r2 cmrl --bitrate 19.85 --steps 500 --init runs/cmrl-19.85k "${S3[@]}" --set model.rate_margin=0.944 ;;
+    run cmrl-19.85k-r2 cmrl --bitrate 19.85 --steps 300 --init runs/cmrl-19.85k "${S3[@]}" --set model.rate_margin=0.944 ;;
   export)
     for name in cq-9k cq-16k cq-20k cq-24k cmrl-8.85k cmrl-15.85k cmrl-19.85k cmrl-23.85k; do
       run=runs/$name
       [[ -d runs/$name-cal ]] && run=runs/$name-cal
       [[ -d runs/$name-r2 ]] && run=runs/$name-r2
-      "$NC" export "$run" --name "$name" --data "$DATA" --fit-seconds 300 --set model.entropy_coder=best --force
+      "$NC" export "$run" --name "$name" --data "$DATA" --fit-seconds 300 --set model.entropy_coder=best \
+        --trim-rate --force
     done ;;
   *) sed -n '2,17p' "$0"; exit 2 ;;
 esac
