@@ -93,5 +93,5 @@ case "${1:-}" in
       "$NC" export "$run" --name "$name" --data "$DATA" --fit-seconds 300 --set model.entropy_coder=best \
         --trim-rate --force
     done ;;
-  *) sed -n '2,17p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac
