@@ -62,14 +62,14 @@ def test_every_operating_point_ships_weights(codec_id, kbps):
 
 @pytest.mark.parametrize("codec_id,kbps", POINTS)
 def test_every_operating_point_was_rate_trimmed(codec_id, kbps):
-    """The export's rate trim put real files of held-out training speech within 1% of nominal,
+    """The export's rate trim put real files of held-out training speech within 2% of nominal,
     and the step it chose is the one the shipped config quantizes with."""
     import json
 
     family = neurocodec.load(codec_id).model
     training = json.loads((family.weights_path(kbps).parent / "training.json").read_text())
     trim = training["rate_trim"]
-    assert trim["target_kbps"] == kbps and abs(trim["kbps"] / kbps - 1) < 0.01
+    assert trim["target_kbps"] == kbps and abs(trim["kbps"] / kbps - 1) < 0.02
     assert family.model_for(kbps).config.code_scale == pytest.approx(trim["code_scale"])
 
 

@@ -147,7 +147,8 @@ def cmd_export(args) -> int:
     res = export_run(args.run_dir, args.name, args.dest, fp16=args.fp16, checkpoint=args.checkpoint,
                      allow_incomplete=args.allow_incomplete, force=args.force, data=args.data,
                      fit_seconds=args.fit_seconds, progress=lambda m: print(f"neurocodec: {m}", file=sys.stderr),
-                     overrides=args.set, trim_rate=args.trim_rate, trim_seconds=args.trim_seconds)
+                     overrides=args.set, trim_rate=args.trim_rate, trim_seconds=args.trim_seconds,
+                     trim_tolerance=args.trim_tolerance)
     extra = f", max fp16 error {res.max_abs_error:.2g}" if res.dtype == "float16" else ""
     if res.rate_trim:
         r = res.rate_trim
@@ -210,6 +211,8 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
                         "audio come out at the nominal bitrate (CMRL/CQ)")
     p.add_argument("--trim-seconds", type=float, default=120.0, metavar="S",
                    help="training audio after the --fit-seconds that the rate trim measures (default 120)")
+    p.add_argument("--trim-tolerance", type=float, default=0.005, metavar="F",
+                   help="relative rate error at which the trim stops searching (default 0.005)")
     p.set_defaults(func=cmd_export)
     return p
 

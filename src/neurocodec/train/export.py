@@ -138,7 +138,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                allow_incomplete: bool = False, force: bool = False,
                data: str | os.PathLike | None = None, fit_seconds: float = 900.0,
                progress: Callable[[str], None] | None = None, overrides: Sequence[str] = (),
-               trim_rate: bool = False, trim_seconds: float = 120.0) -> ExportResult:
+               trim_rate: bool = False, trim_seconds: float = 120.0, trim_tolerance: float = 0.005) -> ExportResult:
     """Export the latest (or the given) checkpoint of ``run_dir`` as ``dest/name`` (see module doc).
 
     The model is rebuilt from the checkpoint's recipe and its weights loaded strictly, so an
@@ -149,8 +149,8 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
     a codec model then also has the size of its real files measured on the validation split
     (``ExportResult.bitrate``).  ``trim_rate`` first sets the quantizer step (``code_scale``,
     :func:`~neurocodec.train.rate_trim.trim_code_scale`) so that real files of the next
-    ``trim_seconds`` of training audio come out at the nominal bitrate; it is recorded as the
-    override ``model.code_scale=G``.
+    ``trim_seconds`` of training audio come out at the nominal bitrate (within ``trim_tolerance``);
+    it is recorded as the override ``model.code_scale=G``.
     ``overrides`` (``KEY=VALUE``) change settings that leave the weights' shapes alone, e.g.
     ``model.entropy_coder=best``; they are applied to the stored recipe before the weights are
     loaded (strictly) and recorded."""
@@ -195,7 +195,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         sr = int(t.sample_rate or model.sample_rate)
         model.eval()
         if trim_rate:
-            model, recipe, trim = _trim_rate(model, recipe, manifest, fit_seconds, trim_seconds, say)
+            model, recipe, trim = _trim_rate(model, recipe, manifest, fit_seconds, trim_seconds, trim_tolerance, say)
             overrides = [*overrides, f"model.code_scale={model.config.code_scale!r}"]
             stored_recipe = recipe_to_dict(recipe)
         if trim is not None:  # the trim left the tables fitted on the same audio at its code_scale
@@ -268,7 +268,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                         trim.to_dict() if trim is not None else None)
 
 
-def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float, say):
+def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float, tolerance: float, say):
     """Run the rate trim on training audio (fit set first, calibration files after it) and
     rebuild the model from the recipe with the ``code_scale`` found (so config, recipe and
     weights agree); returns ``(model, recipe, RateTrim)``."""
@@ -287,7 +287,7 @@ def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float,
                           f"{fitted:.0f} s that fit the entropy coder; lower --fit-seconds")
     say(f"trimming the rate on {sum(x.shape[1] for x in cal) / sr:.0f} s of '{t.train_split}' audio "
         f"(tables fitted on {fitted:.0f} s)")
-    trim = trim_code_scale(model, fit, cal, float(model.bitrates.default), progress=say)
+    trim = trim_code_scale(model, fit, cal, float(model.bitrates.default), tolerance=tolerance, progress=say)
     recipe = apply_overrides(recipe, [f"model.code_scale={trim.code_scale!r}"])
     rebuilt = build_model(recipe)
     rebuilt.load_state_dict(model.state_dict(), strict=True)

@@ -35,6 +35,7 @@ class RateTrim:
     code_scale: float
     kbps: float
     target_kbps: float
+    tolerance: float
     fit_seconds: float
     calibration_seconds: float
     trials: list[tuple[float, float]] = field(default_factory=list)
@@ -113,5 +114,5 @@ def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signal
         model.fit_entropy_coder(fit_signals)
     g = model.config.code_scale
     kbps = next(k for s, k in reversed(trials) if s == g)
-    return RateTrim(code_scale=g, kbps=kbps, target_kbps=float(target_kbps), fit_seconds=fit_s,
+    return RateTrim(code_scale=g, kbps=kbps, target_kbps=float(target_kbps), tolerance=float(tolerance), fit_seconds=fit_s,
                     calibration_seconds=cal_s, trials=trials, entropy_fit=fits[g])
