@@ -8,7 +8,7 @@ and every file carries a container header and a last, partly filled chunk).
 from __future__ import annotations
 
 import argparse
-import json
+import csv
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -16,28 +16,25 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("report", help="report folder of neurocodec eval (with results.jsonl)")
+    ap.add_argument("report", help="report folder of neurocodec eval (with results.csv)")
     ap.add_argument("--codecs", default="", help="comma-separated codec ids (default: all)")
     args = ap.parse_args(argv)
-    path = Path(args.report) / "results.jsonl"
+    path = Path(args.report) / "results.csv"  # the results of the report's conditions, one row per file
     if not path.is_file():
-        print(f"split_bitrate: no results.jsonl in {args.report}", file=sys.stderr)
+        print(f"split_bitrate: no results.csv in {args.report}", file=sys.stderr)
         return 2
     wanted = {c for c in args.codecs.split(",") if c}
-    latest: dict[tuple, dict] = {}
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
-        if (not wanted or r["codec"] in wanted) and r.get("file_bytes"):
-            latest[(r["codec"], r["bitrate"], r["item"])] = r  # the last line of an item wins (resumed runs)
     groups: dict[tuple, list] = defaultdict(list)
-    for (codec, kbps, _), r in latest.items():
-        groups[(codec, kbps)].append(r)
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            if (not wanted or r["codec"] in wanted) and int(r["file_bytes"] or 0):
+                groups[(r["codec"], float(r["bitrate"]))].append(r)
     print("| codec | nominal kbps | files | seconds | mean of files kbps | total kbps | total vs nominal |")
     print("|---|---|---|---|---|---|---|")
     for (codec, kbps), rows in sorted(groups.items()):
-        seconds = sum(r["duration_s"] for r in rows)
-        total = 8.0 * sum(r["file_bytes"] for r in rows) / seconds / 1000.0
-        mean = sum(r["measured_kbps"] for r in rows) / len(rows)
+        seconds = sum(float(r["duration_s"]) for r in rows)
+        total = 8.0 * sum(int(r["file_bytes"]) for r in rows) / seconds / 1000.0
+        mean = sum(float(r["measured_kbps"]) for r in rows) / len(rows)
         print(f"| {codec} | {kbps:g} | {len(rows)} | {seconds:.0f} | {mean:.2f} | {total:.2f} | "
               f"{100 * (total / kbps - 1):+.1f}% |")
     return 0

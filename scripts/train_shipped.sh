@@ -34,6 +34,8 @@ CQ_RATE=(--set model.rate_margin=1.04)
 CMRL_RATE=(--set model.rate_margin=1.0)
 # CMRL's paper learning rates (2e-5 after module 1) barely move a model in a few hundred steps
 CMRL_LR=(--set model.finetune_learning_rate=1e-4 --set model.greedy_learning_rates=1e-4,1e-4)
+# session 3's continuation of every point (continue-a, continue-b)
+S3=(--set train.phases=finetune "${WARM[@]}" --set ckpt_every=100 --set val_every=250 --set schedule=cosine)
 
 run() {  # run NAME ARGS...: train into runs/NAME unless it already finished
   local name=$1; shift
@@ -74,17 +76,15 @@ case "${1:-}" in
   # cmrl-19.85k-r2 were started with --steps 500 and cut to 300 at step 200 (--resume with the
   # smaller --steps, which also shortened their cosine decay) to leave time for the exports.
   continue-a)
-    S3=(--set train.phases=finetune "${WARM[@]}" --set ckpt_every=100 --set val_every=250 --set schedule=cosine)
     run cq-16k-r2 cq --bitrate 16 --steps 1200 --init runs/cq-16k-cal "${S3[@]}" --set model.rate_margin=1.074
-    run cq-20k-r2 cq --bitrate 20 --steps  700 --init runs/cq-20k "${S3[@]}" --set model.rate_margin=1.103
-    run cq-9k-r2 cq --bitrate 9 --steps  700 --init runs/cq-9k "${S3[@]}" --set model.rate_margin=1.071
+    run cq-20k-r2 cq --bitrate 20 --steps 700 --init runs/cq-20k "${S3[@]}" --set model.rate_margin=1.103
+    run cq-9k-r2 cq --bitrate 9 --steps 700 --init runs/cq-9k "${S3[@]}" --set model.rate_margin=1.071
     run cq-24k-r2 cq --bitrate 24 --steps 300 --init runs/cq-24k "${S3[@]}" --set model.rate_margin=1.178 ;;
   continue-b)
-    S3=(--set train.phases=finetune "${WARM[@]}" "${CMRL_LR[@]}" --set ckpt_every=100 --set val_every=250 --set schedule=cosine)
-    run cmrl-15.85k-r2 cmrl --bitrate 15.85 --steps 500 --init runs/cmrl-15.85k-cal "${S3[@]}" --set model.rate_margin=0.891
-    run cmrl-8.85k-r2 cmrl --bitrate 8.85 --steps 500 --init runs/cmrl-8.85k "${S3[@]}" --set model.rate_margin=0.882
-    run cmrl-23.85k-r2 cmrl --bitrate 23.85 --steps 500 --init runs/cmrl-23.85k "${S3[@]}" --set model.rate_margin=1.032
-    run cmrl-19.85k-r2 cmrl --bitrate 19.85 --steps 300 --init runs/cmrl-19.85k "${S3[@]}" --set model.rate_margin=0.944 ;;
+    run cmrl-15.85k-r2 cmrl --bitrate 15.85 --steps 500 --init runs/cmrl-15.85k-cal "${S3[@]}" "${CMRL_LR[@]}" --set model.rate_margin=0.891
+    run cmrl-8.85k-r2 cmrl --bitrate 8.85 --steps 500 --init runs/cmrl-8.85k "${S3[@]}" "${CMRL_LR[@]}" --set model.rate_margin=0.882
+    run cmrl-23.85k-r2 cmrl --bitrate 23.85 --steps 500 --init runs/cmrl-23.85k "${S3[@]}" "${CMRL_LR[@]}" --set model.rate_margin=1.032
+    run cmrl-19.85k-r2 cmrl --bitrate 19.85 --steps 300 --init runs/cmrl-19.85k "${S3[@]}" "${CMRL_LR[@]}" --set model.rate_margin=0.944 ;;
   export)
     # the last four exports of session 3 ran with a smaller fit set, a shorter calibration and a
     # 2% search tolerance, so that they fitted in the session (each rate trial codes all of it)

@@ -308,10 +308,9 @@ class CodingModule(nn.Module):
         encoder and decoder convolutions under autocast; the code, the quantizer and the
         reconstruction stay float32."""
         code = self.code(frames, amp_dtype)
-        g = self.code_scale
-        q = self.quantizer(code / g if g != 1.0 else code, alpha, hard)
+        q = self.quantizer(code / self.code_scale, alpha, hard)
         with _autocast(frames, amp_dtype):
-            recon = self.autoencoder.decode(q.output * g if g != 1.0 else q.output)
+            recon = self.autoencoder.decode(q.output * self.code_scale)
         return ModuleOutput(recon=recon[:, 0, :].float(), code=code, quant=q)
 
     @torch.no_grad()

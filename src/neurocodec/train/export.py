@@ -194,11 +194,10 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         t = recipe.train
         sr = int(t.sample_rate or model.sample_rate)
         model.eval()
-        if trim_rate:
-            model, recipe, trim = _trim_rate(model, recipe, manifest, fit_seconds, trim_seconds, trim_tolerance, say)
-            overrides = [*overrides, f"model.code_scale={model.config.code_scale!r}"]
+        if trim_rate:  # the trim leaves the tables fitted on the same audio at its code_scale
+            recipe, trim = _trim_rate(model, recipe, manifest, fit_seconds, trim_seconds, trim_tolerance, say)
+            overrides = [*overrides, f"model.code_scale={trim.code_scale!r}"]
             stored_recipe = recipe_to_dict(recipe)
-        if trim is not None:  # the trim left the tables fitted on the same audio at its code_scale
             entropy_fit = trim.entropy_fit
         else:
             say(f"fitting the entropy coder on up to {fit_seconds:g} s of '{t.train_split}' audio of {manifest}")
@@ -269,13 +268,11 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
 
 
 def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float, tolerance: float, say):
-    """Run the rate trim on training audio (fit set first, calibration files after it) and
-    rebuild the model from the recipe with the ``code_scale`` found (so config, recipe and
-    weights agree); returns ``(model, recipe, RateTrim)``."""
+    """Run the rate trim on training audio (fit set first, calibration files after it); the
+    model is left at the ``code_scale`` found, and the recipe gets the same value so that
+    config, recipe and weights agree.  Returns ``(recipe, RateTrim)``."""
     from .rate_trim import trim_code_scale
 
-    if not callable(getattr(model, "set_code_scale", None)) or not hasattr(model, "bitrates"):
-        raise RecipeError(f"--trim-rate: {type(model).__name__} has no rate trim")
     t = recipe.train
     sr = int(t.sample_rate or model.sample_rate)
     fit = list(manifest_signals(manifest, t.train_split, t.sources, sr, fit_seconds, interleave=True))
@@ -288,11 +285,7 @@ def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float,
     say(f"trimming the rate on {sum(x.shape[1] for x in cal) / sr:.0f} s of '{t.train_split}' audio "
         f"(tables fitted on {fitted:.0f} s)")
     trim = trim_code_scale(model, fit, cal, float(model.bitrates.default), tolerance=tolerance, progress=say)
-    recipe = apply_overrides(recipe, [f"model.code_scale={trim.code_scale!r}"])
-    rebuilt = build_model(recipe)
-    rebuilt.load_state_dict(model.state_dict(), strict=True)
-    rebuilt.eval()
-    return rebuilt, recipe, trim
+    return apply_overrides(recipe, [f"model.code_scale={trim.code_scale!r}"]), trim
 
 
 def _save_native(model: torch.nn.Module, path: Path, fp16: bool) -> None:

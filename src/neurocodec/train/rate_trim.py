@@ -14,6 +14,7 @@ inside a bracket (bisection when a secant step leaves it), and keeps the closest
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
@@ -70,12 +71,13 @@ def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signal
     cal_s = sum(x.shape[-1] for x in calibration_signals) / sr
     log_t = math.log(target_kbps)
     trials: list[tuple[float, float]] = []
-    fits: dict[float, dict[str, Any]] = {}
+    fits: dict[float, tuple[dict[str, Any], dict[str, Any]]] = {}  # g -> (fit statistics, fitted tables)
 
     def rate_at(log_g: float) -> float:
         g = math.exp(log_g)
         model.set_code_scale(g)
-        fits[g] = model.fit_entropy_coder(fit_signals)
+        stats = model.fit_entropy_coder(fit_signals)
+        fits[g] = stats, copy.deepcopy(model.entropy_tables.state_dict())
         kbps = measure_file_bitrate(model, calibration_signals, float(model.bitrates.default))["kbps"]
         trials.append((g, kbps))
         say(f"rate trim: code_scale {g:.4f} -> {kbps:.3f} kbps (target {target_kbps:g})")
@@ -109,10 +111,10 @@ def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signal
             break
         points.append((x1, rate_at(x1)))
     best_x, _ = min(points, key=lambda p: abs(p[1]))
-    if best_x != points[-1][0]:  # leave the model at the best trial, tables refitted for it
-        model.set_code_scale(math.exp(best_x))
-        model.fit_entropy_coder(fit_signals)
-    g = model.config.code_scale
+    g = math.exp(best_x)
+    if best_x != points[-1][0]:  # leave the model at the best trial, with the tables fitted for it
+        model.set_code_scale(g)
+        model.entropy_tables.load_state_dict(fits[g][1])
     kbps = next(k for s, k in reversed(trials) if s == g)
     return RateTrim(code_scale=g, kbps=kbps, target_kbps=float(target_kbps), tolerance=float(tolerance), fit_seconds=fit_s,
-                    calibration_seconds=cal_s, trials=trials, entropy_fit=fits[g])
+                    calibration_seconds=cal_s, trials=trials, entropy_fit=fits[g][0])
