@@ -29,14 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         for r in csv.DictReader(f):
             if (not wanted or r["codec"] in wanted) and int(r["file_bytes"] or 0):
                 groups[(r["codec"], float(r["bitrate"]))].append(r)
-    print("| codec | nominal kbps | files | seconds | mean of files kbps | total kbps | total vs nominal |")
-    print("|---|---|---|---|---|---|---|")
+    print("| codec | nominal kbps | files | seconds | mean of files kbps | vs nominal | total kbps | vs nominal |")
+    print("|---|---|---|---|---|---|---|---|")
     for (codec, kbps), rows in sorted(groups.items()):
         seconds = sum(float(r["duration_s"]) for r in rows)
         total = 8.0 * sum(int(r["file_bytes"]) for r in rows) / seconds / 1000.0
         mean = sum(float(r["measured_kbps"]) for r in rows) / len(rows)
-        print(f"| {codec} | {kbps:g} | {len(rows)} | {seconds:.0f} | {mean:.2f} | {total:.2f} | "
-              f"{100 * (total / kbps - 1):+.1f}% |")
+        print(f"| {codec} | {kbps:g} | {len(rows)} | {seconds:.0f} | {mean:.2f} | {100 * (mean / kbps - 1):+.1f}% | "
+              f"{total:.2f} | {100 * (total / kbps - 1):+.1f}% |")
     return 0
 
 

@@ -74,11 +74,33 @@ def test_trim_reaches_the_target_rate_on_real_files():
     base = measure_file_bitrate(model, cal, 15.85)["kbps"]
     target = 0.85 * base
     trim = trim_code_scale(model, fit, cal, target, tolerance=0.01)
-    assert trim.code_scale > 1.0  # fewer bits: a coarser step
+    assert trim.statistic == "total" and trim.code_scale > 1.0  # fewer bits: a coarser step
     assert trim.kbps == pytest.approx(target, rel=0.01)
     assert measure_file_bitrate(model, cal, 15.85)["kbps"] == pytest.approx(trim.kbps)  # model left there
     assert trim.trials[0] == (1.0, pytest.approx(base)) and trim.trials[-1][0] == trim.code_scale
     assert "entropy_fit" not in trim.to_dict() and trim.entropy_fit["seconds"] == pytest.approx(1.5)
+
+
+def test_file_bitrate_statistics_and_the_per_file_trim():
+    """Files of unequal length: the mean of per-file rates weighs the short file's header more
+    than total bytes / total seconds does; the "files" trim lands the mean of files."""
+    from neurocodec.api import Codec
+    from neurocodec.train.export import measure_file_bitrate
+
+    model, fit = _model(), _signals(3, 0)
+    model.fit_entropy_coder(fit)
+    cal = [_signals(1, 1)[0][:, :1600], np.tile(_signals(1, 2)[0], 4)]  # 0.1 s and 2 s
+    sizes = [len(Codec(model).compress(x, 16000, 15.85)) for x in cal]
+    got = measure_file_bitrate(model, cal, 15.85)
+    assert got["files"] == 2 and got["seconds"] == pytest.approx(2.1)
+    assert got["kbps"] == pytest.approx(8 * sum(sizes) / 2.1 / 1000)
+    assert got["mean_file_kbps"] == pytest.approx((8 * sizes[0] / 0.1 + 8 * sizes[1] / 2.0) / 2 / 1000)
+    assert got["mean_file_kbps"] > 1.2 * got["kbps"]
+    target = 0.9 * got["mean_file_kbps"]
+    trim = trim_code_scale(model, fit, cal, target, tolerance=0.01, statistic="files")
+    assert trim.statistic == "files" and trim.to_dict()["statistic"] == "files"
+    assert trim.kbps == pytest.approx(target, rel=0.01)
+    assert measure_file_bitrate(model, cal, 15.85)["mean_file_kbps"] == pytest.approx(trim.kbps)
 
 
 def test_trim_errors():
@@ -88,6 +110,8 @@ def test_trim_errors():
         trim_code_scale(_model(), _signals(1, 0), [], 10.0)
     with pytest.raises(UserError, match="positive target"):
         trim_code_scale(_model(), _signals(1, 0), _signals(1, 1), 0.0)
+    with pytest.raises(UserError, match="unknown rate statistic"):
+        trim_code_scale(_model(), _signals(1, 0), _signals(1, 1), 10.0, statistic="median")
 
 
 def test_manifest_records_interleave_sources(tmp_path):

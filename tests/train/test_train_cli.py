@@ -58,6 +58,7 @@ def test_train_resume_and_export_through_the_cli(tmp_path, manifest, capsys):
     (["train", "tiny", "--data", "{m}", "--out", "{o}", "--device", "tpu"], "invalid choice"),
     (["export", "{t}/norun", "--name", "x"], "run directory not found"),
     (["export", "{t}", "--name", "x"], "no checkpoint"),
+    (["export", "{t}", "--name", "x", "--trim-rate", "--trim-statistic", "median"], "invalid choice"),
 ])
 def test_bad_arguments_are_one_line_user_errors(tmp_path, manifest, argv, fragment):
     argv = [a.format(m=manifest, o=tmp_path / "run", t=tmp_path) for a in argv]

@@ -61,6 +61,7 @@ def test_export_fits_the_entropy_coder_and_measures_files(tmp_path, tiny_cmrl_re
     assert fit["seconds"] == pytest.approx(2.0)  # the two speech-real training files, not the music one
     assert set(fit["entropy_bits"]) == {"module1", "module2"}
     assert res.bitrate["files"] == 1 and res.bitrate["split"] == "valid" and res.bitrate["kbps"] > 0
+    assert res.bitrate["mean_file_kbps"] == pytest.approx(res.bitrate["kbps"])  # one file: both statistics agree
     model = CmrlCodec.from_pretrained(res.directory / "model.safetensors")
     assert model.config.entropy_coder == "best" and training["export_overrides"] == ["model.entropy_coder=best"]
     assert int(model.entropy_tables["module1"].pair_counts.sum()) > 0
@@ -86,7 +87,9 @@ def test_export_trim_rate_records_the_code_scale(tmp_path, tiny_cmrl_recipe, spe
     assert model.config.code_scale == pytest.approx(trim["code_scale"])
     assert training["export_overrides"] == [f"model.code_scale={trim['code_scale']!r}"]
     assert training["entropy_coder"]["seconds"] == pytest.approx(1.0)  # the trim's own fit is kept
-    assert "Rate trim: quantizer step `code_scale`" in (res.directory / "MODEL_CARD.md").read_text()
+    card = (res.directory / "MODEL_CARD.md").read_text()
+    assert "Rate trim: quantizer step `code_scale`" in card and "total bytes over total seconds" in card
+    assert trim["statistic"] == "total"  # the default
     # nothing left to calibrate on once the fit takes every training file
     with pytest.raises(RecipeError, match="lower --fit-seconds"):
         export_run(tmp_path / "run", "again", tmp_path / "w", fit_seconds=10.0, trim_rate=True)

@@ -3,7 +3,8 @@
     neurocodec train RECIPE --data MANIFEST --out RUN_DIR [--bitrate KBPS] [--steps N]
                      [--device cpu|cuda] [--resume] [--init PATH] [--set KEY=VALUE ...]
     torchrun --nproc_per_node 2 -m neurocodec train RECIPE ...     # DDP, one process per GPU/CPU slot
-    neurocodec export RUN_DIR --name NAME [--dest DIR] [--fp16] [--data MANIFEST] [--fit-seconds S] [--trim-rate]
+    neurocodec export RUN_DIR --name NAME [--dest DIR] [--fp16] [--data MANIFEST] [--fit-seconds S]
+                      [--trim-rate [--trim-statistic total|files]]
 
 Handlers return an exit status; bad arguments raise ``UserError`` subclasses.
 """
@@ -148,16 +149,19 @@ def cmd_export(args) -> int:
                      allow_incomplete=args.allow_incomplete, force=args.force, data=args.data,
                      fit_seconds=args.fit_seconds, progress=lambda m: print(f"neurocodec: {m}", file=sys.stderr),
                      overrides=args.set, trim_rate=args.trim_rate, trim_seconds=args.trim_seconds,
-                     trim_tolerance=args.trim_tolerance)
+                     trim_tolerance=args.trim_tolerance, trim_statistic=args.trim_statistic)
     extra = f", max fp16 error {res.max_abs_error:.2g}" if res.dtype == "float16" else ""
     if res.rate_trim:
         r = res.rate_trim
-        extra += (f"; rate trim: code_scale {r['code_scale']:.4f}, {r['kbps']:.2f} kbps on "
+        how = "mean of files" if r.get("statistic") == "files" else "total"
+        extra += (f"; rate trim: code_scale {r['code_scale']:.4f}, {r['kbps']:.2f} kbps ({how}) on "
                   f"{r['calibration_seconds']:.0f} s of training audio")
     if res.bitrate:
         b = res.bitrate
         extra += (f"; files of the {b['split']} split ({b['files']}, {b['seconds']:.0f} s): {b['kbps']:.2f} kbps "
-                  f"for {b['nominal_kbps']:g} nominal ({100 * (b['kbps'] / b['nominal_kbps'] - 1):+.1f}%)")
+                  f"total, {b['mean_file_kbps']:.2f} mean of files, for {b['nominal_kbps']:g} nominal "
+                  f"({100 * (b['kbps'] / b['nominal_kbps'] - 1):+.1f}%, "
+                  f"{100 * (b['mean_file_kbps'] / b['nominal_kbps'] - 1):+.1f}%)")
     print(f"exported step {res.step} of {args.run_dir} to {res.directory} ({res.num_parameters:,} parameters, "
           f"{res.dtype}{extra})", file=sys.stderr)
     return 0
@@ -213,6 +217,9 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
                    help="training audio after the --fit-seconds that the rate trim measures (default 120)")
     p.add_argument("--trim-tolerance", type=float, default=0.005, metavar="F",
                    help="relative rate error at which the trim stops searching (default 0.005)")
+    p.add_argument("--trim-statistic", choices=("total", "files"), default="total",
+                   help="rate the trim lands on the nominal one: total bytes / total seconds (total, default) "
+                        "or the mean of the per-file bitrates, as 'neurocodec eval' reports them (files)")
     p.set_defaults(func=cmd_export)
     return p
 

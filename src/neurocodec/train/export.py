@@ -121,16 +121,22 @@ def manifest_signals(manifest: str | os.PathLike, split: str, sources, sample_ra
 
 def measure_file_bitrate(model, signals: Iterable[np.ndarray], bitrate_kbps: float) -> dict[str, float]:
     """Size of real ``.ncdc`` files (container included) made by ``model`` from ``signals``:
-    ``{"kbps": 8 * bytes / seconds, "files": n, "seconds": s}``."""
+    ``{"kbps": 8 * bytes / seconds, "mean_file_kbps": mean over files of 8 * bytes / seconds
+    (what ``neurocodec eval`` reports; short files weigh in with their header), "files": n,
+    "seconds": s}``."""
     from ..api import Codec
 
     codec = Codec(model)
-    nbytes, seconds, n = 0, 0.0, 0
+    nbytes, seconds, n, per_file = 0, 0.0, 0, 0.0
     for y in signals:
-        nbytes += len(codec.compress(y, model.sample_rate, bitrate_kbps))
-        seconds += y.shape[1] / model.sample_rate
+        size = len(codec.compress(y, model.sample_rate, bitrate_kbps))
+        dur = y.shape[1] / model.sample_rate
+        nbytes += size
+        seconds += dur
+        per_file += 8.0 * size / dur / 1000.0
         n += 1
-    return {"kbps": 8.0 * nbytes / seconds / 1000.0 if seconds else 0.0, "files": n, "seconds": seconds}
+    return {"kbps": 8.0 * nbytes / seconds / 1000.0 if seconds else 0.0,
+            "mean_file_kbps": per_file / n if n else 0.0, "files": n, "seconds": seconds}
 
 
 def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None = None, *,
@@ -138,7 +144,8 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                allow_incomplete: bool = False, force: bool = False,
                data: str | os.PathLike | None = None, fit_seconds: float = 900.0,
                progress: Callable[[str], None] | None = None, overrides: Sequence[str] = (),
-               trim_rate: bool = False, trim_seconds: float = 120.0, trim_tolerance: float = 0.005) -> ExportResult:
+               trim_rate: bool = False, trim_seconds: float = 120.0, trim_tolerance: float = 0.005,
+               trim_statistic: str = "total") -> ExportResult:
     """Export the latest (or the given) checkpoint of ``run_dir`` as ``dest/name`` (see module doc).
 
     The model is rebuilt from the checkpoint's recipe and its weights loaded strictly, so an
@@ -149,8 +156,10 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
     a codec model then also has the size of its real files measured on the validation split
     (``ExportResult.bitrate``).  ``trim_rate`` first sets the quantizer step (``code_scale``,
     :func:`~neurocodec.train.rate_trim.trim_code_scale`) so that real files of the next
-    ``trim_seconds`` of training audio come out at the nominal bitrate (within ``trim_tolerance``);
-    it is recorded as the override ``model.code_scale=G``.
+    ``trim_seconds`` of training audio come out at the nominal bitrate (within ``trim_tolerance``;
+    ``trim_statistic`` "total": total bytes over total seconds, "files": the mean of the
+    per-file bitrates, as ``neurocodec eval`` reports them); it is recorded as the override
+    ``model.code_scale=G``.
     ``overrides`` (``KEY=VALUE``) change settings that leave the weights' shapes alone, e.g.
     ``model.entropy_coder=best``; they are applied to the stored recipe before the weights are
     loaded (strictly) and recorded."""
@@ -195,7 +204,8 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         sr = int(t.sample_rate or model.sample_rate)
         model.eval()
         if trim_rate:  # the trim leaves the tables fitted on the same audio at its code_scale
-            recipe, trim = _trim_rate(model, recipe, manifest, fit_seconds, trim_seconds, trim_tolerance, say)
+            recipe, trim = _trim_rate(model, recipe, manifest, fit_seconds, trim_seconds, trim_tolerance,
+                                      trim_statistic, say)
             overrides = [*overrides, f"model.code_scale={trim.code_scale!r}"]
             stored_recipe = recipe_to_dict(recipe)
             entropy_fit = trim.entropy_fit
@@ -267,7 +277,8 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                         trim.to_dict() if trim is not None else None)
 
 
-def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float, tolerance: float, say):
+def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float, tolerance: float,
+               statistic: str, say):
     """Run the rate trim on training audio (fit set first, calibration files after it); the
     model is left at the ``code_scale`` found, and the recipe gets the same value so that
     config, recipe and weights agree.  Returns ``(recipe, RateTrim)``."""
@@ -284,7 +295,8 @@ def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float,
                           f"{fitted:.0f} s that fit the entropy coder; lower --fit-seconds")
     say(f"trimming the rate on {sum(x.shape[1] for x in cal) / sr:.0f} s of '{t.train_split}' audio "
         f"(tables fitted on {fitted:.0f} s)")
-    trim = trim_code_scale(model, fit, cal, float(model.bitrates.default), tolerance=tolerance, progress=say)
+    trim = trim_code_scale(model, fit, cal, float(model.bitrates.default), tolerance=tolerance,
+                           statistic=statistic, progress=say)
     return apply_overrides(recipe, [f"model.code_scale={trim.code_scale!r}"]), trim
 
 

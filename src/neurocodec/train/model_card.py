@@ -79,11 +79,14 @@ def render_card(name: str, recipe: Mapping[str, Any], training: Mapping[str, Any
     if trim:
         lines += [f"Rate trim: quantizer step `code_scale` = {trim['code_scale']:.4f}, chosen so that real files of "
                   f"{trim['calibration_seconds']:.0f} s of held-out training audio come out at "
-                  f"{trim['kbps']:.2f} kbps for {trim['target_kbps']:g} kbps nominal "
+                  f"{trim['kbps']:.2f} kbps for {trim['target_kbps']:g} kbps nominal, "
+                  f"{'mean of the per-file rates' if trim.get('statistic') == 'files' else 'total bytes over total seconds'} "
                   f"({len(trim['trials'])} trials).", ""]
     if rate:
         lines += [f"Real `.ncdc` files of the {rate['split']} split ({rate['files']} files, {rate['seconds']:.0f} s): "
-                  f"{rate['kbps']:.2f} kbps for {rate['nominal_kbps']:g} kbps nominal.", ""]
+                  f"{rate['kbps']:.2f} kbps total bytes over total seconds"
+                  + (f", {rate['mean_file_kbps']:.2f} kbps mean of the per-file rates" if "mean_file_kbps" in rate else "")
+                  + f", for {rate['nominal_kbps']:g} kbps nominal.", ""]
     for title, key in (("Final validation metrics", "val"), ("Final training terms", "train")):
         vals = metrics.get(key) or {}
         if vals:
