@@ -14,6 +14,7 @@
 #   bash scripts/train_shipped.sh continue-e      # session 4: cmrl-23.85k, 600 more steps
 #   bash scripts/train_shipped.sh continue-f      # session 4: cmrl-8.85k, 600 more steps
 #   bash scripts/train_shipped.sh export [NAME..] # trim the rates, fit the entropy coders, write the weights
+#   python scripts/update_golden.py               # then: the golden bitstream md5s of the shipped weights
 #
 # The other operating points start from a base model (`--init`): same architecture at another
 # rate (fine-tuning only), or a deeper/narrower cascade that reuses what fits (module 1 and the
@@ -119,5 +120,5 @@ case "${1:-}" in
       "$NC" export "$run" --name "$name" --data "$DATA" --fit-seconds 300 --trim-rate --trim-tolerance 0.01 \
         --set model.entropy_coder=best --force
     done ;;
-  *) sed -n '2,23p' "$0"; exit 2 ;;
+  *) sed -n '2,24p' "$0"; exit 2 ;;
 esac

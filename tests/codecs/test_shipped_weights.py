@@ -22,7 +22,8 @@ from neurocodec.codecs.cq import CQ_BITRATES
 
 #: torch.backends.cpu.get_cpu_capability() of the machine that recorded GOLDEN
 GOLDEN_CPU = "AVX512"
-#: md5 of the .ncdc file of the first 2 s of examples/speech.flac
+#: md5 of the .ncdc file of the first 2 s of examples/speech.flac (``python scripts/update_golden.py``
+#: rewrites them after the shipped weights change)
 GOLDEN: dict[tuple[str, float], str] = {
     ("cq", 9.0): "6973249477a4f005deb5efed0fd2d8ad",
     ("cq", 16.0): "4a9c51ebb5b369e9f4abe6a645f019f6",
