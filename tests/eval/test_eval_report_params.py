@@ -24,3 +24,13 @@ def test_learned_families_count_the_model_of_each_rate(tmp_path):
     assert fam.num_parameters_at(9) == CqCodec.for_bitrate(9).num_parameters()
     assert fam.num_parameters_at(24) == CqCodec.for_bitrate(24).num_parameters()
     assert fam.num_parameters_at(24) > fam.num_parameters_at(16)
+
+
+def test_whole_set_rate_next_to_the_mean_of_files():
+    """total_kbps is total bytes over total seconds of the files that produced a stream."""
+    rows = [ItemResult("cq", 16.0, 16.0, "a.flac", "h", 16000, 1.0, 2000, 16.0, 10.0, 20.0, 0),
+            ItemResult("cq", 16.0, 16.0, "b.flac", "h", 16000, 3.0, 3000, 8.0, 10.0, 20.0, 0),
+            ItemResult("cq", 16.0, 16.0, "c.flac", "h", 16000, 2.0, 0, 0.0, 10.0, 20.0, 0, failures={"x": "y"})]
+    (s,) = summarize(rows, [])
+    assert s.seconds == 4.0 and s.total_kbps == 8.0 * 5000 / 4.0 / 1000.0
+    assert s.measured_kbps.mean == 8.0  # the per-file mean, every row

@@ -46,6 +46,8 @@ class ConditionSummary:
     decode_rtf: float
     delay_ms: float
     parameters: int
+    seconds: float = 0.0  # audio coded (files with a stream)
+    total_kbps: float = float("nan")  # 8 * their bytes / seconds: the rate over the whole set
     metrics: dict[str, Stat] = field(default_factory=dict)
 
 
@@ -60,6 +62,8 @@ def summarize(results: Sequence[ItemResult], metrics: Sequence[str],
         groups.setdefault((r.codec, r.bitrate), []).append(r)
     out = []
     for (codec, br), rs in sorted(groups.items()):
+        coded = [r for r in rs if r.file_bytes > 0]
+        seconds = sum(r.duration_s for r in coded)
         out.append(ConditionSummary(
             codec=codec, bitrate=br, files=len(rs),
             measured_kbps=Stat.of([r.measured_kbps for r in rs]),
@@ -67,6 +71,8 @@ def summarize(results: Sequence[ItemResult], metrics: Sequence[str],
             decode_rtf=float(np.median([r.decode_rtf for r in rs])),
             delay_ms=float(np.median([1000 * r.delay_samples / r.sample_rate for r in rs])),
             parameters=(parameters or {}).get((codec, br), (parameters or {}).get(codec, 0)),
+            seconds=seconds,
+            total_kbps=8.0 * sum(r.file_bytes for r in coded) / seconds / 1000.0 if seconds else float("nan"),
             metrics={m: Stat.of([r.metrics.get(m, float("nan")) for r in rs]) for m in metrics},
         ))
     return out

@@ -84,9 +84,8 @@ def render_card(name: str, recipe: Mapping[str, Any], training: Mapping[str, Any
                   f"({len(trim['trials'])} trials).", ""]
     if rate:
         lines += [f"Real `.ncdc` files of the {rate['split']} split ({rate['files']} files, {rate['seconds']:.0f} s): "
-                  f"{rate['kbps']:.2f} kbps total bytes over total seconds"
-                  + (f", {rate['mean_file_kbps']:.2f} kbps mean of the per-file rates" if "mean_file_kbps" in rate else "")
-                  + f", for {rate['nominal_kbps']:g} kbps nominal.", ""]
+                  f"{rate['kbps']:.2f} kbps total bytes over total seconds, {rate['mean_file_kbps']:.2f} kbps "
+                  f"mean of the per-file rates, for {rate['nominal_kbps']:g} kbps nominal.", ""]
     for title, key in (("Final validation metrics", "val"), ("Final training terms", "train")):
         vals = metrics.get(key) or {}
         if vals:

@@ -86,14 +86,14 @@ def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signal
     cal_s = sum(x.shape[-1] for x in calibration_signals) / sr
     log_t = math.log(target_kbps)
     trials: list[tuple[float, float]] = []
-    fits: dict[float, tuple[dict[str, Any], dict[str, Any]]] = {}  # g -> (fit statistics, fitted tables)
+    fits: dict[float, tuple[float, dict[str, Any], dict[str, Any]]] = {}  # g -> (kbps, fit statistics, tables)
 
     def rate_at(log_g: float) -> float:
         g = math.exp(log_g)
         model.set_code_scale(g)
         stats = model.fit_entropy_coder(fit_signals)
-        fits[g] = stats, copy.deepcopy(model.entropy_tables.state_dict())
         kbps = measure_file_bitrate(model, calibration_signals, float(model.bitrates.default))[_STATISTICS[statistic]]
+        fits[g] = kbps, stats, copy.deepcopy(model.entropy_tables.state_dict())
         trials.append((g, kbps))
         say(f"rate trim: code_scale {g:.4f} -> {kbps:.3f} kbps (target {target_kbps:g})")
         return math.log(kbps) - log_t
@@ -127,9 +127,9 @@ def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signal
         points.append((x1, rate_at(x1)))
     best_x, _ = min(points, key=lambda p: abs(p[1]))
     g = math.exp(best_x)
+    kbps, stats, tables = fits[g]
     if best_x != points[-1][0]:  # leave the model at the best trial, with the tables fitted for it
         model.set_code_scale(g)
-        model.entropy_tables.load_state_dict(fits[g][1])
-    kbps = next(k for s, k in reversed(trials) if s == g)
+        model.entropy_tables.load_state_dict(tables)
     return RateTrim(code_scale=g, kbps=kbps, target_kbps=float(target_kbps), tolerance=float(tolerance), fit_seconds=fit_s,
-                    calibration_seconds=cal_s, statistic=statistic, trials=trials, entropy_fit=fits[g][0])
+                    calibration_seconds=cal_s, statistic=statistic, trials=trials, entropy_fit=stats)
