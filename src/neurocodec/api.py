@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import audio as audio_io
-from .bitstream import Stream, StreamHeader, pack, unpack
+from .bitstream import Stream, StreamHeader, framing, pack, unpack
 from .codecs import registry
 from .codecs.base import CodecModel
 from .errors import CorruptStreamError, StreamError, UnsupportedVersionError, UserError, WeightsError
@@ -94,7 +94,7 @@ class Codec:
                 raise UserError("only --channels 1 (downmix to mono) is supported")
             x = x.mean(axis=0, keepdims=True)
         y = audio_io.resample(x, sample_rate, self.sample_rate)
-        enc = self.model.compress(y, kbps)
+        enc = self.model.compress(y, kbps, framing(self.name))
         header = StreamHeader(
             codec_id=self.name, codec_version=self.model.codec_version,
             config_hash=self.model.stream_config_hash(kbps), sample_rate=sample_rate,

@@ -93,6 +93,16 @@ def test_resuming_without_a_checkpoint_or_with_changes_is_refused(tmp_path):
         _fit(tmp_path / "run", ["train.steps=2"], resume=True, val=False)
 
 
+def test_resume_reads_a_setting_added_after_the_run_started_as_its_default(tmp_path):
+    run = tmp_path / "run"
+    _, res = _fit(run, ["train.steps=2"], val=False)
+    state = load_checkpoint(res.checkpoint)
+    del state["recipe"]["model"]["nan_at_step"]  # a run from before the setting existed
+    torch.save(state, res.checkpoint)
+    _, res = _fit(run, ["train.steps=3"], resume=True, val=False)
+    assert res.step == 3
+
+
 @pytest.mark.parametrize("setting, reason", [
     ("model.nan_at_step=7", "loss is nan"),
     ("model.explode_at_step=7", "loss exploded"),

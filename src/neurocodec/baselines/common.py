@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..audio import validate
-from ..codecs.base import CodecModel, EncodedAudio
+from ..codecs.base import CodecModel, EncodedAudio, Framing
 from ..errors import AudioError, CorruptStreamError
 
 
@@ -63,7 +63,8 @@ class BaselineCodec(CodecModel):
         need = num_samples + self.delay(kbps)
         return -(-need // frame) * frame
 
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
+                 framing: Framing | None = None) -> EncodedAudio:
         """Code ``(channels, samples)`` float32 audio at ``self.sample_rate``, channel by channel."""
         kbps = self.validate_bitrate(bitrate_kbps)
         x = np.asarray(audio, dtype=np.float32)

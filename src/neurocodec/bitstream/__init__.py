@@ -6,6 +6,7 @@ from .container import (
     MAGIC,
     Stream,
     StreamHeader,
+    framing,
     iter_chunks,
     pack,
     read_header,
@@ -14,6 +15,6 @@ from .container import (
 )
 
 __all__ = [
-    "CHUNK_OVERHEAD_BYTES", "FORMAT_VERSION", "MAGIC", "Stream", "StreamHeader", "iter_chunks",
+    "CHUNK_OVERHEAD_BYTES", "FORMAT_VERSION", "MAGIC", "Stream", "StreamHeader", "framing", "iter_chunks",
     "pack", "read_header", "unpack", "write_stream",
 ]

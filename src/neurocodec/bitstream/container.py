@@ -25,6 +25,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
+from ..codecs.base import Framing
 from ..errors import CorruptStreamError, NotAStreamError, TruncatedStreamError, UnsupportedVersionError
 
 MAGIC = b"NCDC"
@@ -165,6 +166,13 @@ def write_stream(f: BinaryIO, header: StreamHeader, chunks: Iterable[bytes]) -> 
         index += 1
     n += f.write(_U32.pack(0) + _U32.pack(_chunk_crc(index, b"")))
     return n
+
+
+def framing(codec_id: str) -> Framing:
+    """What a stream of codec ``codec_id`` adds to the payload: the header and end marker once,
+    length and CRC per chunk (a codec with a file-level rate budget subtracts it)."""
+    header = 4 + 2 + len(codec_id.encode("ascii")) + _FIXED_AFTER_ID.size + 4
+    return Framing(stream_bytes=header + END_MARKER_BYTES, chunk_bytes=CHUNK_OVERHEAD_BYTES)
 
 
 @dataclass

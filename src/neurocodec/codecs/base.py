@@ -39,6 +39,21 @@ class EncodedAudio:
         return sum(len(c) for c in self.chunks)
 
 
+@dataclass(frozen=True)
+class Framing:
+    """Bytes a container adds around a codec's payload: ``stream_bytes`` once per stream (header,
+    end marker) and ``chunk_bytes`` per payload chunk.  A codec that controls its rate per file
+    (:class:`~neurocodec.codecs.cascade.CascadeCodec` with ``file_rate_control``) subtracts them
+    from the file's budget, so that the *file* lands on the nominal bitrate."""
+
+    stream_bytes: int = 0
+    chunk_bytes: int = 0
+
+    def bytes_for(self, num_chunks: int) -> int:
+        """Framing bytes of a stream of ``num_chunks`` chunks."""
+        return self.stream_bytes + self.chunk_bytes * int(num_chunks)
+
+
 @dataclass
 class ForwardResult:
     """Reconstruction and rate of a signal (``forward``).
@@ -149,8 +164,10 @@ class CodecModel(ABC):
 
     # -- coding -----------------------------------------------------------------
     @abstractmethod
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
-        """Entropy-code ``(channels, samples)`` float32 audio at ``self.sample_rate``."""
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
+                 framing: Framing | None = None) -> EncodedAudio:
+        """Entropy-code ``(channels, samples)`` float32 audio at ``self.sample_rate``;
+        ``framing``: what the container will add (codecs with a file-level rate budget use it)."""
 
     @abstractmethod
     def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,

@@ -32,7 +32,9 @@ through LSP -> LPC -> residual and through the synthesis filter.
 
 Bitstream: every chunk covers ``chunk_frames`` frames (~1 s) and holds, per channel, the
 symbols of its frames and LPC segments, pair-Huffman (or range) coded with tables that are
-part of the model state (:mod:`neurocodec.codecs.cascade_tables`).  Frames are run through
+part of the model state (:mod:`neurocodec.codecs.cascade_tables`).  With
+``file_rate_control`` each chunk also carries a ladder step of module 1's quantizer, chosen
+so that the whole file lands on the nominal bitrate (:mod:`neurocodec.codecs.cascade_rate`).  Frames are run through
 the networks one chunk at a time in the encoder and the decoder alike, so decoding is
 bit-exact and does not depend on the number of torch threads.
 """
@@ -57,8 +59,10 @@ from ..dsp.mel import MelSpectrogram, hz_to_mel, mel_to_hz
 from ..errors import AudioError, CorruptStreamError, UserError, WeightsError
 from ..nn.cmrl_blocks import AutoencoderConfig, ComponentAutoencoder
 from ..quant.soft_to_hard import QuantizerOutput, SoftToHardQuantizer, anneal_alpha
-from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult
-from .cascade_tables import CODERS, ChunkContent, EntropyTable, SymbolCounts, decode_chunk, encode_chunk
+from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult, Framing
+from .cascade_rate import plan_rate_steps
+from .cascade_tables import (CODERS, ChunkContent, EntropyTable, SymbolCounts, decode_chunk, encode_chunk,
+                             rate_step_multiplier)
 
 __all__ = [
     "LossWeights", "LpcConfig", "CascadeConfig", "Geometry", "ModuleOutput", "CodingModule",
@@ -147,6 +151,7 @@ class CascadeConfig:
     rate_margin: float = 0.97  # the hinge starts at this fraction of the target (framing overhead)
     rate_lower_penalty: float = 0.0  # loss per kbps below it (> 0 pulls a warm-started model up to a higher rate)
     code_scale: float = 1.0  # module 1's code is quantized on centroids * code_scale (export-time rate trim)
+    file_rate_control: bool = False  # compress: per-chunk ladder steps land each file on the nominal rate
     loss: LossWeights = LossWeights()
 
     def __post_init__(self) -> None:
@@ -314,14 +319,20 @@ class CodingModule(nn.Module):
         return ModuleOutput(recon=recon[:, 0, :].float(), code=code, quant=q)
 
     @torch.no_grad()
-    def encode_indices(self, frames: torch.Tensor) -> torch.Tensor:
-        """Hard symbols ``(N, code_length)`` of frames ``(N, S)``."""
-        return self.quantizer.quantize_indices(self.code(frames) / self.code_scale)
+    def encode_indices(self, frames: torch.Tensor, step: float = 1.0) -> torch.Tensor:
+        """Hard symbols ``(N, code_length)`` of frames ``(N, S)``, the grid stretched by a
+        further factor ``step`` (file-level rate control; 1 = the module's own step)."""
+        return self.quantize_code(self.code(frames), step)
 
     @torch.no_grad()
-    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """Frames ``(N, S)`` from symbols ``(N, code_length)``."""
-        return self.autoencoder.decode(self.quantizer.dequantize(indices) * self.code_scale)[:, 0, :]
+    def quantize_code(self, code: torch.Tensor, step: float = 1.0) -> torch.Tensor:
+        """Hard symbols of a code computed by :meth:`code` (see :meth:`encode_indices`)."""
+        return self.quantizer.quantize_indices(code / (self.code_scale * step))
+
+    @torch.no_grad()
+    def decode_indices(self, indices: torch.Tensor, step: float = 1.0) -> torch.Tensor:
+        """Frames ``(N, S)`` from symbols ``(N, code_length)`` quantized with ``step``."""
+        return self.autoencoder.decode(self.quantizer.dequantize(indices) * (self.code_scale * step))[:, 0, :]
 
 
 # ---------------------------------------------------------------------------------------
@@ -452,6 +463,8 @@ class CascadeCodec(nn.Module, CodecModel):
         d = asdict(self.config)
         if d.get("code_scale") == 1.0:
             del d["code_scale"]
+        if not d.get("file_rate_control"):
+            d.pop("file_rate_control", None)
         return d
 
     def set_code_scale(self, scale: float) -> None:
@@ -465,6 +478,13 @@ class CascadeCodec(nn.Module, CodecModel):
         symbols: refit them afterwards."""
         self.config = replace(self.config, code_scale=float(scale))
         self.coding_modules[0].code_scale = self.config.code_scale
+
+    def set_file_rate_control(self, on: bool) -> bool:
+        """Switch the file-level rate control of :meth:`compress` on or off (recorded in the
+        config); returns the previous setting."""
+        was = self.config.file_rate_control
+        self.config = replace(self.config, file_rate_control=bool(on))
+        return was
 
     def geometry(self, num_samples: int) -> Geometry:
         return Geometry.of(self.config, num_samples)
@@ -880,51 +900,55 @@ class CascadeCodec(nn.Module, CodecModel):
             rec = lpcdsp.deemphasis(s_hat, lp.preemphasis)
         return (rec[o:o + geo.num_samples] * np.float64(gain)).astype(np.float32)
 
+    def _module_symbols(self, frames: torch.Tensor, code1: torch.Tensor, step: float) -> dict[str, np.ndarray]:
+        """Symbols of every module for ``frames`` (N, S) whose module-1 code is ``code1``, module
+        1 quantized with the further factor ``step`` (the cascade of zhen2019 eq. 1)."""
+        out: dict[str, np.ndarray] = {}
+        r = frames
+        for i, m in enumerate(self.coding_modules):
+            s = step if i == 0 else 1.0
+            idx = m.quantize_code(code1, s) if i == 0 else m.encode_indices(r)
+            out[f"module{i + 1}"] = idx.numpy().astype(np.int64)
+            if i + 1 < len(self.coding_modules):
+                r = r - m.decode_indices(idx, s)
+        return out
+
     def _analyze_channel(self, x: np.ndarray, geo: Geometry) -> tuple[np.float32, dict[str, np.ndarray]]:
-        """Gain and symbols of one channel (the encoder)."""
+        """Gain and symbols of one channel at the trained step (what the entropy tables are fitted on)."""
         prep = self._prepare_channel(x, geo)
         symbols: dict[str, np.ndarray] = {}
         if prep.lsp_indices is not None:
             symbols["lsp"] = prep.lsp_indices
         frames = torch.from_numpy(prep.frames)
-        per_module: list[list[np.ndarray]] = [[] for _ in self.coding_modules]
+        parts = []
         for c in range(geo.num_chunks):
             r = frames[geo.frame_slice(c)]
-            for i, m in enumerate(self.coding_modules):
-                idx = m.encode_indices(r)
-                per_module[i].append(idx.numpy())
-                if i + 1 < len(self.coding_modules):
-                    r = r - m.decode_indices(idx)
-        for i, parts in enumerate(per_module):
-            symbols[f"module{i + 1}"] = np.concatenate(parts).astype(np.int64)
+            parts.append(self._module_symbols(r, self.coding_modules[0].code(r), 1.0))
+        for name in parts[0] if parts else ():
+            symbols[name] = np.concatenate([p[name] for p in parts])
         return prep.gain, symbols
 
     @torch.no_grad()
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
+                 framing: Framing | None = None) -> EncodedAudio:
         """Entropy-code ``(channels, samples)`` float32 audio at 16 kHz (channels coded
         independently); one chunk per ``chunk_frames`` frames.  ``bitrate_kbps`` of the
         result is the nominal per-channel rate of the operating point (as for the baselines);
-        the real rate is ``8 * num_bytes / duration``."""
+        the real rate is ``8 * num_bytes / duration``.  With ``file_rate_control`` the chunks'
+        ladder steps are chosen so that payload plus ``framing`` (what the container adds)
+        stays within ``C x nominal x duration`` (:mod:`neurocodec.codecs.cascade_rate`);
+        without it every chunk uses the trained step."""
         kbps = self.validate_bitrate(bitrate_kbps)
         audio = self._check_audio(audio)
         C, T = audio.shape
         geo = self.geometry(T)
-        analyzed = [self._analyze_channel(audio[c], geo) for c in range(C)]
-        gains = np.array([g for g, _ in analyzed], dtype=np.float32)
-        chunks = []
-        for k in range(geo.num_chunks):
-            per_ch = []
-            for _, sym in analyzed:
-                d = {}
-                for name in self.quantizer_names:
-                    sl = geo.segment_slice(k) if name == "lsp" else geo.frame_slice(k)
-                    d[name] = sym[name][sl]
-                per_ch.append(d)
-            coders = CODERS if self.config.entropy_coder == "best" else (self.config.entropy_coder,)
-            # "best": both coders, the shorter chunk is kept (its first byte names the coder)
-            coded = [encode_chunk(ChunkContent(c, gains, per_ch), self.entropy_tables, self.quantizer_names)
-                     for c in coders]
-            chunks.append(min(coded, key=len))
+        coder = _ChunkCoder(self, [self._prepare_channel(audio[c], geo) for c in range(C)], geo)
+        steps = [0] * geo.num_chunks
+        if self.config.file_rate_control:
+            budget = int(kbps * 1000.0 / 8.0 * C * T / self.sample_rate)
+            budget -= (framing or Framing()).bytes_for(geo.num_chunks)
+            steps = plan_rate_steps(coder.size, geo.num_chunks, budget)
+        chunks = [coder.chunk(k, s) for k, s in enumerate(steps)]
         return EncodedAudio(chunks=chunks, bitrate_kbps=kbps, num_channels=C, num_samples=T)
 
     @torch.no_grad()
@@ -956,12 +980,13 @@ class CascadeCodec(nn.Module, CodecModel):
                 gains = content.gains
             elif not np.array_equal(gains, content.gains):
                 raise CorruptStreamError("chunks disagree on the channel gains")
+            step = rate_step_multiplier(content.rate_step)
             for c, sym in enumerate(content.symbols):
                 if cfg.lpc is not None:
                     lsp_idx[c, ss] = sym["lsp"]
                 total = None
                 for i, m in enumerate(self.coding_modules):
-                    part = m.decode_indices(torch.from_numpy(sym[f"module{i + 1}"]))
+                    part = m.decode_indices(torch.from_numpy(sym[f"module{i + 1}"]), step if i == 0 else 1.0)
                     total = part if total is None else total + part
                 recon[c, fs] = total.numpy()
         out = np.empty((C, T), dtype=np.float32)
@@ -1018,3 +1043,42 @@ class CascadeCodec(nn.Module, CodecModel):
         model._trained = True
         model.eval()
         return model
+
+
+class _ChunkCoder:
+    """The chunk payloads of one signal at any ladder step, each computed once (compress).
+
+    Module 1's code of every chunk is computed once; a step re-quantizes it and runs the
+    later modules on the new residual.  ``"best"`` codes both ways and keeps the shorter."""
+
+    def __init__(self, model: CascadeCodec, prepared: list[PreparedChannel], geo: Geometry) -> None:
+        self.model, self.prepared, self.geo = model, prepared, geo
+        self.gains = np.array([p.gain for p in prepared], dtype=np.float32)
+        self.frames = [torch.from_numpy(p.frames) for p in prepared]
+        self.codes: dict[tuple[int, int], torch.Tensor] = {}
+        self.payloads: dict[tuple[int, int], bytes] = {}
+
+    def chunk(self, k: int, step: int) -> bytes:
+        """Payload of chunk ``k`` at ladder step ``step``."""
+        key = (k, step)
+        if key not in self.payloads:
+            model, geo = self.model, self.geo
+            per_ch = []
+            for c, prep in enumerate(self.prepared):
+                frames = self.frames[c][geo.frame_slice(k)]
+                if (c, k) not in self.codes:
+                    self.codes[c, k] = model.coding_modules[0].code(frames)
+                sym = model._module_symbols(frames, self.codes[c, k], rate_step_multiplier(step))
+                if prep.lsp_indices is not None:
+                    sym["lsp"] = prep.lsp_indices[geo.segment_slice(k)]
+                per_ch.append(sym)
+            cfg = model.config
+            coders = CODERS if cfg.entropy_coder == "best" else (cfg.entropy_coder,)
+            # "best": both coders, the shorter chunk is kept (its first byte names the coder)
+            coded = [encode_chunk(ChunkContent(name, self.gains, per_ch, step), model.entropy_tables,
+                                  model.quantizer_names) for name in coders]
+            self.payloads[key] = min(coded, key=len)
+        return self.payloads[key]
+
+    def size(self, k: int, step: int) -> int:
+        return len(self.chunk(k, step))

@@ -14,7 +14,9 @@ symbol counts are always even here (256, 128 and 16), so pairs never straddle un
 
 Chunk payload (one per ~1 s of audio, see :mod:`neurocodec.codecs.cascade`)::
 
-    u8 coder (0 = pair Huffman, 1 = pair range coder)
+    u8 coder (bits 0-1: 0 = pair Huffman, 1 = pair range coder) | rate step << 2 (bits 2-7:
+       signed 6-bit ladder step of module 1's quantizer, 0 = the trained step; see
+       :func:`rate_step_multiplier`)
     f32 (big-endian) gain of each channel
     entropy-coded symbols: for each channel, for each quantizer in codec order, the symbols
     of the units that fall in the chunk, row by row.  Huffman: one MSB-first bit string
@@ -37,7 +39,8 @@ from ..entropy.pairs import PairHuffmanCode
 from ..entropy import range_coder
 from ..errors import CorruptStreamError
 
-__all__ = ["SymbolCounts", "EntropyTable", "CODERS", "encode_chunk", "decode_chunk", "ChunkContent"]
+__all__ = ["SymbolCounts", "EntropyTable", "CODERS", "encode_chunk", "decode_chunk", "ChunkContent",
+           "RATE_STEPS", "rate_step_multiplier"]
 
 #: entropy coders a chunk can use (the byte value is the index)
 CODERS = ("huffman", "range")
@@ -46,6 +49,22 @@ MAX_CODE_LENGTH = 20
 RANGE_PRECISION = 24
 #: pseudo-count added to every pair and symbol count when the tables are fitted
 PRIOR_COUNT = 1.0 / 64.0
+#: the rate steps a chunk can carry (a signed 6-bit field); the ladder moves by 1/32 octave
+#: per step up to 16 steps from the trained step, by 3/32 beyond (x0.25 .. x3.75 in all)
+RATE_STEPS = range(-32, 32)
+_FINE_STEPS = 16
+
+
+def rate_step_multiplier(step: int) -> float:
+    """Factor applied to module 1's quantizer step (``code_scale``) in a chunk coded at ladder
+    step ``step`` (file-level rate control; 0 leaves the trained step): ``2 ** (e / 32)`` with
+    ``e = step`` for ``|step| <= 16`` and ``e = sign(step) (16 + 3 (|step| - 16))`` beyond, fine
+    where most files land, wide enough for the rare file whose rate is 50% off."""
+    if step not in RATE_STEPS:
+        raise ValueError(f"rate step {step} is outside {RATE_STEPS.start}..{RATE_STEPS.stop - 1}")
+    a = abs(step)
+    e = a if a <= _FINE_STEPS else _FINE_STEPS + 3 * (a - _FINE_STEPS)
+    return 2.0 ** ((e if step >= 0 else -e) / 32)
 
 
 @dataclass
@@ -165,18 +184,23 @@ def _pairs(symbols: np.ndarray, k: int) -> np.ndarray:
 
 @dataclass
 class ChunkContent:
-    """What one chunk carries: the coder, a gain per channel and, per channel, the symbols of
-    each quantizer (2-D arrays: units x symbols per unit)."""
+    """What one chunk carries: the coder, a gain per channel, per channel the symbols of each
+    quantizer (2-D arrays: units x symbols per unit), and the ladder step of module 1's
+    quantizer (:func:`rate_step_multiplier`)."""
 
     coder: str
     gains: np.ndarray
     symbols: list[dict[str, np.ndarray]]
+    rate_step: int = 0
 
 
 def encode_chunk(content: ChunkContent, tables: Mapping[str, EntropyTable], order: Sequence[str]) -> bytes:
     """Serialise one chunk (layout in the module docstring)."""
     coder = CODERS.index(content.coder)
-    head = bytes([coder]) + struct.pack(f">{len(content.gains)}f", *[float(g) for g in content.gains])
+    if content.rate_step not in RATE_STEPS:
+        raise ValueError(f"rate step {content.rate_step} does not fit the chunk's 6-bit field")
+    head = bytes([coder | ((content.rate_step & 0x3F) << 2)])
+    head += struct.pack(f">{len(content.gains)}f", *[float(g) for g in content.gains])
     if content.coder == "huffman":
         writer = BitWriter()
         for channel in content.symbols:
@@ -198,9 +222,11 @@ def decode_chunk(data: bytes, num_channels: int, tables: Mapping[str, EntropyTab
     head = 1 + 4 * num_channels
     if len(data) < head:
         raise CorruptStreamError(f"chunk of {len(data)} bytes is shorter than its {head}-byte header")
-    if data[0] >= len(CODERS):
-        raise CorruptStreamError(f"unknown entropy coder id {data[0]} in chunk")
-    coder = CODERS[data[0]]
+    if data[0] & 3 >= len(CODERS):
+        raise CorruptStreamError(f"unknown entropy coder id {data[0] & 3} in chunk")
+    coder = CODERS[data[0] & 3]
+    rate_step = data[0] >> 2
+    rate_step -= 64 if rate_step >= 32 else 0
     gains = np.array(struct.unpack(f">{num_channels}f", data[1:head]), dtype=np.float32)
     if not np.all(np.isfinite(gains)) or np.any(gains <= 0):
         raise CorruptStreamError("chunk carries an invalid gain")
@@ -231,4 +257,4 @@ def decode_chunk(data: bytes, num_channels: int, tables: Mapping[str, EntropyTab
                 ch[name] = sym.reshape(units, m)
             out.append(ch)
         dec.finish()
-    return ChunkContent(coder=coder, gains=gains, symbols=out)
+    return ChunkContent(coder=coder, gains=gains, symbols=out, rate_step=rate_step)

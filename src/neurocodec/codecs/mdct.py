@@ -58,7 +58,7 @@ from ..dsp import mdct as mdctlib
 from ..entropy.bitio import BitReader, BitWriter
 from ..entropy.huffman import HuffmanCode
 from ..errors import AudioError, CorruptStreamError, WeightsError
-from .base import BitrateSpec, CodecModel, EncodedAudio
+from .base import BitrateSpec, CodecModel, EncodedAudio, Framing
 
 __all__ = [
     "MdctConfig",
@@ -597,7 +597,8 @@ class MdctCodec(CodecModel):
         return MdctAnalysis(**_stack_records(per_chunk, x.shape[0]), chunks=chunks, bitrate_kbps=kbps,
                             num_samples=x.shape[1])
 
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
+                 framing: Framing | None = None) -> EncodedAudio:
         """Encode ``(C, T)`` float32 16 kHz audio; every channel gets ``bitrate / C``."""
         kbps = self.validate_bitrate(bitrate_kbps)
         x = self._check_audio(audio)

@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import CorruptStreamError
-from .base import BitrateSpec, CodecModel, EncodedAudio
+from .base import BitrateSpec, CodecModel, EncodedAudio, Framing
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class PcmCodec(CodecModel):
         kbps = 16 * self.sample_rate / 1000
         self.bitrates = BitrateSpec(default=kbps, choices=(kbps,))
 
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
+                 framing: Framing | None = None) -> EncodedAudio:
         kbps = self.validate_bitrate(bitrate_kbps)
         q = np.clip(np.round(np.asarray(audio, dtype=np.float64) * 32768.0), -32768, 32767).astype(">i2")
         n = q.shape[1]

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import WeightsError
-from .base import BitrateSpec, CodecModel, EncodedAudio
+from .base import BitrateSpec, CodecModel, EncodedAudio, Framing
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "assets" / "weights"
 
@@ -79,9 +79,10 @@ class PretrainedFamily(CodecModel):
     def config_hash(self) -> int:
         return self.stream_config_hash(self.bitrates.default)
 
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> EncodedAudio:
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
+                 framing: Framing | None = None) -> EncodedAudio:
         kbps = self.validate_bitrate(bitrate_kbps)
-        return self.model_for(kbps).compress(audio, kbps)
+        return self.model_for(kbps).compress(audio, kbps, framing)
 
     def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int, num_samples: int,
                    bitrate_kbps: float) -> np.ndarray:

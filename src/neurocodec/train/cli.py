@@ -4,7 +4,7 @@
                      [--device cpu|cuda] [--resume] [--init PATH] [--set KEY=VALUE ...]
     torchrun --nproc_per_node 2 -m neurocodec train RECIPE ...     # DDP, one process per GPU/CPU slot
     neurocodec export RUN_DIR --name NAME [--dest DIR] [--fp16] [--data MANIFEST] [--fit-seconds S]
-                      [--trim-rate [--trim-statistic total|files]]
+                      [--trim-rate [--trim-statistic total|files]] [--file-rate-control]
 
 Handlers return an exit status; bad arguments raise ``UserError`` subclasses.
 """
@@ -148,7 +148,8 @@ def cmd_export(args) -> int:
     res = export_run(args.run_dir, args.name, args.dest, fp16=args.fp16, checkpoint=args.checkpoint,
                      allow_incomplete=args.allow_incomplete, force=args.force, data=args.data,
                      fit_seconds=args.fit_seconds, progress=lambda m: print(f"neurocodec: {m}", file=sys.stderr),
-                     overrides=args.set, trim_rate=args.trim_rate, trim_seconds=args.trim_seconds,
+                     overrides=[*args.set, *(["model.file_rate_control=true"] if args.file_rate_control else [])],
+                     trim_rate=args.trim_rate, trim_seconds=args.trim_seconds,
                      trim_tolerance=args.trim_tolerance, trim_statistic=args.trim_statistic)
     extra = f", max fp16 error {res.max_abs_error:.2g}" if res.dtype == "float16" else ""
     if res.rate_trim:
@@ -220,6 +221,9 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--trim-statistic", choices=("total", "files"), default="total",
                    help="rate the trim lands on the nominal one: total bytes / total seconds (total, default) "
                         "or the mean of the per-file bitrates, as 'neurocodec eval' reports them (files)")
+    p.add_argument("--file-rate-control", action="store_true",
+                   help="the exported codec picks its quantizer step per chunk so that every file lands on the "
+                        "nominal bitrate, container included (CMRL/CQ; same as --set model.file_rate_control=true)")
     p.set_defaults(func=cmd_export)
     return p
 

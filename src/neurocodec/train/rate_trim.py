@@ -66,12 +66,12 @@ def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signal
                     target_kbps: float, *, tolerance: float = 0.005, max_trials: int = 8,
                     statistic: str = "total", progress: Callable[[str], None] | None = None) -> RateTrim:
     """Search ``model.set_code_scale(g)`` so that the files of ``calibration_signals`` come out
-    at ``target_kbps`` within ``tolerance`` (relative; by ``statistic``, see :class:`RateTrim`), the entropy tables being refitted on
-    ``fit_signals`` for every ``g``.  The model is left at the best ``g`` found (closest rate)
+    at ``target_kbps`` within ``tolerance`` (relative; by ``statistic``, see :class:`RateTrim`),
+    the entropy tables being refitted on ``fit_signals`` for every ``g``.  The model is left at the best ``g`` found (closest rate)
     with its tables fitted for it.  Raises :class:`UserError` for empty inputs or a model
-    without the knob."""
-    from .export import measure_file_bitrate
-
+    without the knob.  A model with file-level rate control
+    (:mod:`neurocodec.codecs.cascade_rate`) is measured with it off: the trim sets the step the
+    files land on by themselves, the rate control then corrects single files around it."""
     if not callable(getattr(model, "set_code_scale", None)):
         raise UserError(f"{type(model).__name__} has no code_scale to trim its rate with")
     if not fit_signals or not calibration_signals:
@@ -80,6 +80,20 @@ def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signal
         raise UserError("the rate trim needs a positive target bitrate")
     if statistic not in _STATISTICS:
         raise UserError(f"unknown rate statistic {statistic!r} (choose {' or '.join(_STATISTICS)})")
+    switch = getattr(model, "set_file_rate_control", None)
+    was_on = switch(False) if callable(switch) else False
+    try:
+        return _search(model, fit_signals, calibration_signals, target_kbps, tolerance, max_trials, statistic,
+                       progress)
+    finally:
+        if was_on:
+            switch(True)
+
+
+def _search(model, fit_signals, calibration_signals, target_kbps: float, tolerance: float, max_trials: int,
+            statistic: str, progress) -> RateTrim:
+    from .export import measure_file_bitrate
+
     say = progress or (lambda msg: None)
     sr = model.sample_rate
     fit_s = sum(x.shape[-1] for x in fit_signals) / sr

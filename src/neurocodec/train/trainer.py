@@ -35,7 +35,7 @@ from .distributed import DistContext, all_reduce_sum, gather_objects, init_distr
 from .errors import RecipeError, TrainingDiverged
 from .optim import DivergenceMonitor, build_optimizer, build_scheduler, select_parameters
 from .protocol import ScheduledPhase, coerce_loss, phase_at, schedule_phases, to_float
-from .recipe import Recipe, build_model, recipe_to_dict
+from .recipe import Recipe, build_model, recipe_from_dict, recipe_to_dict
 from .runlog import RunLogger
 
 #: a quality metric ``fn(reference, decoded, sample_rate) -> float`` on 1-D float32 arrays
@@ -156,6 +156,10 @@ class Trainer:
 
     def _check_resumed_recipe(self, stored: Mapping[str, Any]) -> None:
         mine = recipe_to_dict(self.recipe)
+        try:  # a setting added after the run started reads as its default, not as a change
+            stored = recipe_to_dict(recipe_from_dict(stored))
+        except RecipeError:
+            pass
         if stored["name"] != mine["name"]:
             raise RecipeError(f"{self.run_dir} trains recipe '{stored['name']}', not '{mine['name']}'")
         changed = [f"model.{k}" for k in set(stored["model"]) | set(mine["model"])

@@ -1,0 +1,148 @@
+"""File-level rate control of the cascade codecs: the step planner, the step field of a chunk,
+and a tiny CMRL that fits its files into the budget the container leaves."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from neurocodec.codecs.base import Framing
+from neurocodec.codecs.cascade_rate import plan_rate_steps
+from neurocodec.codecs.cascade_tables import (RATE_STEPS, ChunkContent, EntropyTable, decode_chunk, encode_chunk,
+                                              rate_step_multiplier)
+from neurocodec.codecs.cmrl import CmrlCodec, cmrl_config
+from neurocodec.nn.cmrl_blocks import AutoencoderConfig
+
+
+def _sizes(bases, per_step=0.03):
+    """Chunk sizes that fall by ``per_step`` (relative) per ladder step, with a call log."""
+    calls = []
+
+    def size(chunk, step):
+        calls.append((chunk, step))
+        return int(round(bases[chunk] * (1 - per_step) ** step))
+
+    return size, calls
+
+
+@pytest.mark.parametrize("budget", [900, 1000, 1234, 1500, 2000, 2900])
+def test_planner_fills_the_budget_to_within_one_step_of_one_chunk(budget):
+    bases = [400, 700, 150, 520]
+    size, _ = _sizes(bases)
+    plan = plan_rate_steps(size, 4, budget)
+    used = sum(size(c, k) for c, k in enumerate(plan))
+    assert used <= budget
+    assert max(plan) - min(plan) <= 1
+    # no chunk left at the coarser step can take one step finer without breaking the budget
+    for c, k in enumerate(plan):
+        if k == max(plan) and k > RATE_STEPS.start:
+            assert used - size(c, k) + size(c, k - 1) > budget
+
+
+def test_planner_limits_and_edge_cases():
+    size, _ = _sizes([500, 500])
+    assert plan_rate_steps(size, 2, 10) == [RATE_STEPS.stop - 1] * 2  # nothing fits: the coarsest
+    assert plan_rate_steps(size, 2, 10 ** 6) == [RATE_STEPS.start] * 2  # everything fits: the finest
+    assert plan_rate_steps(size, 0, 100) == []
+    assert plan_rate_steps(size, 2, 1000) == [0, 0]  # the trained step exactly fits
+
+    def rising(chunk, step):  # a size that grows again past step 5 (an untrained later module)
+        return 500 + 10 * abs(step - 5)
+
+    plan = plan_rate_steps(rising, 2, 10)  # nothing fits: the smallest stream tried, not the coarsest
+    assert sum(rising(c, k) for c, k in enumerate(plan)) < 2 * rising(0, RATE_STEPS.stop - 1)
+
+
+def test_planner_needs_few_trials():
+    size, calls = _sizes([800] * 10, per_step=0.02)
+    plan = plan_rate_steps(size, 10, 6000)
+    assert len({k for _, k in calls}) <= 6  # uniform steps tried (secant search), 10 chunks each
+    assert sum(size(c, k) for c, k in enumerate(plan)) <= 6000
+
+
+@pytest.mark.parametrize("step", [-32, -1, 0, 1, 17, 31])
+def test_chunk_carries_its_rate_step(step):
+    tables = {"module1": EntropyTable(4)}
+    sym = [{"module1": np.array([[0, 1, 2, 3], [3, 3, 0, 0]])}]
+    gains = np.array([0.5], dtype=np.float32)
+    for coder in ("huffman", "range"):
+        data = encode_chunk(ChunkContent(coder, gains, sym, step), tables, ["module1"])
+        assert data[0] & 3 == (0 if coder == "huffman" else 1)
+        back = decode_chunk(data, 1, tables, ["module1"], {"module1": (2, 4)})
+        assert back.rate_step == step and back.coder == coder
+        np.testing.assert_array_equal(back.symbols[0]["module1"], sym[0]["module1"])
+    # a chunk without rate control starts with the coder id alone, as before the field existed
+    assert encode_chunk(ChunkContent("range", gains, sym), tables, ["module1"])[0] == 1
+    with pytest.raises(ValueError, match="rate step"):
+        encode_chunk(ChunkContent("huffman", gains, sym, 32), tables, ["module1"])
+
+
+def test_ladder_multipliers():
+    assert rate_step_multiplier(0) == 1.0
+    assert rate_step_multiplier(16) == pytest.approx(2 ** 0.5)
+    assert rate_step_multiplier(17) == pytest.approx(2 ** (19 / 32))
+    assert rate_step_multiplier(31) == pytest.approx(2 ** (61 / 32))
+    assert rate_step_multiplier(-32) == 0.25
+    m = [rate_step_multiplier(k) for k in RATE_STEPS]
+    assert all(a < b for a, b in zip(m, m[1:]))
+    with pytest.raises(ValueError):
+        rate_step_multiplier(40)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny one-module CMRL with tables fitted on its own symbols of a synthetic signal (an
+    untrained second module would code a residual that grows with module 1's step)."""
+    torch.manual_seed(0)
+    tiny = AutoencoderConfig(channels=8, bottleneck_channels=4)
+    cfg = replace(cmrl_config(15.85), modules=(tiny,), entropy_coder="best")
+    model = CmrlCodec(cfg).eval()
+    t = np.arange(48000) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+         + 0.02 * np.random.default_rng(0).standard_normal(t.size)).astype(np.float32)[None]
+    model.fit_entropy_tables(model.count_symbols(model.analyze_symbols(x)))
+    return model, x
+
+
+def test_rate_controlled_stream_fits_the_budget_and_decodes(tiny):
+    model, x = tiny
+    model.set_file_rate_control(False)
+    plain = model.compress(x)
+    assert all(c[0] >> 2 == 0 for c in plain.chunks)
+    model.set_file_rate_control(True)
+    try:
+        nominal = int(15.85 * 1000 / 8 * x.shape[1] / 16000)
+        encoded = {}
+        for room in (1.03, 0.97):  # the framing leaves this much of the untrimmed payload
+            framing = Framing(stream_bytes=nominal - int(room * plain.num_bytes) - 8 * len(plain.chunks),
+                              chunk_bytes=8)
+            enc = model.compress(x, framing=framing)
+            assert enc.num_bytes + framing.bytes_for(len(enc.chunks)) <= nominal
+            assert enc.num_bytes > 0.99 * room * plain.num_bytes  # just under the budget
+            y = model.decompress(enc.chunks, 1, x.shape[1], 15.85)
+            assert y.shape == x.shape and np.isfinite(y).all()
+            encoded[room] = enc
+        steps = {room: [c[0] >> 2 for c in enc.chunks] for room, enc in encoded.items()}
+        assert all(k >= 32 for k in steps[1.03]) and all(0 < k < 32 for k in steps[0.97])  # finer, coarser
+        # the decoder reads each chunk's step: decoding with the steps ignored gives other audio
+        enc = encoded[0.97]
+        assert any(c[0] >> 2 for c in enc.chunks)
+        stripped = [bytes([c[0] & 3]) + c[1:] for c in enc.chunks]
+        assert not np.array_equal(model.decompress(stripped, 1, x.shape[1], 15.85),
+                                  model.decompress(enc.chunks, 1, x.shape[1], 15.85))
+    finally:
+        model.set_file_rate_control(False)
+
+
+def test_rate_control_is_part_of_the_config_hash(tiny):
+    model, _ = tiny
+    off = model.config_hash()
+    assert "file_rate_control" not in model.config_dict()  # configs from before it keep their hash
+    model.set_file_rate_control(True)
+    try:
+        assert model.config_hash() != off and model.config_dict()["file_rate_control"] is True
+    finally:
+        model.set_file_rate_control(False)
