@@ -81,6 +81,23 @@ def test_trim_reaches_the_target_rate_on_real_files():
     assert "entropy_fit" not in trim.to_dict() and trim.entropy_fit["seconds"] == pytest.approx(1.5)
 
 
+def test_trim_measures_without_the_file_rate_control_and_restores_it():
+    """With the file-level rate control on, every file would land on the target whatever the
+    step: the trim measures with it off (the same search as without it) and switches it back."""
+    fit, cal = _signals(3, 0), _signals(2, 1)
+    plain, controlled = _model(), _model()
+    plain.fit_entropy_coder(fit)
+    controlled.fit_entropy_coder(fit)
+    controlled.set_file_rate_control(True)
+    from neurocodec.train.export import measure_file_bitrate
+
+    target = 0.85 * measure_file_bitrate(plain, cal, 15.85)["kbps"]
+    a = trim_code_scale(plain, fit, cal, target, tolerance=0.01)
+    b = trim_code_scale(controlled, fit, cal, target, tolerance=0.01)
+    assert a.trials == b.trials and a.code_scale == b.code_scale
+    assert controlled.config.file_rate_control and not plain.config.file_rate_control
+
+
 def test_file_bitrate_statistics_and_the_per_file_trim():
     """Files of unequal length: the mean of per-file rates weighs the short file's header more
     than total bytes / total seconds does; the "files" trim lands the mean of files."""
