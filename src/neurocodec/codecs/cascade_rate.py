@@ -97,16 +97,16 @@ def plan_rate_steps(size: Callable[[int, int], int], num_chunks: int, budget: in
     finer = fits - 1
     if finer in totals:  # the bracket evaluated every chunk one step finer
         used = total(fits)
-        over: list[tuple[int, int]] = []  # (extra bytes, chunk) of the chunks that did not fit
+        unfilled: list[tuple[int, int]] = []  # (extra bytes, chunk) of the chunks that did not fit
         for c in range(num_chunks):
             extra = size(c, finer) - size(c, fits)
             if used + extra <= budget:
                 used += extra
                 plan[c] = finer
             else:
-                over.append((extra, c))
-        if over:  # one more chunk finer, when that lands closer to the budget (just over it)
-            extra, c = min(over)
+                unfilled.append((extra, c))
+        if unfilled:  # one more chunk finer, when that lands closer to the budget (just over it)
+            extra, c = min(unfilled)
             if used + extra - budget < budget - used:
                 plan[c] = finer
     return plan
