@@ -171,8 +171,8 @@ def write_stream(f: BinaryIO, header: StreamHeader, chunks: Iterable[bytes]) -> 
 def framing(codec_id: str) -> Framing:
     """What a stream of codec ``codec_id`` adds to the payload: the header and end marker once,
     length and CRC per chunk (a codec with a file-level rate budget subtracts it)."""
-    header = 4 + 2 + len(codec_id.encode("ascii")) + _FIXED_AFTER_ID.size + 4
-    return Framing(stream_bytes=header + END_MARKER_BYTES, chunk_bytes=CHUNK_OVERHEAD_BYTES)
+    header = StreamHeader(codec_id, 0, 0, 1, 1, 1, 0, 0, 0).to_bytes()  # its size depends on the id only
+    return Framing(stream_bytes=len(header) + END_MARKER_BYTES, chunk_bytes=CHUNK_OVERHEAD_BYTES)
 
 
 @dataclass

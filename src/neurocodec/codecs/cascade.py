@@ -797,7 +797,8 @@ class CascadeCodec(nn.Module, CodecModel):
         ``lsp`` (C * segments, order) and ``moduleI`` (C * frames, code_length)."""
         audio = self._check_audio(audio)
         geo = self.geometry(audio.shape[1])
-        per = [self._analyze_channel(audio[c], geo)[1] for c in range(audio.shape[0])]
+        coder = _ChunkCoder(self, [self._prepare_channel(audio[c], geo) for c in range(audio.shape[0])], geo)
+        per = [coder.symbols(c, k, 0) for c in range(audio.shape[0]) for k in range(geo.num_chunks)]
         return {name: np.concatenate([p[name] for p in per]) for name in self.quantizer_names}
 
     @torch.no_grad()
@@ -899,34 +900,6 @@ class CascadeCodec(nn.Module, CodecModel):
             s_hat = lpcdsp.lpc_synthesis(rec[:nL], self._lpc_from_indices(lsp_idx), lp.segment_length)
             rec = lpcdsp.deemphasis(s_hat, lp.preemphasis)
         return (rec[o:o + geo.num_samples] * np.float64(gain)).astype(np.float32)
-
-    def _module_symbols(self, frames: torch.Tensor, code1: torch.Tensor, step: float) -> dict[str, np.ndarray]:
-        """Symbols of every module for ``frames`` (N, S) whose module-1 code is ``code1``, module
-        1 quantized with the further factor ``step`` (the cascade of zhen2019 eq. 1)."""
-        out: dict[str, np.ndarray] = {}
-        r = frames
-        for i, m in enumerate(self.coding_modules):
-            s = step if i == 0 else 1.0
-            idx = m.quantize_code(code1, s) if i == 0 else m.encode_indices(r)
-            out[f"module{i + 1}"] = idx.numpy().astype(np.int64)
-            if i + 1 < len(self.coding_modules):
-                r = r - m.decode_indices(idx, s)
-        return out
-
-    def _analyze_channel(self, x: np.ndarray, geo: Geometry) -> tuple[np.float32, dict[str, np.ndarray]]:
-        """Gain and symbols of one channel at the trained step (what the entropy tables are fitted on)."""
-        prep = self._prepare_channel(x, geo)
-        symbols: dict[str, np.ndarray] = {}
-        if prep.lsp_indices is not None:
-            symbols["lsp"] = prep.lsp_indices
-        frames = torch.from_numpy(prep.frames)
-        parts = []
-        for c in range(geo.num_chunks):
-            r = frames[geo.frame_slice(c)]
-            parts.append(self._module_symbols(r, self.coding_modules[0].code(r), 1.0))
-        for name in parts[0] if parts else ():
-            symbols[name] = np.concatenate([p[name] for p in parts])
-        return prep.gain, symbols
 
     @torch.no_grad()
     def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
@@ -1046,7 +1019,8 @@ class CascadeCodec(nn.Module, CodecModel):
 
 
 class _ChunkCoder:
-    """The chunk payloads of one signal at any ladder step, each computed once (compress).
+    """The symbols and chunk payloads of one signal at any ladder step, each payload computed
+    once (:meth:`CascadeCodec.compress`; :meth:`CascadeCodec.analyze_symbols` at the trained step).
 
     Module 1's code of every chunk is computed once; a step re-quantizes it and runs the
     later modules on the new residual.  ``"best"`` codes both ways and keeps the shorter."""
@@ -1058,20 +1032,34 @@ class _ChunkCoder:
         self.codes: dict[tuple[int, int], torch.Tensor] = {}
         self.payloads: dict[tuple[int, int], bytes] = {}
 
+    def symbols(self, c: int, k: int, step: int) -> dict[str, np.ndarray]:
+        """Symbols of every quantizer for channel ``c``, chunk ``k``, module 1 at ladder step
+        ``step``: module ``i`` codes the residual of modules ``1..i-1`` (zhen2019 eq. 1)."""
+        geo, modules = self.geo, self.model.coding_modules
+        frames = self.frames[c][geo.frame_slice(k)]
+        if (c, k) not in self.codes:
+            self.codes[c, k] = modules[0].code(frames)
+        mult = rate_step_multiplier(step)
+        idx = modules[0].quantize_code(self.codes[c, k], mult)
+        out = {"module1": idx.numpy().astype(np.int64)}
+        if len(modules) > 1:
+            r = frames - modules[0].decode_indices(idx, mult)
+            for i, m in enumerate(modules[1:], start=2):
+                idx = m.encode_indices(r)
+                out[f"module{i}"] = idx.numpy().astype(np.int64)
+                if i < len(modules):
+                    r = r - m.decode_indices(idx)
+        lsp = self.prepared[c].lsp_indices
+        if lsp is not None:
+            out["lsp"] = lsp[geo.segment_slice(k)]
+        return out
+
     def chunk(self, k: int, step: int) -> bytes:
-        """Payload of chunk ``k`` at ladder step ``step``."""
+        """Payload of chunk ``k`` at ladder step ``step`` (all channels)."""
         key = (k, step)
         if key not in self.payloads:
-            model, geo = self.model, self.geo
-            per_ch = []
-            for c, prep in enumerate(self.prepared):
-                frames = self.frames[c][geo.frame_slice(k)]
-                if (c, k) not in self.codes:
-                    self.codes[c, k] = model.coding_modules[0].code(frames)
-                sym = model._module_symbols(frames, self.codes[c, k], rate_step_multiplier(step))
-                if prep.lsp_indices is not None:
-                    sym["lsp"] = prep.lsp_indices[geo.segment_slice(k)]
-                per_ch.append(sym)
+            model = self.model
+            per_ch = [self.symbols(c, k, step) for c in range(len(self.prepared))]
             cfg = model.config
             coders = CODERS if cfg.entropy_coder == "best" else (cfg.entropy_coder,)
             # "best": both coders, the shorter chunk is kept (its first byte names the coder)
