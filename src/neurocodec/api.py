@@ -13,6 +13,7 @@ channel count and exact length are restored on decoding.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,23 +82,26 @@ class Codec:
         """Encode audio into a complete ``.ncdc`` byte string.
 
         ``wav`` is a numpy array or torch tensor, ``(channels, samples)`` or ``(samples,)``;
-        ``bitrate`` in kbps (codec default when None); ``channels=1`` downmixes to mono
-        (the default codes every channel independently).
+        ``bitrate`` in kbps is the total over all channels (each channel gets an equal share;
+        None: the codec's default rate for every channel); ``channels=1`` downmixes to mono
+        (the default codes every channel independently).  The whole file, container included,
+        fits ``bitrate x duration`` where the codec controls its rate per file.
         """
-        kbps = self.model.validate_bitrate(bitrate)
         x = audio_io.validate(audio_io.as_array(wav))
-        sample_rate = int(sample_rate)
-        if sample_rate <= 0:
-            raise UserError(f"invalid sample rate {sample_rate}")
+        sample_rate = _check_rate(sample_rate)
         if channels is not None:
             if channels != 1:
                 raise UserError("only --channels 1 (downmix to mono) is supported")
             x = x.mean(axis=0, keepdims=True)
+        kbps = self.model.validate_bitrate(bitrate, x.shape[0])
+        per_channel = self.model.channel_bitrate(kbps, x.shape[0])
+        _warn_bandwidth(self.model, sample_rate)
         y = audio_io.resample(x, sample_rate, self.sample_rate)
-        enc = self.model.compress(y, kbps, framing(self.name))
+        budget = payload_budget(self.model, kbps, x.shape[0], x.shape[1], sample_rate, y.shape[1])
+        enc = self.model.compress(y, kbps, payload_budget_bytes=budget)
         header = StreamHeader(
-            codec_id=self.name, codec_version=self.model.codec_version,
-            config_hash=self.model.stream_config_hash(kbps), sample_rate=sample_rate,
+            codec_id=self.name, codec_version=enc.codec_version or self.model.codec_version,
+            config_hash=self.model.stream_config_hash(per_channel), sample_rate=sample_rate,
             codec_sample_rate=self.sample_rate, channels=x.shape[0], num_samples=x.shape[1],
             codec_num_samples=y.shape[1], bitrate_bps=int(round(kbps * 1000)),
         )
@@ -111,12 +115,14 @@ class Codec:
         h = stream.header
         if h.codec_id != self.name:
             raise StreamError(f"stream was made by codec '{h.codec_id}', not '{self.name}'")
-        if h.codec_version != self.model.codec_version:
+        versions = self.model.decodable_versions()
+        if h.codec_version not in versions:
             raise UnsupportedVersionError(
                 f"stream was made by {h.codec_id} version {h.codec_version}; this neurocodec decodes version "
-                f"{self.model.codec_version}"
+                f"{' and '.join(str(v) for v in versions)}"
             )
-        installed = self.model.stream_config_hash(h.bitrate_bps / 1000)
+        _check_header(h)
+        installed = self.model.stream_config_hash(self.model.channel_bitrate(h.bitrate_bps / 1000, h.channels))
         if h.config_hash != installed:
             raise WeightsError(
                 f"stream was made by a different configuration or weights of '{h.codec_id}' "
@@ -125,22 +131,75 @@ class Codec:
         if h.codec_sample_rate != self.sample_rate:
             raise CorruptStreamError("stream header is inconsistent (codec sample rate)")
         y = self.model.decompress(stream.chunks, h.channels, h.codec_num_samples, h.bitrate_bps / 1000)
-        out_rate = int(sample_rate) if sample_rate else h.sample_rate
-        if out_rate <= 0:
-            raise UserError(f"invalid output sample rate {out_rate}")
+        out_rate = _check_rate(sample_rate, "output ") if sample_rate else h.sample_rate
         x = audio_io.resample(np.asarray(y, dtype=np.float32), self.sample_rate, out_rate)
         n_out = h.num_samples if out_rate == h.sample_rate else int(round(h.num_samples * out_rate / h.sample_rate))
         return audio_io.fit_length(x, n_out), out_rate
 
 
 def load(name: str = DEFAULT_CODEC, **kwargs) -> Codec:
-    """Return the registered codec ``name`` (e.g. ``"mdct"``) ready to compress and decompress."""
-    return Codec(registry.create(name, **kwargs))
+    """Return the registered codec ``name`` (e.g. ``"mdct"``) ready to compress and decompress
+    (:class:`WeightsError` for a learned codec that ships no trained weights at all)."""
+    model = registry.create(name, **kwargs)
+    missing = getattr(model, "missing_weights_error", None)
+    if callable(missing) and missing() is not None:
+        raise missing()
+    return Codec(model)
 
 
-def read_stream(data: bytes) -> Stream:
-    """Parse and verify a stream (header, checksums, end marker)."""
-    return unpack(bytes(data))
+#: highest sample rate (Hz) a stream may declare or a caller may ask for
+MAX_SAMPLE_RATE = 768_000
+
+
+class BandwidthWarning(UserWarning):
+    """The codec keeps less audio bandwidth than the input has (shown once per input rate)."""
+
+
+def _check_rate(rate: Any, what: str = "") -> int:
+    r = int(rate)
+    if not 0 < r <= MAX_SAMPLE_RATE:
+        raise UserError(f"invalid {what}sample rate {r} (1 to {MAX_SAMPLE_RATE} Hz)")
+    return r
+
+
+def _check_header(h: StreamHeader) -> None:
+    """Reject headers a decoder must not act on: rates out of range, or a codec-rate length
+    that is not the resampled length of the original (only corruption makes them)."""
+    if not (0 < h.sample_rate <= MAX_SAMPLE_RATE and 0 < h.codec_sample_rate <= MAX_SAMPLE_RATE):
+        raise CorruptStreamError("stream header is inconsistent (sample rate out of range)")
+    expected = h.num_samples * h.codec_sample_rate / h.sample_rate
+    if h.num_samples < 1 or abs(h.codec_num_samples - expected) > 2 + 1e-6 * expected:
+        raise CorruptStreamError("stream header is inconsistent (lengths)")
+    if h.bitrate_bps <= 0:
+        raise CorruptStreamError("stream header is inconsistent (bitrate)")
+
+
+_WARNED: set[tuple[str, int]] = set()
+
+
+def _warn_bandwidth(model: CodecModel, sample_rate: int) -> None:
+    """Say once (per codec and input rate) that the codec drops the input's upper band: when
+    the input runs faster than the codec (resampling down discards everything above the
+    codec's band; a codec's own band edge at its native rate, such as AMR-WB's 7 kHz at 16 kHz,
+    is listed by ``neurocodec codecs`` instead)."""
+    bandwidth = float(model.audio_bandwidth_hz)
+    if sample_rate <= model.sample_rate or (model.codec_id, sample_rate) in _WARNED:
+        return
+    _WARNED.add((model.codec_id, sample_rate))
+    warnings.warn(BandwidthWarning(
+        f"codec '{model.codec_id}' runs at {model.sample_rate} Hz and keeps audio up to {bandwidth / 1000:g} kHz; "
+        f"the input ({sample_rate} Hz) has content up to {sample_rate / 2000:g} kHz that is not coded"), stacklevel=3)
+
+
+def payload_budget(model: CodecModel, kbps: float, channels: int, num_samples: int, sample_rate: int,
+                   codec_num_samples: int) -> int:
+    """Bytes the payload chunks may occupy so that the whole stream of ``num_samples`` at
+    ``sample_rate`` (``codec_num_samples`` at the codec's rate) fits ``kbps x duration``:
+    the nominal size less the container's header and end marker and its per-chunk framing
+    (for the chunk count the codec announces, :meth:`CodecModel.num_chunks`)."""
+    frame = framing(model.codec_id)
+    chunks = model.num_chunks(channels, codec_num_samples, kbps) or 0
+    return int(kbps * 1000.0 / 8.0 * num_samples / sample_rate) - frame.bytes_for(chunks)
 
 
 def info(data: bytes) -> StreamInfo:

@@ -92,10 +92,14 @@ def test_forward_shapes_bits_and_cascade_residual_identity():
     # module 2 codes module 1's residual
     torch.testing.assert_close(res.extras["module_outputs"][0].recon + res.extras["residual"],
                                frames - res.extras["module_outputs"][1].recon, atol=1e-5, rtol=0)
-    assert torch.isfinite(res.bits) and res.bits > 0
+    assert res.bits.shape == (2,) and torch.all(torch.isfinite(res.bits)) and torch.all(res.bits > 0)
     assert res.bits.requires_grad
     expected = sum(float(q.entropy_bits.detach()) * q.num_symbols for q in res.extras["quantizers"].values())
-    assert float(res.bits.detach()) == pytest.approx(expected, rel=1e-5)
+    assert float(res.bits.detach().sum()) == pytest.approx(expected, rel=1e-5)
+    # channels are folded into the batch: (B, C, T) in and out, bits per item
+    stereo = codec(x.reshape(1, 2, 3000))
+    assert stereo.audio.shape == (1, 2, 3000) and stereo.bits.shape == (1,)
+    torch.testing.assert_close(stereo.audio.reshape(2, 1, 3000), res.audio)
 
 
 def test_forward_with_identity_modules_reconstructs_input():
@@ -129,7 +133,8 @@ def test_phases_schedule_and_freezing():
     sched = codec.phases(1000)
     assert sum(p.steps for p in sched) == 1000 and sched[1].trainable == ("coding_modules.1.",)
     codec.set_phase("greedy-2")
-    assert codec.modules_to_train() == [codec.coding_modules[1]]
+    trained = [m for m in codec.coding_modules if all(p.requires_grad for p in m.parameters())]
+    assert trained == [codec.coding_modules[1]]
     out = codec.loss(torch.randn(2, 1, 2000) * 0.1)
     out.total.backward()
     assert all(p.grad is None for p in codec.coding_modules[0].parameters())
@@ -182,6 +187,8 @@ def test_forward_rejects_bad_input():
         codec(torch.zeros(2, 3000))
     with pytest.raises(AudioError):
         codec(np.zeros((1, 1, 100)))
+    with pytest.raises(AudioError):
+        codec(torch.zeros(1, 0, 100))
 
 
 # -- bitstream ----------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Each wraps a Debian-packaged codec library (ctypes) or ffmpeg, so its payload is the codec's
 real bitstream in that codec's own minimal framing and the measured bitrate
 ``8 * payload_bytes / duration`` is honest (docs/baselines.md lists the framing overhead of
-each).  Channels are coded independently as mono; bitrates are per channel.  Output is
+each).  Channels are coded independently as mono, each at ``bitrate / channels`` (the
+bitrate is the total over all channels, as for every codec).  Output is
 time-aligned with the input: each codec's constant delay is removed.
 
 Nothing here is imported or loaded until a codec is instantiated; :func:`available` reports
@@ -16,16 +17,15 @@ import importlib
 
 from ..errors import UserError
 
-#: codec id -> "module:class" (the targets registered in ``codecs/registry.py``)
-BASELINES: dict[str, str] = {
-    "opus": "neurocodec.baselines.opus:OpusCodec",
-    "amrwb": "neurocodec.baselines.amrwb:AmrWbCodec",
-    "codec2": "neurocodec.baselines.codec2:Codec2Codec",
-    "speex": "neurocodec.baselines.speex:SpeexCodec",
-    "mp3": "neurocodec.baselines.mp3:Mp3Codec",
-    "lc3": "neurocodec.baselines.lc3:Lc3Codec",
-    "aac": "neurocodec.baselines.aac:AacCodec",
-}
+def _baselines() -> dict[str, str]:
+    from ..codecs import registry
+
+    return {e.codec_id: e.target for e in registry.entries() if e.is_baseline}
+
+
+#: codec id -> "module:class" of every baseline, read from ``codecs/registry.py`` (where each
+#: codec is declared once)
+BASELINES: dict[str, str] = _baselines()
 
 
 def create(codec_id: str, **kwargs):

@@ -89,6 +89,8 @@ class AmrWbCodec(BaselineCodec):
     codec_id = "amrwb"
     codec_version = 1
     description = "AMR-WB (G.722.2) via libvo-amrwbenc / opencore-amrwb, 9 modes"
+    #: G.722.2 codes the 50-7000 Hz band (3GPP TS 26.171)
+    audio_bandwidth_hz = 7000.0
 
     def __init__(self):
         self.config = {"sample_rate": 16000, "dtx": False, "framing": "rfc4867-storage"}

@@ -1,9 +1,10 @@
 """What every classic baseline shares: per-channel coding, frame padding and delay removal.
 
 A baseline codes each channel independently as mono (one payload chunk per channel, in
-channel order) so that every wrapped codec handles any channel count the same way; the
-nominal bitrate is therefore *per channel* and a stereo payload carries twice as many bytes.
-``EncodedAudio.bitrate_kbps`` is this per-channel setting (what the decoder needs back).
+channel order) so that every wrapped codec handles any channel count the same way.  As for
+every codec the bitrate asked for (and kept in ``EncodedAudio.bitrate_kbps`` and the stream
+header) is the total over all channels: each channel is coded at ``bitrate / channels``, which
+must be one of the codec's rates (``bitrates``: its modes or range, per channel).
 
 Delay compensation: a codec whose input-to-output delay ``codec_delay_samples`` is known and
 constant is fed ``codec_delay_samples`` extra zeros at the end (rounded up to whole frames),
@@ -20,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..audio import validate
-from ..codecs.base import CodecModel, EncodedAudio, Framing
+from ..codecs.base import CodecModel, EncodedAudio
 from ..errors import AudioError, CorruptStreamError
 
 
@@ -63,16 +64,19 @@ class BaselineCodec(CodecModel):
         need = num_samples + self.delay(kbps)
         return -(-need // frame) * frame
 
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
-                 framing: Framing | None = None) -> EncodedAudio:
-        """Code ``(channels, samples)`` float32 audio at ``self.sample_rate``, channel by channel."""
-        kbps = self.validate_bitrate(bitrate_kbps)
+    def num_chunks(self, num_channels: int, num_samples: int, bitrate_kbps: float) -> int:
+        return int(num_channels)
+
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None, **kwargs) -> EncodedAudio:
+        """Code ``(channels, samples)`` float32 audio at ``self.sample_rate``, channel by channel,
+        each at ``bitrate_kbps / channels`` (the total over all channels)."""
         x = np.asarray(audio, dtype=np.float32)
         if x.ndim == 1:
             x = x[None, :]
         if x.ndim != 2:
             raise AudioError(f"audio must be (channels, samples), got shape {tuple(x.shape)}")
         validate(x)
+        kbps = self.channel_bitrate(bitrate_kbps, x.shape[0])
         n = x.shape[1]
         total = self.padded_length(n, kbps)
         chunks = []
@@ -80,7 +84,7 @@ class BaselineCodec(CodecModel):
             padded = np.zeros(total, dtype=np.float32)
             padded[:n] = ch
             chunks.append(self.encode_channel(padded, kbps))
-        return EncodedAudio(chunks=chunks, bitrate_kbps=kbps, num_channels=x.shape[0], num_samples=n)
+        return EncodedAudio(chunks=chunks, bitrate_kbps=kbps * x.shape[0], num_channels=x.shape[0], num_samples=n)
 
     def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
                    num_samples: int, bitrate_kbps: float) -> np.ndarray:
@@ -89,7 +93,7 @@ class BaselineCodec(CodecModel):
         if len(chunks) != num_channels:
             raise CorruptStreamError(
                 f"{self.codec_id} payload has {len(chunks)} chunks for {num_channels} channels")
-        kbps = self.validate_bitrate(bitrate_kbps)
+        kbps = self.channel_bitrate(bitrate_kbps, num_channels)
         num_frames = self.padded_length(num_samples, kbps) // self.frame_length(kbps)
         start = self.delay(kbps)
         out = np.zeros((num_channels, num_samples), dtype=np.float32)

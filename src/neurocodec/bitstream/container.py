@@ -25,7 +25,6 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
-from ..codecs.base import Framing
 from ..errors import CorruptStreamError, NotAStreamError, TruncatedStreamError, UnsupportedVersionError
 
 MAGIC = b"NCDC"
@@ -40,6 +39,20 @@ _CHUNK_HEAD = struct.Struct(">II")  # index, length (what the chunk CRC covers b
 #: bytes added to the payload per chunk (length + CRC) and by the end marker
 CHUNK_OVERHEAD_BYTES = 8
 END_MARKER_BYTES = 8
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Bytes the container adds around a codec's payload: ``stream_bytes`` once per stream
+    (header, end marker) and ``chunk_bytes`` per payload chunk (``neurocodec.api`` takes them
+    out of the payload budget it hands the codec)."""
+
+    stream_bytes: int = 0
+    chunk_bytes: int = 0
+
+    def bytes_for(self, num_chunks: int) -> int:
+        """Framing bytes of a stream of ``num_chunks`` chunks."""
+        return self.stream_bytes + self.chunk_bytes * int(num_chunks)
 
 
 @dataclass(frozen=True)
@@ -170,7 +183,7 @@ def write_stream(f: BinaryIO, header: StreamHeader, chunks: Iterable[bytes]) -> 
 
 def framing(codec_id: str) -> Framing:
     """What a stream of codec ``codec_id`` adds to the payload: the header and end marker once,
-    length and CRC per chunk (a codec with a file-level rate budget subtracts it)."""
+    length and CRC per chunk (the api subtracts it from the file's budget)."""
     header = StreamHeader(codec_id, 0, 0, 1, 1, 1, 0, 0, 0).to_bytes()  # its size depends on the id only
     return Framing(stream_bytes=len(header) + END_MARKER_BYTES, chunk_bytes=CHUNK_OVERHEAD_BYTES)
 

@@ -59,7 +59,7 @@ from ..dsp.mel import MelSpectrogram, hz_to_mel, mel_to_hz
 from ..errors import AudioError, CorruptStreamError, UserError, WeightsError
 from ..nn.cmrl_blocks import AutoencoderConfig, ComponentAutoencoder
 from ..quant.soft_to_hard import QuantizerOutput, SoftToHardQuantizer, anneal_alpha
-from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult, Framing
+from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult
 from .cascade_rate import plan_rate_steps
 from .cascade_tables import (CODERS, ChunkContent, EntropyTable, SymbolCounts, decode_chunk, encode_chunk,
                              rate_step_multiplier)
@@ -535,23 +535,12 @@ class CascadeCodec(nn.Module, CodecModel):
             self.lsp_quantizer.requires_grad_(ph.train_lpc)
         self._phase = ph
 
-    def modules_to_train(self, phase: str | TrainingPhase | None = None) -> list[nn.Module]:
-        """Sub-modules whose parameters are trained in ``phase`` (default: the current one)."""
-        ph = self._phase if phase is None else self._phase_named(phase if isinstance(phase, str) else phase.name)
-        mods: list[nn.Module] = [self.coding_modules[i] for i in ph.train_modules]
-        if ph.train_lpc and self.lsp_quantizer is not None:
-            mods.append(self.lsp_quantizer)
-        return mods
-
-    def trainable_parameters(self, phase: str | TrainingPhase | None = None) -> list[nn.Parameter]:
-        return [p for m in self.modules_to_train(phase) for p in m.parameters()]
-
     # -- forward ------------------------------------------------------------------------
     def _check_batch(self, x: Any) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
-            raise AudioError("forward expects a torch tensor (batch, 1, samples)")
-        if x.dim() != 3 or x.shape[1] != 1 or x.shape[-1] < 1:
-            raise AudioError(f"forward expects audio shaped (batch, 1, samples), got {tuple(x.shape)}")
+            raise AudioError("forward expects a torch tensor (batch, channels, samples)")
+        if x.dim() != 3 or x.shape[1] < 1 or x.shape[-1] < 1:
+            raise AudioError(f"forward expects audio shaped (batch, channels, samples), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise AudioError(f"forward expects floating-point audio, got {x.dtype}")
         return x
@@ -588,10 +577,12 @@ class CascadeCodec(nn.Module, CodecModel):
         return out.reshape(B, length)
 
     def forward(self, x: torch.Tensor) -> ForwardResult:
-        """Differentiable coding of ``x`` (B, 1, T) in the current phase.
+        """Differentiable coding of ``x`` (B, C, T) in the current phase (channels are coded
+        independently: they are folded into the batch, so ``extras`` is per (B*C) item).
 
-        ``audio`` (B, 1, T) is the reconstruction, ``bits`` the entropy estimate (sum over the
-        quantizers that run of ``E * symbols``).  ``extras`` holds ``indices`` and
+        ``audio`` (B, C, T) is the reconstruction, ``bits`` (B,) the entropy estimate (sum over
+        the quantizers that run of ``E * symbols``; ``E`` is the entropy of the batch's average
+        soft assignment, so every item gets an equal share of the batch's bits).  ``extras`` holds ``indices`` and
         ``quantizers`` (per quantizer name), ``losses`` (penalties and entropies),
         ``module_outputs`` (:class:`ModuleOutput` list), ``frames`` (the coded frames
         ``(B*F, S)``), ``residual`` (``frames`` minus the sum of the module outputs),
@@ -599,11 +590,15 @@ class CascadeCodec(nn.Module, CodecModel):
         ``target`` (B, 1, T, in input units), ``gain`` (B,) and ``estimated_kbps``.
         """
         x = self._check_batch(x)
+        B, C, T = x.shape
         amp_dtype = _active_autocast(x)
         # Under the trainer's autocast only the autoencoders run in low precision: the LPC
         # analysis and synthesis, the quantizers and the overlap-add stay in full precision.
         with torch.autocast(x.device.type, enabled=False):
-            return self._forward(x, amp_dtype)
+            res = self._forward(x.reshape(B * C, 1, T), amp_dtype)
+        if C == 1:
+            return res
+        return ForwardResult(audio=res.audio.reshape(B, C, T), bits=res.bits.reshape(B, C).sum(1), extras=res.extras)
 
     def _forward(self, x: torch.Tensor, amp_dtype: torch.dtype | None) -> ForwardResult:
         cfg = self.config
@@ -658,6 +653,7 @@ class CascadeCodec(nn.Module, CodecModel):
             y_hat = rec[:, o:o + T]
         audio = (y_hat * g[:, None])[:, None, :]
         bits = sum((q.bits for q in quants.values()), torch.zeros((), dtype=xs.dtype, device=xs.device))
+        bits = bits.expand(B) / B
         losses = {}
         for name, q in quants.items():
             losses[f"quantization/{name}"] = q.penalty
@@ -901,26 +897,31 @@ class CascadeCodec(nn.Module, CodecModel):
             rec = lpcdsp.deemphasis(s_hat, lp.preemphasis)
         return (rec[o:o + geo.num_samples] * np.float64(gain)).astype(np.float32)
 
+    def num_chunks(self, num_channels: int, num_samples: int, bitrate_kbps: float) -> int:
+        return self.geometry(int(num_samples)).num_chunks
+
     @torch.no_grad()
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
-                 framing: Framing | None = None) -> EncodedAudio:
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None, *,
+                 payload_budget_bytes: int | None = None, **kwargs) -> EncodedAudio:
         """Entropy-code ``(channels, samples)`` float32 audio at 16 kHz (channels coded
-        independently); one chunk per ``chunk_frames`` frames.  ``bitrate_kbps`` of the
-        result is the nominal per-channel rate of the operating point (as for the baselines);
-        the real rate is ``8 * num_bytes / duration``.  With ``file_rate_control`` the chunks'
-        ladder steps are chosen so that payload plus ``framing`` (what the container adds)
-        stays within ``C x nominal x duration`` (:mod:`neurocodec.codecs.cascade_rate`);
-        without it every chunk uses the trained step."""
-        kbps = self.validate_bitrate(bitrate_kbps)
+        independently); one chunk per ``chunk_frames`` frames.  ``bitrate_kbps`` is the total
+        over the channels (each at the operating point; :class:`CodecModel`); the real rate is
+        ``8 * num_bytes / duration``.  With ``file_rate_control`` the chunks' ladder steps are
+        chosen so that the payload fits ``payload_budget_bytes`` (what ``neurocodec.api`` leaves
+        of ``bitrate x duration`` after the container; the payload alone gets ``bitrate x
+        duration`` when None) (:mod:`neurocodec.codecs.cascade_rate`); without it every chunk
+        uses the trained step."""
         audio = self._check_audio(audio)
         C, T = audio.shape
+        kbps = self.validate_bitrate(bitrate_kbps, C)
         geo = self.geometry(T)
         coder = _ChunkCoder(self, [self._prepare_channel(audio[c], geo) for c in range(C)], geo)
         steps = [0] * geo.num_chunks
         if self.config.file_rate_control:
-            budget = int(kbps * 1000.0 / 8.0 * C * T / self.sample_rate)
-            budget -= (framing or Framing()).bytes_for(geo.num_chunks)
-            steps = plan_rate_steps(coder.size, geo.num_chunks, budget)
+            budget = payload_budget_bytes
+            if budget is None:
+                budget = int(kbps * 1000.0 / 8.0 * T / self.sample_rate)
+            steps = plan_rate_steps(coder.size, geo.num_chunks, int(budget))
         chunks = [coder.chunk(k, s) for k, s in enumerate(steps)]
         return EncodedAudio(chunks=chunks, bitrate_kbps=kbps, num_channels=C, num_samples=T)
 

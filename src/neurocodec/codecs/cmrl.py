@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ..errors import BitrateError
 from ..nn.cmrl_blocks import AutoencoderConfig
+from .base import match_rate
 from .cascade import CascadeCodec, CascadeConfig, LpcConfig
 
 __all__ = ["CMRL_BITRATES", "CmrlConfig", "cmrl_config", "CmrlCodec", "LpcCmrlCodec", "LPC_CMRL_LPC"]
@@ -47,10 +48,8 @@ class CmrlConfig(CascadeConfig):
 
 def cmrl_config(bitrate_kbps: float, lpc: bool = False) -> CmrlConfig:
     """The configuration of zhen2019 for one of :data:`CMRL_BITRATES` (``lpc``: LPC-CMRL)."""
-    for kbps in CMRL_BITRATES:
-        if abs(float(bitrate_kbps) - kbps) < 1e-6:
-            break
-    else:
+    kbps = match_rate(bitrate_kbps, CMRL_BITRATES)
+    if kbps is None:
         ladder = ", ".join(f"{b:g}" for b in CMRL_BITRATES)
         raise BitrateError(f"CMRL has no {float(bitrate_kbps):g} kbps operating point (choose one of {ladder})")
     second = AutoencoderConfig(num_downsamples=2) if kbps == 8.85 else AutoencoderConfig()
@@ -65,6 +64,9 @@ class CmrlCodec(CascadeCodec):
     codec_id = "cmrl"
     description = "CMRL: two cascaded 1-D CNN autoencoders, softmax quantization, pair Huffman (zhen2019)"
     config_class = CmrlConfig
+    #: per-channel operating points of the family (registry: ``learned=True``) and its default
+    operating_points = CMRL_BITRATES
+    default_bitrate = 15.85
 
     def __init__(self, config: CmrlConfig | None = None) -> None:
         cfg = config if config is not None else cmrl_config(15.85, lpc=self._uses_lpc())

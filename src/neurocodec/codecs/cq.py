@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from ..errors import BitrateError
 from ..nn.cmrl_blocks import AutoencoderConfig
+from .base import match_rate
 from .cascade import CascadeCodec, CascadeConfig, LpcConfig
 
 __all__ = ["CQ_BITRATES", "CqConfig", "cq_config", "CqCodec"]
@@ -47,10 +48,8 @@ class CqConfig(CascadeConfig):
 
 def cq_config(bitrate_kbps: float) -> CqConfig:
     """The configuration of zhen2020 §4.1 for one of :data:`CQ_BITRATES`."""
-    for kbps in CQ_BITRATES:
-        if abs(float(bitrate_kbps) - kbps) < 1e-6:
-            break
-    else:
+    kbps = match_rate(bitrate_kbps, CQ_BITRATES)
+    if kbps is None:
         ladder = ", ".join(f"{b:g}" for b in CQ_BITRATES)
         raise BitrateError(f"CQ has no {float(bitrate_kbps):g} kbps operating point (choose one of {ladder})")
     if kbps == 24.0:
@@ -69,6 +68,9 @@ class CqCodec(CascadeCodec):
     codec_id = "cq"
     description = "CQ: trainable LPC (LSP softmax quantization) + CMRL residual coding (zhen2020)"
     config_class = CqConfig
+    #: per-channel operating points of the family (registry: ``learned=True``) and its default
+    operating_points = CQ_BITRATES
+    default_bitrate = 16.0
 
     def __init__(self, config: CqConfig | None = None) -> None:
         super().__init__(config if config is not None else cq_config(16.0))

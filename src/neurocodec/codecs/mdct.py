@@ -38,8 +38,15 @@ chunk).  One frame::
     one sign bit (1 = negative) for every non-zero line, same order
 
 (E = env_max - env_min + 1 envelope levels; d, L, s per quantizer in ``quantizer_layout``).
-Each channel gets ``bitrate / C``; 64 bits of container framing per chunk are taken out of
-the budget.  The Huffman tables are designed offline (``scripts/design_mdct_tables.py``) and
+Each channel gets ``1 / C`` of the payload budget (``payload_budget_bytes``: what
+``neurocodec.api`` leaves of ``bitrate x duration`` after the container's header, end marker
+and per-chunk framing; ``bitrate x duration`` when the codec is called directly).
+
+Digital silence (codec version 2): a chunk in which the MDCT lines of every frame of every
+channel are exactly zero is the single byte ``0x00`` (:data:`SILENT_CHUNK`) and decodes to
+exact zeros (no noise fill); a minute of silence is 60 bytes of payload instead of 120 kB at
+16 kbps.  A stream without such a chunk is a version-1 stream (its header says so, and older
+decoders read it); the decoder reads both versions.  The Huffman tables are designed offline (``scripts/design_mdct_tables.py``) and
 ship in ``neurocodec/assets/mdct_tables.json``.
 """
 
@@ -58,7 +65,7 @@ from ..dsp import mdct as mdctlib
 from ..entropy.bitio import BitReader, BitWriter
 from ..entropy.huffman import HuffmanCode
 from ..errors import AudioError, CorruptStreamError, WeightsError
-from .base import BitrateSpec, CodecModel, EncodedAudio, Framing
+from .base import BitrateSpec, CodecModel, EncodedAudio
 
 __all__ = [
     "MdctConfig",
@@ -76,7 +83,9 @@ __all__ = [
 ]
 
 TABLES_ASSET = "mdct_tables.json"
-CHUNK_FRAMING_BITS = 64  # container framing per chunk (length + CRC), taken out of the budget
+#: payload of a chunk in which every frame of every channel is digital silence (codec version 2;
+#: a version-1 chunk holds at least 22 bits per frame, so it is never this one byte)
+SILENT_CHUNK = b"\x00"
 _ESCAPE_PREFIX_LIMIT = 24
 
 
@@ -390,7 +399,9 @@ class MdctCodec(CodecModel):
     """MDCT waveform coder of fejgin2020 §3.1 with per-frame rate control and Huffman coding."""
 
     codec_id = "mdct"
-    codec_version = 1
+    codec_version = 2
+    #: versions of the payload this decoder reads (a version-2 stream may hold silent chunks)
+    decodes_versions = (1, 2)
     description = "MDCT waveform coder with envelope-driven rate allocation (fejgin2020 §3.1)"
 
     def __init__(self, config: MdctConfig | None = None, tables: MdctTables | None = None):
@@ -538,14 +549,22 @@ class MdctCodec(CodecModel):
             raise AudioError("audio contains NaN or Inf samples")
         return x
 
-    def _encode_chunks(self, x: np.ndarray, kbps: float) -> Iterator[tuple[bytes, list[_FrameRecord]]]:
+    def num_chunks(self, num_channels: int, num_samples: int, bitrate_kbps: float) -> int:
+        return self._frames_layout(int(num_samples))[1]
+
+    def _encode_chunks(self, x: np.ndarray, kbps: float,
+                       budget_bytes: float | None = None) -> Iterator[tuple[bytes, list[_FrameRecord]]]:
         """The encoder, one chunk at a time: yields the chunk's bytes and, per channel, what
-        was decided for its frames."""
+        was decided for its frames.  ``budget_bytes``: the whole payload's (default: the
+        nominal ``kbps x duration``)."""
         cfg = self.config
         channels, num_samples = x.shape
         frames, n_chunks = self._frames_layout(num_samples)
-        # bit budget per frame of each channel; container framing of every chunk comes out of it
-        total = kbps * 1000.0 * num_samples / cfg.sample_rate - CHUNK_FRAMING_BITS * n_chunks
+        # bit budget per frame of each channel
+        if budget_bytes is None:
+            total = kbps * 1000.0 * num_samples / cfg.sample_rate
+        else:
+            total = 8.0 * float(budget_bytes)
         base = total / channels / frames
         cap = max(cfg.reservoir_frames * base, 0.0)
         reservoir = np.zeros(channels)
@@ -555,8 +574,21 @@ class MdctCodec(CodecModel):
             chunk_codes: list[np.ndarray] = []
             chunk_lens: list[np.ndarray] = []
             records = []
+            all_coefs = [mdctlib.mdct(mdctlib.frame_signal(x[c], cfg.hop, f0, f1 - f0), self._window)
+                         for c in range(channels)]
+            if not any(np.any(co) for co in all_coefs):  # digital silence: one byte for the chunk
+                for c in range(channels):
+                    rec = _FrameRecord.empty(f1 - f0, cfg, all_coefs[c])
+                    rec.envelope[:] = cfg.env_min
+                    rec.i_offset[:] = cfg.env_min
+                    rec.budgets[:] = base + reservoir[c]
+                    reservoir[c] = min(reservoir[c] + (f1 - f0) * base, cap)
+                    records.append(rec)
+                reservoir -= 8.0 * len(SILENT_CHUNK) / channels
+                yield SILENT_CHUNK, records
+                continue
             for c in range(channels):
-                coefs = mdctlib.mdct(mdctlib.frame_signal(x[c], cfg.hop, f0, f1 - f0), self._window)
+                coefs = all_coefs[c]
                 env = bandlib.quantize_envelope(bandlib.band_variances(coefs, cfg.band_edges),
                                                 cfg.env_min, cfg.env_max)
                 flat = np.clip(bandlib.flatten(coefs, env, cfg.band_edges), -cfg.max_flat, cfg.max_flat)
@@ -584,26 +616,31 @@ class MdctCodec(CodecModel):
             reservoir -= ((-writer.bit_length) % 8) / channels  # the chunk's padding bits
             yield writer.getvalue(), records
 
-    def analyze(self, audio: np.ndarray, bitrate_kbps: float | None = None) -> MdctAnalysis:
+    def analyze(self, audio: np.ndarray, bitrate_kbps: float | None = None,
+                payload_budget_bytes: int | None = None) -> MdctAnalysis:
         """Run the encoder on ``(C, T)`` float32 audio at 16 kHz and return everything it
         decided (envelope, ``i_offset``, quantizers, quantized lines, bits) plus the payload.
         Keeps per-frame arrays of the whole signal: meant for clips, not hours."""
-        kbps = self.validate_bitrate(bitrate_kbps)
         x = self._check_audio(audio)
+        kbps = self.validate_bitrate(bitrate_kbps, x.shape[0])
         chunks, per_chunk = [], []
-        for data, records in self._encode_chunks(x, kbps):
+        for data, records in self._encode_chunks(x, kbps, payload_budget_bytes):
             chunks.append(data)
             per_chunk.append(records)
         return MdctAnalysis(**_stack_records(per_chunk, x.shape[0]), chunks=chunks, bitrate_kbps=kbps,
                             num_samples=x.shape[1])
 
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
-                 framing: Framing | None = None) -> EncodedAudio:
-        """Encode ``(C, T)`` float32 16 kHz audio; every channel gets ``bitrate / C``."""
-        kbps = self.validate_bitrate(bitrate_kbps)
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None, *,
+                 payload_budget_bytes: int | None = None, **kwargs) -> EncodedAudio:
+        """Encode ``(C, T)`` float32 16 kHz audio at the total rate ``bitrate_kbps``; the payload
+        fits ``payload_budget_bytes`` (default ``bitrate x duration``), every channel gets ``1 / C``
+        of it.  The result is a version-2 payload only when it has a silent chunk."""
         x = self._check_audio(audio)
-        chunks = [data for data, _ in self._encode_chunks(x, kbps)]
-        return EncodedAudio(chunks=chunks, bitrate_kbps=kbps, num_channels=x.shape[0], num_samples=x.shape[1])
+        kbps = self.validate_bitrate(bitrate_kbps, x.shape[0])
+        chunks = [data for data, _ in self._encode_chunks(x, kbps, payload_budget_bytes)]
+        version = 2 if SILENT_CHUNK in chunks else 1
+        return EncodedAudio(chunks=chunks, bitrate_kbps=kbps, num_channels=x.shape[0], num_samples=x.shape[1],
+                            codec_version=version)
 
     # -- decoder ------------------------------------------------------------------------------
     def _read_frame(self, reader: BitReader) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
@@ -743,8 +780,15 @@ class MdctCodec(CodecModel):
             raise CorruptStreamError(f"mdct stream of {num_samples} samples needs {n_chunks} chunks, "
                                      f"found {len(chunks)}")
         for ci, chunk in enumerate(chunks):
-            reader = BitReader(chunk)
             f0, f1 = ci * cfg.chunk_frames, min((ci + 1) * cfg.chunk_frames, frames)
+            if chunk == SILENT_CHUNK:
+                records = [_FrameRecord.empty(f1 - f0, cfg) for _ in range(num_channels)]
+                for rec in records:
+                    rec.envelope[:] = cfg.env_min
+                    rec.i_offset[:] = cfg.env_min
+                yield records
+                continue
+            reader = BitReader(chunk)
             records = []
             for c in range(num_channels):
                 rec = _FrameRecord.empty(f1 - f0, cfg)
@@ -779,6 +823,9 @@ class MdctCodec(CodecModel):
         memory does not grow with the frame count beyond the output itself)."""
         hop = self.config.hop
         num_channels, num_samples = int(num_channels), int(num_samples)
+        chunks = list(chunks)
+        if num_channels < 1 or num_samples < 1 or len(chunks) != self._frames_layout(num_samples)[1]:
+            next(self._decode_chunks(chunks, num_channels, num_samples))  # raises the error, before allocating
         out = np.zeros((max(num_channels, 0), max(num_samples, 0)), dtype=np.float32)
         carry: list[np.ndarray | None] = [None] * max(num_channels, 0)
         pos = -hop  # output index of the next synthesized sample (framing starts hop early)

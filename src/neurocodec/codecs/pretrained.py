@@ -1,8 +1,9 @@
 """Learned codecs as users load them: one shipped checkpoint per operating point.
 
 A learned model instance is one operating point (e.g. ``CqCodec.for_bitrate(16)``).  A
-:class:`PretrainedFamily` is what ``neurocodec.load("cq")`` returns: it accepts every bitrate of
-the family and loads the trained weights of that operating point from
+:class:`PretrainedFamily` is what ``neurocodec.load("cq")`` returns (the registry builds it from
+the class registered with ``learned=True``: :meth:`PretrainedFamily.of`): it accepts every
+per-channel bitrate of the class's ``operating_points`` and loads the trained weights of that operating point from
 ``src/neurocodec/assets/weights/<prefix>-<kbps>k/model.safetensors`` (what
 ``neurocodec export RUN --name <prefix>-<kbps>k`` writes) the first time it is used.  The
 stream header's config hash is that of the checkpoint used, so a stream only decodes with the
@@ -17,7 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import WeightsError
-from .base import BitrateSpec, CodecModel, EncodedAudio, Framing
+from .base import BitrateSpec, CodecModel, EncodedAudio
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "assets" / "weights"
 
@@ -39,12 +40,29 @@ class PretrainedFamily(CodecModel):
         self.weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
         self._models: dict[float, CodecModel] = {}
 
+    @classmethod
+    def of(cls, codec_cls, weights_dir: str | Path | None = None) -> "PretrainedFamily":
+        """The family of a learned codec class: its ``operating_points`` and ``default_bitrate``
+        (per channel), weights under ``<weights_dir>/<codec_id>-<kbps>k/``."""
+        return cls(codec_cls, codec_cls.operating_points, codec_cls.codec_id, codec_cls.default_bitrate,
+                   weights_dir, sample_rate=int(getattr(codec_cls, "family_sample_rate", 16000)))
+
     def weights_path(self, kbps: float) -> Path:
         return self.weights_dir / f"{self.prefix}-{kbps:g}k" / "model.safetensors"
 
+    def missing_weights_error(self) -> WeightsError | None:
+        """The one-line error of a family with no shipped checkpoint at all (None otherwise)."""
+        if any(self.weights_path(b).is_file() for b in self.bitrates.choices):
+            return None
+        return WeightsError(
+            f"no trained weights are shipped for '{self.codec_id}' (none of {self.prefix}-<kbps>k for kbps in "
+            f"{', '.join(f'{b:g}' for b in self.bitrates.choices)} under {self.weights_dir}); train them with "
+            f"'neurocodec train {self.prefix} --bitrate K ...' and 'neurocodec export RUN_DIR --name {self.prefix}-Kk'")
+
     def model_for(self, kbps: float | None) -> CodecModel:
-        """The trained model of an operating point (:class:`WeightsError` when none is shipped)."""
-        kbps = self.validate_bitrate(kbps)
+        """The trained model of the per-channel operating point ``kbps`` (:class:`WeightsError`
+        when none is shipped)."""
+        kbps = self.channel_bitrate(kbps)
         if kbps not in self._models:
             path = self.weights_path(kbps)
             if not path.is_file():
@@ -68,7 +86,7 @@ class PretrainedFamily(CodecModel):
         return self.num_parameters_at(self.bitrates.default)
 
     def num_parameters_at(self, bitrate_kbps: float) -> int:
-        kbps = self.validate_bitrate(bitrate_kbps)
+        kbps = self.channel_bitrate(bitrate_kbps)
         if self.weights_path(kbps).is_file():
             return self.model_for(kbps).num_parameters()
         return self.codec_cls.for_bitrate(kbps).num_parameters()
@@ -79,26 +97,32 @@ class PretrainedFamily(CodecModel):
     def config_hash(self) -> int:
         return self.stream_config_hash(self.bitrates.default)
 
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
-                 framing: Framing | None = None) -> EncodedAudio:
-        kbps = self.validate_bitrate(bitrate_kbps)
-        return self.model_for(kbps).compress(audio, kbps, framing)
+    def num_chunks(self, num_channels: int, num_samples: int, bitrate_kbps: float) -> int | None:
+        return self.model_for(self.channel_bitrate(bitrate_kbps, num_channels)).num_chunks(
+            num_channels, num_samples, bitrate_kbps)
+
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None, **kwargs) -> EncodedAudio:
+        """Code with the model of the operating point ``bitrate_kbps / channels`` (the total
+        over all channels; see :class:`CodecModel`)."""
+        channels = int(np.shape(audio)[0]) if np.ndim(audio) == 2 else 1
+        per = self.channel_bitrate(bitrate_kbps, channels)
+        return self.model_for(per).compress(audio, per * channels, **kwargs)
 
     def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int, num_samples: int,
                    bitrate_kbps: float) -> np.ndarray:
-        kbps = self.validate_bitrate(bitrate_kbps)
-        return self.model_for(kbps).decompress(chunks, num_channels, num_samples, kbps)
+        per = self.channel_bitrate(bitrate_kbps, num_channels)
+        return self.model_for(per).decompress(chunks, num_channels, num_samples, per * num_channels)
 
 
 def cq_family(weights_dir: str | Path | None = None) -> PretrainedFamily:
-    """CQ (zhen2020) at 9, 16, 20 and 24 kbps."""
-    from .cq import CQ_BITRATES, CqCodec
+    """CQ (zhen2020) at 9, 16, 20 and 24 kbps per channel (``neurocodec.load("cq")``)."""
+    from .cq import CqCodec
 
-    return PretrainedFamily(CqCodec, CQ_BITRATES, "cq", 16.0, weights_dir)
+    return PretrainedFamily.of(CqCodec, weights_dir)
 
 
 def cmrl_family(weights_dir: str | Path | None = None) -> PretrainedFamily:
-    """CMRL (zhen2019) at 8.85, 15.85, 19.85 and 23.85 kbps."""
-    from .cmrl import CMRL_BITRATES, CmrlCodec
+    """CMRL (zhen2019) at 8.85, 15.85, 19.85 and 23.85 kbps per channel (``neurocodec.load("cmrl")``)."""
+    from .cmrl import CmrlCodec
 
-    return PretrainedFamily(CmrlCodec, CMRL_BITRATES, "cmrl", 15.85, weights_dir)
+    return PretrainedFamily.of(CmrlCodec, weights_dir)

@@ -1,44 +1,81 @@
-"""Registry mapping stable codec ids to factories.
+"""The one registry of codecs: a stable id, its implementation and, for learned codecs, its
+shipped weights and training recipe, all declared by one :func:`register` line.
 
-A codec module registers itself with :func:`register`; ``neurocodec.load(id)`` and the CLI
-look codecs up here.  Factories are imported lazily so listing codecs stays cheap.
+``neurocodec.load(id)``, the CLI, the baselines list (:data:`neurocodec.baselines.BASELINES`)
+and the training recipes of learned codecs (:func:`neurocodec.train.recipe.register_codec_recipe`)
+read their ids from here.  Targets are imported lazily, so listing codecs stays cheap.
+
+A codec registered with ``learned=True`` names a :class:`~neurocodec.codecs.base.CodecModel`
+class that is *one operating point* of a learned codec (``for_bitrate``, ``from_pretrained``,
+``config_class``, and the class attributes ``operating_points`` and ``default_bitrate``);
+``create`` wraps it in a :class:`~neurocodec.codecs.pretrained.PretrainedFamily` that loads the
+shipped weights ``assets/weights/<id>-<kbps>k/`` of each operating point.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import UnknownCodecError
 from .base import CodecModel
 
+#: module prefix of the classic baselines (their availability depends on system libraries)
+BASELINE_PACKAGE = "neurocodec.baselines."
+
 
 @dataclass(frozen=True)
 class CodecEntry:
+    """A registered codec: ``target`` is ``"module:attribute"`` of a factory or
+    :class:`CodecModel` subclass; ``learned``: the target is one operating point of a learned
+    codec, served as a family of shipped checkpoints."""
+
     codec_id: str
-    target: str  # "module:attribute" of a zero-argument factory or CodecModel subclass
+    target: str
     summary: str = ""
+    learned: bool = False
+
+    @property
+    def is_baseline(self) -> bool:
+        """Whether this is a classic baseline wrapping a system library or tool."""
+        return self.target.startswith(BASELINE_PACKAGE)
+
+    def resolve(self) -> Any:
+        """The target object (imports its module)."""
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
     def create(self, **kwargs) -> CodecModel:
-        module, _, attr = self.target.partition(":")
-        factory: Callable[..., CodecModel] = getattr(importlib.import_module(module), attr)
+        target = self.resolve()
+        if self.learned:
+            from .pretrained import PretrainedFamily
+
+            return PretrainedFamily.of(target, **kwargs)
+        factory: Callable[..., CodecModel] = target
         return factory(**kwargs)
 
 
 _REGISTRY: dict[str, CodecEntry] = {}
 
 
-def register(codec_id: str, target: str, summary: str = "") -> None:
-    """Register ``target`` ("package.module:Factory") under the stable id ``codec_id``."""
-    if codec_id in _REGISTRY and _REGISTRY[codec_id].target != target:
+def register(codec_id: str, target: str, summary: str = "", *, learned: bool = False) -> None:
+    """Register ``target`` ("package.module:Factory") under the stable id ``codec_id``
+    (``learned``: see :class:`CodecEntry`)."""
+    entry = CodecEntry(codec_id, target, summary, learned)
+    if codec_id in _REGISTRY and _REGISTRY[codec_id] != entry:
         raise ValueError(f"codec id '{codec_id}' registered twice")
-    _REGISTRY[codec_id] = CodecEntry(codec_id, target, summary)
+    _REGISTRY[codec_id] = entry
 
 
 def codec_ids() -> list[str]:
     """All registered codec ids, sorted."""
     return sorted(_REGISTRY)
+
+
+def entries() -> list[CodecEntry]:
+    """All registered codecs, sorted by id."""
+    return [_REGISTRY[c] for c in codec_ids()]
 
 
 def get_entry(codec_id: str) -> CodecEntry:
@@ -57,8 +94,10 @@ def create(codec_id: str, **kwargs) -> CodecModel:
 # Built-in codecs.  Each line is the single place a codec id is bound to its implementation.
 register("mdct", "neurocodec.codecs.mdct:MdctCodec", "MDCT waveform coder (fejgin2020 §3.1)")
 register("pcm", "neurocodec.codecs.pcm:PcmCodec", "16-bit PCM reference anchor")
-register("cq", "neurocodec.codecs.pretrained:cq_family", "CQ: trainable LPC + residual autoencoder (zhen2020)")
-register("cmrl", "neurocodec.codecs.pretrained:cmrl_family", "CMRL: cascaded residual autoencoders (zhen2019)")
+register("cq", "neurocodec.codecs.cq:CqCodec", "CQ: trainable LPC + residual autoencoder (zhen2020)", learned=True)
+register("cmrl", "neurocodec.codecs.cmrl:CmrlCodec", "CMRL: cascaded residual autoencoders (zhen2019)", learned=True)
+register("lpc-cmrl", "neurocodec.codecs.cmrl:LpcCmrlCodec", "LPC-CMRL: fixed LPC + CMRL on the residual (zhen2019)",
+         learned=True)
 # Classic baselines (system libraries / tools; see docs/baselines.md).
 register("opus", "neurocodec.baselines.opus:OpusCodec", "Opus (libopus), 6-510 kbps, 16 kHz, baseline")
 register("amrwb", "neurocodec.baselines.amrwb:AmrWbCodec", "AMR-WB (G.722.2), 9 modes 6.6-23.85 kbps, baseline")
