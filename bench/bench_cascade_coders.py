@@ -20,9 +20,8 @@ import numpy as np
 import torch
 
 import neurocodec
-from neurocodec.api import Codec
+from neurocodec.api import Codec, payload_budget
 from neurocodec.audio import read_audio, resample
-from neurocodec.bitstream import framing
 
 
 def main() -> None:
@@ -52,7 +51,8 @@ def main() -> None:
                 sizes.append(len(Codec(model).compress(x, 16000, kbps)) * 8 / dur / 1000)
             # timing: the shipped setting (entropy_coder="best" codes both, file_rate_control)
             t = time.perf_counter()
-            enc = shipped.compress(x, kbps, framing(cid))
+            budget = payload_budget(shipped, kbps, 1, x.shape[1], 16000, x.shape[1])
+            enc = shipped.compress(x, kbps, payload_budget_bytes=budget)
             te = time.perf_counter() - t
             t = time.perf_counter()
             y = shipped.decompress(enc.chunks, 1, x.shape[1], kbps)

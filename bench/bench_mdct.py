@@ -29,6 +29,7 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
 from _timing import best_time  # noqa: E402
+from neurocodec.api import payload_budget  # noqa: E402
 from neurocodec.codecs.mdct import MdctCodec, MdctConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,9 +59,10 @@ def main() -> int:
         x = np.ascontiguousarray(x.T)
         seconds = x.shape[1] / sr
         for kbps in (float(b) for b in args.bitrates.split(",")):
-            enc = codec.compress(x, kbps)
+            budget = payload_budget(codec, kbps, x.shape[0], x.shape[1], 16000, x.shape[1])  # as neurocodec.api
+            enc = codec.compress(x, kbps, payload_budget_bytes=budget)
             y = codec.decompress(enc.chunks, x.shape[0], x.shape[1], kbps)
-            t_enc = best_cpu_time(lambda: codec.compress(x, kbps), args.repeat)
+            t_enc = best_cpu_time(lambda: codec.compress(x, kbps, payload_budget_bytes=budget), args.repeat)
             t_dec = best_cpu_time(lambda: codec.decompress(enc.chunks, x.shape[0], x.shape[1], kbps), args.repeat)
             bits = 8 * enc.num_bytes + 64 * len(enc.chunks)
             snr = 10 * np.log10(np.sum(x.astype(np.float64) ** 2) / np.sum((x - y).astype(np.float64) ** 2))

@@ -11,6 +11,7 @@ import json
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -91,30 +92,36 @@ def cmd_codecs(args) -> int:
     from .codecs import registry
 
     rows = []
-    for cid in registry.codec_ids():
-        entry = registry.get_entry(cid)
+    for entry in registry.entries():
+        cid = entry.codec_id
         try:
             m = entry.create()
             rows.append({
-                "codec": cid, "sample_rate": m.sample_rate, "bitrates_kbps": m.bitrates.describe(),
-                "default_kbps": m.bitrates.default, "parameters": m.num_parameters(),
+                "codec": cid, "sample_rate": m.sample_rate, "bandwidth_hz": float(m.audio_bandwidth_hz),
+                "bitrates_kbps": m.bitrates.describe(), "default_kbps": m.bitrates.default,
+                "bitrate_unit": "kbps per channel (--bitrate is the total over all channels)",
+                "parameters": m.num_parameters(),
                 "weights": ("shipped" if m.has_trained_weights() else "missing") if m.learned else "n/a",
                 "description": entry.summary, "available": True,
             })
         except UserError as e:  # e.g. a baseline whose system library is missing
-            rows.append({"codec": cid, "sample_rate": None, "bitrates_kbps": "", "default_kbps": None,
-                         "parameters": None, "weights": "", "description": entry.summary,
+            rows.append({"codec": cid, "sample_rate": None, "bandwidth_hz": None, "bitrates_kbps": "",
+                         "default_kbps": None, "parameters": None, "weights": "", "description": entry.summary,
                          "available": False, "reason": str(e)})
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'codec':<8} {'rate':>6} {'kbps':<22} {'params':>9} {'weights':<8} description")
+    print(f"{'codec':<9} {'rate':>6} {'band':>8} {'kbps/channel':<22} {'params':>9} {'weights':<8} description")
     for r in rows:
         if not r["available"]:
-            print(f"{r['codec']:<8} {'-':>6} {'unavailable':<22} {'-':>9} {'-':<8} {r['reason']}")
+            print(f"{r['codec']:<9} {'-':>6} {'-':>8} {'unavailable':<22} {'-':>9} {'-':<8} {r['reason']}")
             continue
         params = f"{r['parameters']:,}" if r["parameters"] else "0"
-        print(f"{r['codec']:<8} {r['sample_rate']:>6} {r['bitrates_kbps']:<22} {params:>9} {r['weights']:<8} {r['description']}")
+        band = f"{r['bandwidth_hz'] / 1000:g} kHz"
+        print(f"{r['codec']:<9} {r['sample_rate']:>6} {band:>8} {r['bitrates_kbps']:<22} {params:>9} {r['weights']:<8} "
+              f"{r['description']}")
+    print("rate: the codec's internal sample rate (Hz; input is resampled to it); band: highest frequency coded; "
+          "kbps/channel: the rates of one channel (--bitrate is the total over all channels)")
     return 0
 
 
@@ -164,7 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("input", help="audio file (wav, flac, ogg, mp3, ...; any rate and channel count)")
     e.add_argument("output", help="output .ncdc file")
     e.add_argument("--codec", default=None, help="codec id (see 'neurocodec codecs'; default mdct)")
-    e.add_argument("--bitrate", type=float, default=None, help="target bitrate in kbps (codec default if omitted)")
+    e.add_argument("--bitrate", type=float, default=None,
+                   help="target bitrate in kbps, the TOTAL over all channels (a stereo file at 32 codes each channel "
+                        "at 16; each channel's share must be a rate the codec supports, see 'neurocodec codecs'); "
+                        "default: the codec's default rate for every channel. The whole file, header included, "
+                        "lands on it for codecs with file-level rate control (mdct, cq, cmrl)")
     e.add_argument("--channels", type=int, choices=[1], default=None,
                    help="1 = downmix to mono before coding (default: code every channel)")
     e.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -189,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", help="round-trip an example file and report bitrate and PESQ-WB")
     m.add_argument("--codec", default=None)
-    m.add_argument("--bitrate", type=float, default=None)
+    m.add_argument("--bitrate", type=float, default=None, help="total bitrate in kbps over all channels")
     m.add_argument("--input", default=None, help="audio file (default: examples/speech.flac)")
     m.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
     m.set_defaults(func=cmd_demo)
@@ -218,9 +229,15 @@ def _add_experiment_parser(sub) -> None:
     t.set_defaults(func=toy.run_from_args)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr (``neurocodec: warning: ...``)."""
+    print(f"{PROG}: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    warnings.showwarning = _show_warning
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "codec", "") is None:

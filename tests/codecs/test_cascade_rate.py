@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from neurocodec.codecs.base import Framing
 from neurocodec.codecs.cascade_rate import plan_rate_steps
 from neurocodec.codecs.cascade_tables import (RATE_STEPS, ChunkContent, EntropyTable, decode_chunk, encode_chunk,
                                               rate_step_multiplier)
@@ -115,13 +114,11 @@ def test_rate_controlled_stream_fits_the_budget_and_decodes(tiny):
     assert all(c[0] >> 2 == 0 for c in plain.chunks)
     model.set_file_rate_control(True)
     try:
-        nominal = int(15.85 * 1000 / 8 * x.shape[1] / 16000)
         encoded = {}
-        for room in (1.03, 0.97):  # the framing leaves this much of the untrimmed payload
-            framing = Framing(stream_bytes=nominal - int(room * plain.num_bytes) - 8 * len(plain.chunks),
-                              chunk_bytes=8)
-            enc = model.compress(x, framing=framing)
-            assert enc.num_bytes + framing.bytes_for(len(enc.chunks)) == pytest.approx(nominal, rel=0.01)
+        for room in (1.03, 0.97):  # the budget is this much of the untrimmed payload
+            budget = int(room * plain.num_bytes)
+            enc = model.compress(x, payload_budget_bytes=budget)
+            assert enc.num_bytes == pytest.approx(budget, rel=0.01)
             y = model.decompress(enc.chunks, 1, x.shape[1], 15.85)
             assert y.shape == x.shape and np.isfinite(y).all()
             encoded[room] = enc

@@ -196,10 +196,12 @@ def test_compress_decompress_shapes_and_determinism():
     codec = tiny_cmrl(8.85).eval()
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal((2, 20000))).astype(np.float32)
-    enc = codec.compress(audio, 8.85)
-    assert enc.num_channels == 2 and enc.num_samples == 20000 and enc.bitrate_kbps == pytest.approx(8.85)
+    enc = codec.compress(audio, 17.7)  # the total over both channels: 8.85 each
+    assert enc.num_channels == 2 and enc.num_samples == 20000 and enc.bitrate_kbps == pytest.approx(17.7)
     assert len(enc.chunks) == -(-(-(-(20000 + 32) // 480)) // 32)
-    assert codec.compress(audio, 8.85).chunks == enc.chunks
+    assert codec.compress(audio, 17.7).chunks == enc.chunks
+    with pytest.raises(BitrateError, match="per channel"):
+        codec.compress(audio, 8.85)
     y = codec.decompress(enc.chunks, 2, 20000, enc.bitrate_kbps)
     assert y.shape == (2, 20000) and y.dtype == np.float32 and np.all(np.isfinite(y))
     np.testing.assert_array_equal(codec.decompress(enc.chunks, 2, 20000, enc.bitrate_kbps), y)

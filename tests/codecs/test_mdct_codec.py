@@ -22,7 +22,8 @@ from neurocodec.codecs.mdct import (
 )
 from neurocodec.errors import AudioError, BitrateError, CorruptStreamError, WeightsError
 
-# md5 of b"".join(chunks) for examples/speech.flac at 16 kbps (update only with a codec_version bump)
+# md5 of b"".join(chunks) for examples/speech.flac at 16 kbps with the payload budget of the
+# version-1 encoder (nominal rate less 64 bits per chunk; update only with a codec_version bump)
 GOLDEN_SPEECH_16K_MD5 = "f6f8526edd1763ea5c6899791e55972a"
 
 
@@ -177,8 +178,11 @@ def test_pesq_increases_with_bitrate_on_speech(codec, speech):
 
 
 def test_deterministic_and_golden_md5(codec, speech):
-    enc1 = codec.compress(speech, 16)
-    enc2 = MdctCodec().compress(speech.copy(), 16)
+    n = speech.shape[1]
+    budget = (16 * 1000 * n / 16000 - 64 * codec.num_chunks(1, n, 16)) / 8  # what version 1 budgeted
+    enc1 = codec.compress(speech, 16, payload_budget_bytes=budget)
+    enc2 = MdctCodec().compress(speech.copy(), 16, payload_budget_bytes=budget)
+    assert enc1.codec_version == 1  # no silent chunk: a version-1 payload
     assert enc1.chunks == enc2.chunks
     y1 = codec.decompress(enc1.chunks, 1, speech.shape[1], 16)
     y2 = codec.decompress(enc2.chunks, 1, speech.shape[1], 16)
@@ -198,6 +202,37 @@ def test_silence_and_loud_input(codec):
     d = codec.decode_detailed(a.chunks, 1, loud.size)
     np.testing.assert_array_equal(a.quantized, d.quantized)
     assert _snr_db(loud, d.audio[0]) > 15
+
+
+def test_digital_silence_costs_a_byte_per_chunk_and_decodes_to_zeros():
+    import neurocodec
+
+    minute = np.zeros((1, 60 * 16000), dtype=np.float32)
+    data = neurocodec.load("mdct").compress(minute, 16000, bitrate=16)
+    info = neurocodec.api.info(data)
+    # 3001 frames in 61 chunks of one byte each; header, end marker and chunk framing: 608 bytes
+    assert info.codec_version == 2 and info.payload_bytes == info.num_chunks == 61
+    assert info.measured_kbps < 0.1
+    y, sr = neurocodec.api.decompress(data)
+    assert sr == 16000 and y.shape == minute.shape and not np.any(y)
+
+
+def test_silent_chunks_between_sound(codec, speech):
+    """A silent second inside speech: that chunk is one byte and the frames around it still
+    overlap-add correctly (the silent chunk's output is exactly the neighbours' tails)."""
+    x = np.zeros((2, 16000 * 3), dtype=np.float32)
+    x[0, :15000] = speech[0, :15000]
+    x[1, :15000] = 0.5 * speech[0, 20000:35000]
+    x[:, 32320:] = speech[0, 40000:40000 + 16000 * 3 - 32320]
+    a = codec.analyze(x, 32)
+    assert a.chunks[1] == b"\x00" and len(a.chunks[0]) > 100 and len(a.chunks[2]) > 100
+    y = codec.decompress(a.chunks, 2, x.shape[1], 32)
+    d = codec.decode_detailed(a.chunks, 2, x.shape[1])
+    np.testing.assert_array_equal(y, d.audio)
+    assert not np.any(d.coefficients[:, 50:100])  # the silent chunk's frames
+    assert not np.any(y[:, 16320:31680])  # away from the neighbours' overlap
+    for c in range(2):
+        assert _snr_db(x[c, :15000], y[c, :15000]) > 8.0
 
 
 def test_noise_fill_is_seeded_by_frame_index(speech):

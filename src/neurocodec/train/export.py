@@ -34,6 +34,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import to_plain
 from .errors import RecipeError
 from .model_card import render_card
+from .rate_trim import measure_file_bitrate, trim_code_scale
 from .recipe import apply_overrides, build_model, recipe_from_dict, recipe_to_dict
 
 FORMAT = "neurocodec-weights"
@@ -117,26 +118,6 @@ def manifest_signals(manifest: str | os.PathLike, split: str, sources, sample_ra
         y = resample(x.mean(axis=0, keepdims=True), sr, sample_rate)
         total += y.shape[1] / sample_rate
         yield y
-
-
-def measure_file_bitrate(model, signals: Iterable[np.ndarray], bitrate_kbps: float) -> dict[str, float]:
-    """Size of real ``.ncdc`` files (container included) made by ``model`` from ``signals``:
-    ``{"kbps": 8 * bytes / seconds, "mean_file_kbps": mean over files of 8 * bytes / seconds
-    (what ``neurocodec eval`` reports; short files weigh in with their header), "files": n,
-    "seconds": s}``."""
-    from ..api import Codec
-
-    codec = Codec(model)
-    nbytes, seconds, n, per_file = 0, 0.0, 0, 0.0
-    for y in signals:
-        size = len(codec.compress(y, model.sample_rate, bitrate_kbps))
-        dur = y.shape[1] / model.sample_rate
-        nbytes += size
-        seconds += dur
-        per_file += 8.0 * size / dur / 1000.0
-        n += 1
-    return {"kbps": 8.0 * nbytes / seconds / 1000.0 if seconds else 0.0,
-            "mean_file_kbps": per_file / n if n else 0.0, "files": n, "seconds": seconds}
 
 
 def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None = None, *,
@@ -282,8 +263,6 @@ def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float,
     """Run the rate trim on training audio (fit set first, calibration files after it); the
     model is left at the ``code_scale`` found, and the recipe gets the same value so that
     config, recipe and weights agree.  Returns ``(recipe, RateTrim)``."""
-    from .rate_trim import trim_code_scale
-
     t = recipe.train
     sr = int(t.sample_rate or model.sample_rate)
     fit = list(manifest_signals(manifest, t.train_split, t.sources, sr, fit_seconds, interleave=True))

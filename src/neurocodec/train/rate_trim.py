@@ -27,16 +27,37 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from ..errors import UserError
 
-__all__ = ["RateTrim", "trim_code_scale"]
+__all__ = ["RateTrim", "measure_file_bitrate", "trim_code_scale"]
 
 _LOG_SCALE_LIMIT = math.log(4.0)  # g stays in [1/4, 4]
 _STATISTICS = {"files": "mean_file_kbps", "total": "kbps"}  # RateTrim.statistic -> measure_file_bitrate key
+
+
+def measure_file_bitrate(model, signals: Iterable[np.ndarray], bitrate_kbps: float) -> dict[str, float]:
+    """Size of real ``.ncdc`` files (container included) made by ``model`` from ``signals``:
+    ``{"kbps": 8 * bytes / seconds, "mean_file_kbps": mean over files of 8 * bytes / seconds
+    (what ``neurocodec eval`` reports; short files weigh in with their header), "files": n,
+    "seconds": s}``."""
+    from ..api import Codec
+
+    codec = Codec(model)
+    nbytes, seconds, n, per_file = 0, 0.0, 0, 0.0
+    for y in signals:
+        size = len(codec.compress(y, model.sample_rate, bitrate_kbps))
+        dur = y.shape[1] / model.sample_rate
+        nbytes += size
+        seconds += dur
+        per_file += 8.0 * size / dur / 1000.0
+        n += 1
+    return {"kbps": 8.0 * nbytes / seconds / 1000.0 if seconds else 0.0,
+            "mean_file_kbps": per_file / n if n else 0.0, "files": n, "seconds": seconds}
+
 
 
 @dataclass
@@ -92,8 +113,6 @@ def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signal
 
 def _search(model, fit_signals, calibration_signals, target_kbps: float, tolerance: float, max_trials: int,
             statistic: str, progress) -> RateTrim:
-    from .export import measure_file_bitrate
-
     say = progress or (lambda msg: None)
     sr = model.sample_rate
     fit_s = sum(x.shape[-1] for x in fit_signals) / sr

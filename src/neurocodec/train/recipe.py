@@ -61,7 +61,7 @@ class RecipeEntry:
         train = TrainConfig()
         for k, v in self.train_defaults:
             train = set_field(train, k, v, prefix="train.")
-        if bitrate_kbps is None:
+        if bitrate_kbps is None and not isinstance(self.config_for_bitrate, CodecConfigForBitrate):
             model = self.resolve_config_cls()()
         elif self.config_for_bitrate is not None:
             model = _resolve(self.config_for_bitrate)(bitrate_kbps)
@@ -112,6 +112,36 @@ def register_recipe(name: str, recipe_cls: Any, build_model: Any, *,
         set_field(TrainConfig(), k, v, prefix="train.")
     _RECIPES[name] = entry
     return entry
+
+
+@dataclass(frozen=True)
+class CodecConfigForBitrate:
+    """``kbps -> model config`` of an operating point of a learned codec registered in
+    ``codecs/registry.py`` (its class's ``for_bitrate``); a value, so registering twice compares equal."""
+
+    codec_id: str
+
+    def __call__(self, kbps: float | None) -> Any:
+        from ..codecs.registry import get_entry
+
+        cls = get_entry(self.codec_id).resolve()
+        return cls.for_bitrate(cls.default_bitrate if kbps is None else kbps).config
+
+
+def register_codec_recipe(codec_id: str, *, train: TrainConfig | Mapping[str, Any] | None = None,
+                          build_data: Any = None, summary: str = "", replace: bool = False) -> RecipeEntry:
+    """Register the training recipe of the learned codec ``codec_id`` (registered with
+    ``learned=True`` in ``codecs/registry.py``) under the same name: its config class
+    (``config_class``), builder (the class) and operating points (``for_bitrate``) come from that
+    one declaration; the recipe adds its training defaults."""
+    from ..codecs.registry import get_entry
+
+    entry = get_entry(codec_id)
+    if not entry.learned:
+        raise ValueError(f"codec '{codec_id}' is not registered as a learned codec (learned=True)")
+    return register_recipe(codec_id, f"{entry.target}.config_class", entry.target, train=train,
+                           build_data=build_data, summary=summary or entry.summary, replace=replace,
+                           config_for_bitrate=CodecConfigForBitrate(codec_id))
 
 
 def unregister_recipe(name: str) -> None:
@@ -226,8 +256,9 @@ def build_model(recipe: Recipe) -> Any:
     return get_recipe(recipe.name).resolve_builder()(recipe.model)
 
 
-# Built-in recipes.  Each line binds a recipe name to its model config dataclass and builder, as
-# lazily imported "module:attribute" strings (codec modules never import ``train``), e.g.
+# Built-in recipes.  A learned codec registered in codecs/registry.py gets its recipe with
+# register_codec_recipe(id, train=...); any other model binds a recipe name to its config dataclass
+# and builder, as lazily imported "module:attribute" strings (codec modules never import ``train``), e.g.
 # register_recipe("cmrl", "neurocodec.codecs.cmrl:CmrlConfig", "neurocodec.codecs.cmrl:CmrlCodec",
 #                 train={"lr": 1e-4, "batch_size": 128, "segment_samples": 512}, summary="zhen2019")
 
@@ -237,9 +268,6 @@ SPEECH_SOURCES = ("speech-real", "speech-tts", "user")
 _CASCADE_TRAIN = {"lr": 1e-4, "batch_size": 32, "segment_samples": 2048, "val_segment_samples": 16000,
                   "val_every": 500, "ckpt_every": 250, "threads": 1, "steps": 20000, "sources": SPEECH_SOURCES}
 
-register_recipe("cmrl", "neurocodec.codecs.cmrl:CmrlConfig", "neurocodec.codecs.cmrl:CmrlCodec",
-                config_for_bitrate="neurocodec.codecs.cmrl:cmrl_config", train=_CASCADE_TRAIN,
-                summary="CMRL cascaded residual autoencoders (zhen2019)")
-register_recipe("cq", "neurocodec.codecs.cq:CqConfig", "neurocodec.codecs.cq:CqCodec",
-                config_for_bitrate="neurocodec.codecs.cq:cq_config", train=_CASCADE_TRAIN,
-                summary="CQ collaborative LPC/residual quantization (zhen2020)")
+register_codec_recipe("cmrl", train=_CASCADE_TRAIN, summary="CMRL cascaded residual autoencoders (zhen2019)")
+register_codec_recipe("cq", train=_CASCADE_TRAIN, summary="CQ collaborative LPC/residual quantization (zhen2020)")
+register_codec_recipe("lpc-cmrl", train=_CASCADE_TRAIN, summary="LPC-CMRL: fixed LPC + CMRL cascade (zhen2019)")
