@@ -68,6 +68,14 @@ def fix_checksums(data: bytes) -> bytes:
     return bytes(buf)
 
 
+def stream_of(data: bytes) -> bytes:
+    """The stream a fuzz input stands for: its first byte picks whether the checksums of the
+    rest are recomputed (odd) or not (even)."""
+    if not data:
+        return b""
+    return fix_checksums(data[1:]) if data[0] & 1 else data[1:]
+
+
 def seed_streams(family: str) -> list[bytes]:
     """Valid streams of ``family``: 0.35 s mono and 0.2 s stereo at each seed bitrate (a tone
     with noise at 16 kHz, a 44.1 kHz stereo clip so that the resampler runs too)."""
@@ -96,6 +104,7 @@ def _fuzz_one(family: str, out: Path, seconds: int, max_len: int) -> int:
     with atheris.instrument_imports(include=["neurocodec"]):
         import neurocodec
         from neurocodec import api
+        from neurocodec.bitstream import unpack
         from neurocodec.errors import UserError
 
     import warnings
@@ -108,16 +117,22 @@ def _fuzz_one(family: str, out: Path, seconds: int, max_len: int) -> int:
             (corpus / f"seed-{i:02d}.ncdc").write_bytes(s)
     neurocodec.load(family)  # load weights / libraries once, outside the timed inputs
 
+    codecs: dict[str, api.Codec] = {}
+
     def test_one_input(data: bytes) -> None:
         if not data:
             return
-        stream = fix_checksums(data[1:]) if data[0] & 1 else data[1:]
+        stream = stream_of(data)
         try:
             api.info(stream)
         except UserError:
             return
-        try:
-            api.decompress(stream)
+        try:  # api.decompress, with the codec (and its weights) loaded once per id
+            parsed = unpack(stream)
+            cid = parsed.header.codec_id
+            if cid not in codecs:
+                codecs[cid] = api.load(cid)
+            codecs[cid].decode_stream(parsed)
         except UserError:
             pass
 
@@ -126,7 +141,7 @@ def _fuzz_one(family: str, out: Path, seconds: int, max_len: int) -> int:
         raw = p.read_bytes()
         if raw[:4] == b"NCDC":
             p.write_bytes(b"\x01" + raw)
-    args = [sys.argv[0], str(corpus), f"-max_total_time={seconds}", f"-max_len={max_len}", "-timeout=20",
+    args = [sys.argv[0], str(corpus), f"-max_total_time={seconds}", f"-max_len={max_len}", "-len_control=0", "-timeout=20",
             "-rss_limit_mb=3072", f"-artifact_prefix={out / family}/", "-print_final_stats=1"]
     atheris.Setup(args, test_one_input)
     atheris.Fuzz()
@@ -139,8 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=1.0, help="total fuzzing time (split over the families)")
     ap.add_argument("--out", default=str(ROOT / "fuzz-out"), help="corpus and crash folder")
     ap.add_argument("--max-len", type=int, default=16384, help="longest input in bytes")
+    ap.add_argument("--save-case", nargs=2, metavar=("ARTIFACT", "NAME"),
+                    help="write the stream of a crashing input to tests/fuzz_cases/NAME.ncdc and exit")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.save_case:
+        artifact, name = args.save_case
+        dest = ROOT / "tests" / "fuzz_cases" / f"{name}.ncdc"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(stream_of(Path(artifact).read_bytes()))
+        print(dest)
+        return 0
     families = FAMILIES if args.codec_family == "all" else tuple(args.codec_family.split(","))
     for f in families:
         if f not in FAMILIES:

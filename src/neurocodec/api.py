@@ -51,6 +51,7 @@ class StreamInfo:
     @classmethod
     def from_stream(cls, s: Stream) -> "StreamInfo":
         h = s.header
+        _check_header(h)
         return cls(
             codec=h.codec_id, codec_version=h.codec_version, config_hash=f"{h.config_hash:08x}",
             format_version=h.format_version, sample_rate=h.sample_rate,

@@ -1,0 +1,34 @@
+"""Inputs that the decode fuzzer (scripts/fuzz_decode.py) found to crash ``info`` or the
+decoders: each must now give a :class:`~neurocodec.errors.UserError` (one line, exit 2 in the
+CLI), never another exception.  Files are ``tests/fuzz_cases/<family>-<what>.ncdc``, stored
+as decoded (checksums already fixed where the fuzzer fixed them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neurocodec import api
+from neurocodec.errors import UserError
+
+CASES = sorted((Path(__file__).resolve().parent / "fuzz_cases").glob("*.ncdc"))
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_fuzz_case_is_a_user_error(path):
+    data = path.read_bytes()
+    with pytest.raises(UserError) as exc:
+        api.info(data)
+        api.decompress(data)
+    assert "\n" not in str(exc.value)
+
+
+def test_cli_reports_fuzz_cases_in_one_line(tmp_path, capsys):
+    from neurocodec.cli import main
+
+    for path in CASES:
+        out = tmp_path / "out.wav"
+        assert main(["decode", str(path), str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("neurocodec: error: ") and err.count("\n") == 1 and not out.exists()
