@@ -61,7 +61,7 @@ class ItemResult:
     sample_rate: int
     duration_s: float
     file_bytes: int
-    measured_kbps: float
+    measured_kbps: float  # per channel, like ``bitrate`` (the file's rate over its channel count)
     encode_rtf: float  # seconds of audio coded per second of wall time (higher is faster)
     decode_rtf: float
     delay_samples: int
@@ -144,7 +144,8 @@ def evaluate_item(cond: Condition, item: EvalItem, metrics: Sequence[str], save_
     ref, sr = audio_io.read_audio(item.path)
     codec = api.load(cond.codec)
     t0 = time.perf_counter()
-    data = codec.compress(ref, sr, bitrate=cond.bitrate)
+    # a condition is an operating point of one channel; --bitrate is the total over the channels
+    data = codec.compress(ref, sr, bitrate=cond.bitrate * ref.shape[0])
     t1 = time.perf_counter()
     dec, _ = api.decompress(data)
     t2 = time.perf_counter()
@@ -158,7 +159,7 @@ def evaluate_item(cond: Condition, item: EvalItem, metrics: Sequence[str], save_
     return ItemResult(
         codec=cond.codec, bitrate=cond.bitrate, requested=cond.requested, item=item.key,
         config_hash=f"{codec.model.stream_config_hash(cond.bitrate):08x}", sample_rate=int(sr), duration_s=dur,
-        file_bytes=len(data), measured_kbps=8 * len(data) / dur / 1000,
+        file_bytes=len(data), measured_kbps=8 * len(data) / dur / 1000 / ref.shape[0],
         encode_rtf=dur / max(t1 - t0, 1e-9), decode_rtf=dur / max(t2 - t1, 1e-9),
         delay_samples=int(report.delay_samples), metrics={k: float(v) for k, v in report.values.items()},
         failures=dict(report.failures), decoded_path=saved,
