@@ -32,3 +32,29 @@ def test_cli_reports_fuzz_cases_in_one_line(tmp_path, capsys):
         assert main(["decode", str(path), str(out)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("neurocodec: error: ") and err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("codec_id", ["mdct", "pcm", "cq", "cmrl", "opus", "amrwb", "codec2", "speex", "mp3",
+                                      "lc3", "aac"])
+def test_a_header_claiming_hours_is_rejected_before_allocating(codec_id):
+    """A valid stream whose header claims 10^11 samples (consistent at both rates, checksums
+    right): every decoder must see that its payload cannot hold them before allocating the
+    output (it used to be a MemoryError for every baseline)."""
+    import dataclasses
+
+    import numpy as np
+
+    import neurocodec
+    from neurocodec.bitstream import pack, unpack
+    from neurocodec.errors import CorruptStreamError, MissingToolError
+
+    try:
+        codec = neurocodec.load(codec_id)
+    except MissingToolError as exc:
+        pytest.skip(str(exc))
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, 8000))).astype(np.float32)
+    s = unpack(codec.compress(x, 16000))
+    n = 10**11
+    h = dataclasses.replace(s.header, num_samples=n, codec_num_samples=n * s.header.codec_sample_rate // 16000)
+    with pytest.raises(CorruptStreamError):
+        api.decompress(pack(h, s.chunks))

@@ -34,7 +34,13 @@ def _load_or_skip(codec_id: str) -> Codec:
 
 
 # -- one registry ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("codec_id", registry.codec_ids())
+def _ids_marked():
+    """Every registered id; baselines carry the ``tools`` marker (they need system libraries)."""
+    return [pytest.param(e.codec_id, marks=pytest.mark.tools) if e.is_baseline else e.codec_id
+            for e in registry.entries()]
+
+
+@pytest.mark.parametrize("codec_id", _ids_marked())
 def test_every_registered_codec_round_trips(codec_id):
     """Every registered id: mono at the default rate and stereo at twice it, through the
     container; a learned codec without shipped weights round-trips an untrained operating point
@@ -90,8 +96,10 @@ def test_register_keeps_its_positional_form():
 
 
 # -- the bitrate is the total over all channels -----------------------------------------------------
-@pytest.mark.parametrize("codec_id,per_channel", [("mdct", 16.0), ("cq", 16.0), ("cmrl", 15.85), ("pcm", 256.0),
-                                                  ("opus", 16.0), ("amrwb", 12.65), ("speex", 12.8)])
+@pytest.mark.parametrize("codec_id,per_channel", [
+    ("mdct", 16.0), ("cq", 16.0), ("cmrl", 15.85), ("pcm", 256.0),
+    pytest.param("opus", 16.0, marks=pytest.mark.tools), pytest.param("amrwb", 12.65, marks=pytest.mark.tools),
+    pytest.param("speex", 12.8, marks=pytest.mark.tools)])
 def test_stereo_bitrate_is_the_total(codec_id, per_channel):
     codec = _load_or_skip(codec_id)
     x = _tone(2, 3.0)

@@ -96,12 +96,16 @@ class BaselineCodec(CodecModel):
         kbps = self.channel_bitrate(bitrate_kbps, num_channels)
         num_frames = self.padded_length(num_samples, kbps) // self.frame_length(kbps)
         start = self.delay(kbps)
-        out = np.zeros((num_channels, num_samples), dtype=np.float32)
+        out = None  # allocated once a channel has decoded to the length the header claims
         for c, payload in enumerate(chunks):
             pcm = self.decode_channel(bytes(payload), num_frames, kbps)
             if pcm.shape[0] < start + num_samples:
                 raise CorruptStreamError(
                     f"{self.codec_id} payload of channel {c} decodes to {pcm.shape[0]} samples, "
                     f"expected {start + num_samples}")
+            if out is None:
+                out = np.zeros((num_channels, num_samples), dtype=np.float32)
             out[c] = pcm[start:start + num_samples]
+        if out is None:
+            raise CorruptStreamError(f"{self.codec_id} stream has no channels")
         return out

@@ -177,6 +177,8 @@ class SpeexCodec(BaselineCodec):
 
     def decode_channel(self, payload: bytes, num_frames: int, kbps: float) -> np.ndarray:
         """Decode ``num_frames`` frames from one channel's Speex bit-stream."""
+        if num_frames > 8 * len(payload):  # every frame takes bits: a corrupt length, before allocating
+            raise CorruptStreamError(f"speex payload of {len(payload)} bytes cannot hold {num_frames} frames")
         store = ctypes.create_string_buffer(payload, len(payload))
         bits = SpeexBits()
         self._lib.speex_bits_set_bit_buffer(ctypes.byref(bits), store, len(payload))
