@@ -33,6 +33,7 @@ class PretrainedFamily(CodecModel):
         self.codec_cls = codec_cls
         self.codec_id = codec_cls.codec_id
         self.codec_version = codec_cls.codec_version
+        self.decodes_versions = tuple(getattr(codec_cls, "decodes_versions", ()))
         self.description = codec_cls.description
         self.prefix = prefix
         self.sample_rate = sample_rate
