@@ -95,6 +95,7 @@ class Codec:
                 raise UserError("only --channels 1 (downmix to mono) is supported")
             x = x.mean(axis=0, keepdims=True)
         kbps = self.model.validate_bitrate(bitrate, x.shape[0])
+        kbps = self.model.validate_bitrate(round(kbps * 1000) / 1000, x.shape[0])  # what the header can carry
         per_channel = self.model.channel_bitrate(kbps, x.shape[0])
         _warn_bandwidth(self.model, sample_rate)
         y = audio_io.resample(x, sample_rate, self.sample_rate)
