@@ -1,7 +1,16 @@
 """Inputs that the decode fuzzer (scripts/fuzz_decode.py) found to crash ``info`` or the
 decoders: each must now give a :class:`~neurocodec.errors.UserError` (one line, exit 2 in the
 CLI), never another exception.  Files are ``tests/fuzz_cases/<family>-<what>.ncdc``, stored
-as decoded (checksums already fixed where the fuzzer fixed them)."""
+as decoded (checksums already fixed where the fuzzer fixed them).
+
+* ``opus-zero-samples``: a header with 0 samples made ``info`` divide by a zero duration
+  (ZeroDivisionError; every baseline family hit it within seconds);
+* ``pcm-huge-sample-rate``: a header at 4,294,945,860 Hz made the decoder resample to that rate
+  (libFuzzer out-of-memory at 3 GB); rebuilt from the fuzzer's report with the container's own
+  ``pack`` (the artifact itself was not kept);
+* the fuzzer's MemoryError of the mp3, lc3 and aac decoders (a header claiming 2.8e14 samples:
+  the output was allocated before the payload was checked) is
+  ``test_a_header_claiming_hours_is_rejected_before_allocating`` below, for every codec."""
 
 from __future__ import annotations
 
