@@ -82,6 +82,11 @@ def test_registry_is_the_one_list_of_ids():
         recipe = get_recipe(e.codec_id).default_recipe(cls.operating_points[0])
         assert recipe.model == cls.for_bitrate(cls.operating_points[0]).config
         assert get_recipe(e.codec_id).resolve_config_cls() is cls.config_class
+        assert get_recipe(e.codec_id).default_recipe().model == cls.for_bitrate(cls.default_bitrate).config
+    from neurocodec.train.recipe import build_model, make_recipe
+
+    model = build_model(make_recipe("lpc-cmrl", bitrate_kbps=8.85))  # trainable although no weights ship
+    assert model.codec_id == "lpc-cmrl" and model.config.lpc is not None
 
 
 def test_register_keeps_its_positional_form():
