@@ -65,6 +65,7 @@ function buildPlayer(trial, buffers, rating, onPlayed, onRate) {
   const frag = document.getElementById("tpl-player").content.cloneNode(true);
   const root = frag.querySelector(".player");
   player = new MushraPlayer(ctx, buffers);
+  window.mushraPlayer = player;  // for the browser test's checks
   const played = new Set((trial.draft && trial.draft.played) || []);
   const sliders = {};
   const buttons = {ref: root.querySelector("#play-ref")};
