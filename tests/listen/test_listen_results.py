@@ -28,13 +28,13 @@ def test_post_screening_rules():
           + ratings_of("bad", [100] * 16 + [89, 85, 0, 70])  # 4 of 20 = 20%: excluded
           + ratings_of("ref90", [90] * 20)                  # exactly 90 is not below 90: kept
           + ratings_of("anchor", [100] * 20, [95] * 4 + [50] * 16))  # mid anchor above 90 in 20%: excluded
-    s = {x.rater: x for x in post_screen(rs)}
+    s = {x.rater: x for x in post_screen(rs, mid_anchor="anchor-7k")}
     assert not s["good"].excluded and s["good"].reference_below_90 == 1
     assert not s["edge"].excluded and s["edge"].reference_below_90 == 3
     assert s["bad"].excluded and s["bad"].reason == "hidden reference below 90 in 4 of 20 trials"
     assert not s["ref90"].excluded
     assert s["anchor"].excluded and "mid anchor above 90 in 4 of 20" in s["anchor"].reason
-    assert not post_screen(ratings_of("anchor", [100] * 20, [95] * 4 + [50] * 16), mid_anchor=None)[0].excluded
+    assert not post_screen(ratings_of("anchor", [100] * 20, [95] * 4 + [50] * 16))[0].excluded  # rule off by default
 
 
 def test_t_interval_known_values():
@@ -79,7 +79,7 @@ def test_results_from_stored_ratings(fresh_test, capsys):
     store.close()
     assert main(["listen", "results", str(fresh_test)]) == 0
     out = capsys.readouterr().out
-    assert "3 of 4 raters kept" in out and "excluded r04: hidden reference below 90 in 2 of 2 trials" in out
+    assert "3 of 4 raters kept" in out and "- excluded r04: hidden reference below 90 in 2 of 2 trials" in out
     assert "| all items | Hidden reference | 6 | 100.0 | ±0.0 |" in out
     with open(fresh_test / "results" / "results.csv") as f:
         rows = list(csv.DictReader(f))

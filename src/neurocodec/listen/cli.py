@@ -40,6 +40,8 @@ def add_listen_parser(sub) -> None:
     r.add_argument("--out", default=None, help="output folder (default TEST_DIR/results)")
     r.add_argument("--figure", default=None, help="where to write the figure (default OUT/results.png)")
     r.add_argument("--no-screening", action="store_true", help="keep every rater")
+    r.add_argument("--anchor-screening", action="store_true",
+                   help="also exclude raters who score the 7 kHz anchor above 90 in more than 15%% of trials")
     r.set_defaults(func=run_results)
 
 
@@ -69,10 +71,14 @@ def run_serve(args) -> int:
     from ..errors import UserError
     from .plan import Plan
     from .prepare import load_secrets
-    from .server.app import create_app
-    from .server.runner import bind, config
 
-    import uvicorn
+    try:
+        import uvicorn
+
+        from .server.app import create_app
+        from .server.runner import bind, config
+    except ImportError as e:
+        raise UserError(f"the web app needs {e.name}: pip install 'neurocodec[listen]'") from None
 
     Plan.load(args.test_dir)  # a clear error before anything binds
     app = create_app(args.test_dir)
@@ -97,7 +103,8 @@ def run_serve(args) -> int:
 def run_results(args) -> int:
     from .results import analyse
 
-    res = analyse(args.test_dir, out=args.out, figure_path=args.figure, screen=not args.no_screening)
+    res = analyse(args.test_dir, out=args.out, figure_path=args.figure, screen=not args.no_screening,
+                  anchor_screening=args.anchor_screening)
     print(res.table, end="")
     print(f"results: {res.csv}  {res.figure}", file=sys.stderr)
     return 0

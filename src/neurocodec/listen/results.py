@@ -1,8 +1,10 @@
 """``neurocodec listen results``: BS.1534-3 post-screening, per-condition statistics, figure and CSV.
 
 Post-screening (BS.1534-3 §4.1.2): a rater is excluded when, over the trials he or she
-submitted, the hidden reference got a score below 90 in more than 15% of them, or the mid-range
-anchor (the 7 kHz low-pass) a score above 90 in more than 15% of them.
+submitted, the hidden reference got a score below 90 in more than 15% of them.  Optionally
+(``--anchor-screening``) also when the mid-range anchor (the 7 kHz low-pass) got a score above
+90 in more than 15% of them; this rule is off by default because on wideband (16 kHz) material
+the 7 kHz low-pass removes only the 7-8 kHz band and can honestly be near-transparent.
 
 Statistics (BS.1534-3, statistical analysis): for each item group and condition, over the scores
 of the kept raters, the mean ``m``, the sample standard deviation ``s`` and the 95% confidence
@@ -51,8 +53,9 @@ class ConditionStats:
 
 
 def post_screen(ratings: Iterable[Rating], max_fraction: float = 0.15, reference: str = REFERENCE,
-                mid_anchor: str | None = MID_ANCHOR) -> list[Screening]:
-    """Apply the two exclusion rules of the module docstring to every rater."""
+                mid_anchor: str | None = None) -> list[Screening]:
+    """Apply the exclusion rules of the module docstring to every rater (the anchor rule only
+    with ``mid_anchor``, e.g. :data:`MID_ANCHOR`)."""
     by_rater: dict[str, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in ratings:
         by_rater[r.rater][r.trial][r.condition] = r.score
@@ -122,7 +125,7 @@ def figure(rows: Sequence[ConditionStats], path: str | os.PathLike, title: str =
     import matplotlib.pyplot as plt
 
     groups = list(dict.fromkeys(r.group for r in rows))
-    fig, axes = plt.subplots(1, len(groups), figsize=(1.2 + 0.55 * len({r.condition for r in rows}) * len(groups), 3.8),
+    fig, axes = plt.subplots(1, len(groups), figsize=(1.6 + 0.5 * len({r.condition for r in rows}) * len(groups), 3.6),
                              sharey=True, squeeze=False)
     for ax, g in zip(axes[0], groups):
         sub = [r for r in rows if r.group == g]
@@ -134,12 +137,16 @@ def figure(rows: Sequence[ConditionStats], path: str | os.PathLike, title: str =
         ax.errorbar(x, means, yerr=err, fmt="o", color="C0", ecolor="C0", capsize=4, ms=5)
         ax.set_xticks(x, [r.label for r in sub], rotation=45, ha="right", fontsize=8)
         n = max((r.n for r in sub), default=0)
-        ax.set_title(f"{g} (n={n})", fontsize=9)
-        ax.set_ylim(0, 100)
+        ax.set_title(f"{g} ({n} scores per condition)", fontsize=9)
+        ax.set_ylim(-2, 102)
         ax.set_xlim(-0.6, len(sub) - 0.4)
-    ax0 = axes[0][0]
-    ax0.set_ylabel("MUSHRA score")
-    ax0.set_yticks([10, 30, 50, 70, 90], ["Bad", "Poor", "Fair", "Good", "Excellent"], fontsize=8)
+        ax.set_yticks(range(0, 101, 20))
+        ax.tick_params(axis="y", labelsize=8)
+    axes[0][0].set_ylabel("MUSHRA score (mean, 95% CI)")
+    grades = axes[0][-1].twinx()
+    grades.set_ylim(-2, 102)
+    grades.set_yticks([10, 30, 50, 70, 90], ["Bad", "Poor", "Fair", "Good", "Excellent"], fontsize=8)
+    grades.tick_params(axis="y", length=0)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -151,16 +158,20 @@ def figure(rows: Sequence[ConditionStats], path: str | os.PathLike, title: str =
 
 
 def markdown(rows: Sequence[ConditionStats], screening: Sequence[Screening]) -> str:
-    kept = [s for s in screening if not s.excluded]
-    lines = [f"{len(kept)} of {len(screening)} raters kept after BS.1534-3 post-screening"]
-    for s in screening:
-        if s.excluded:
-            lines.append(f"excluded {s.rater}: {s.reason}")
-    lines += ["", "| group | condition | n | mean | 95% CI |", "|---|---|---|---|---|"]
+    """The statistics as a Markdown table, then who post-screening kept and excluded."""
+    lines = ["| group | condition | n | mean | 95% CI |", "|---|---|---|---|---|"]
     for r in rows:
         ci = "–" if math.isnan(r.ci95) else f"±{r.ci95:.1f}"
         mean = "–" if math.isnan(r.mean) else f"{r.mean:.1f}"
         lines.append(f"| {r.group} | {r.label} | {r.n} | {mean} | {ci} |")
+    kept = [s for s in screening if not s.excluded]
+    lines += ["", f"{len(kept)} of {len(screening)} raters kept after BS.1534-3 post-screening"
+              + (":" if len(kept) < len(screening) else ".")]
+    if len(kept) < len(screening):
+        lines.append("")
+    for s in screening:
+        if s.excluded:
+            lines.append(f"- excluded {s.rater}: {s.reason}")
     return "\n".join(lines) + "\n"
 
 
@@ -174,7 +185,7 @@ class Results:
 
 
 def analyse(folder: str | os.PathLike, out: str | os.PathLike | None = None, figure_path: str | os.PathLike | None = None,
-            screen: bool = True) -> Results:
+            screen: bool = True, anchor_screening: bool = False) -> Results:
     """Read a test folder's ratings and write ``results.csv``, ``screening.csv`` and ``results.png``."""
     from ..errors import UserError
 
@@ -183,7 +194,7 @@ def analyse(folder: str | os.PathLike, out: str | os.PathLike | None = None, fig
     ratings = read_ratings(folder / DB_FILE)
     if not ratings:
         raise UserError(f"{folder} has no ratings yet")
-    screening = post_screen(ratings)
+    screening = post_screen(ratings, mid_anchor=MID_ANCHOR if anchor_screening else None)
     keep = {s.rater for s in screening if not s.excluded or not screen}
     if not keep:
         raise UserError("post-screening excluded every rater (use --no-screening to see their scores)")

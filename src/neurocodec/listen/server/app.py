@@ -235,11 +235,18 @@ def create_app(folder: str | Path) -> Starlette:
     async def trial(request: Request):
         rater = srv.rater_of(request)
         k = srv.trial_of(rater, request)
-        p = await run(srv.store.progress, rater)
         t = srv.raters[rater].trials[k]
         item = plan.item(t.item)
         out = {"trial": k, "trials": len(srv.raters[rater].trials), "letters": srv.letters(len(t.order)),
                "sample_rate": item.sample_rate, "duration_s": item.duration_s}
+
+        def state():  # one trip to the thread pool: progress, then nonce and draft of the current trial
+            p = srv.store.progress(rater)
+            if not p.training_done or k != p.next_trial:
+                return p, None, None
+            return p, srv.store.nonce(rater, k), srv.store.draft(rater, k)
+
+        p, nonce, draft = await run(state)
         if not p.training_done:
             out["training"] = True
             return JSONResponse(out)
@@ -247,8 +254,8 @@ def create_app(folder: str | Path) -> Starlette:
             raise ApiError(409, f"trial {k + 1} was already submitted")
         if k > p.next_trial:
             raise ApiError(409, f"trial {k + 1} is not the current trial ({p.next_trial + 1})")
-        out["nonce"] = await run(srv.store.nonce, rater, k)
-        out["draft"] = await run(srv.store.draft, rater, k)
+        out["nonce"] = nonce
+        out["draft"] = draft
         return JSONResponse(out)
 
     async def audio(request: Request):
