@@ -213,3 +213,38 @@ def test_a_database_of_another_plan_is_refused(fresh_test, tmp_path):
     (fresh_test / "plan.json").write_text(json.dumps(plan))
     with pytest.raises(PlanError, match="another plan"):
         create_app(fresh_test)
+
+
+def test_cli_serve_binds_loopback_prints_links_and_serves(fresh_test):
+    import subprocess
+    import sys
+
+    sec = secrets_of(fresh_test)
+    proc = subprocess.Popen([sys.executable, "-m", "neurocodec", "listen", "serve", str(fresh_test), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        admin = proc.stdout.readline().split()
+        assert admin[0] == "admin" and admin[1].startswith("http://127.0.0.1:")
+        base, _, token = admin[1].partition("/admin#")
+        assert token == sec["admin"]
+        links = dict(proc.stdout.readline().split() for _ in sec["raters"])
+        assert links["r01"] == f"{base}/#{sec['raters']['r01']}"
+        assert httpx.get(f"{base}/api/admin/progress", headers=auth(token)).status_code == 200
+        assert httpx.get(f"{base}/api/rater", headers=auth(sec["raters"]["r04"])).json()["rater"] == "r04"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_cli_serve_errors(fresh_test, tmp_path, capsys):
+    import socket
+
+    from neurocodec.cli import main
+
+    assert main(["listen", "serve", str(tmp_path / "missing")]) == 2
+    assert "not found" in capsys.readouterr().err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        assert main(["listen", "serve", str(fresh_test), "--port", str(s.getsockname()[1])]) == 2
+    assert "cannot listen on 127.0.0.1" in capsys.readouterr().err

@@ -35,7 +35,7 @@ from .plan import REFERENCE, SECRETS_FILE, Condition, Item, Plan, PlanError, bal
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 ANCHORS_HZ = (3500.0, 7000.0)
-MAX_CONDITIONS = 12  # BS.1534-3 §5.1 recommends no more than 12 stimuli (incl. anchors) per trial
+MAX_CONDITIONS = 12  # BS.1534-3 advises against more than about 12 stimuli in a trial; enforced here with reference and anchors
 
 
 def parse_conditions(text: str) -> list[Condition]:
@@ -142,7 +142,7 @@ def prepare_test(items: Sequence[tuple[Path, str, str]], codecs: Sequence[Condit
     conditions = [Condition(REFERENCE, "reference", "Hidden reference"), *codecs, *anchor_conditions(anchors)]
     if len(conditions) > MAX_CONDITIONS:
         raise UserError(f"{len(conditions)} conditions per trial (hidden reference and anchors included); "
-                        f"BS.1534-3 allows at most {MAX_CONDITIONS}")
+                        f"at most {MAX_CONDITIONS} are allowed (BS.1534-3 advises short trials)")
     if max_seconds is not None and max_seconds < 0:
         raise UserError("--max-seconds must be >= 0")
     models = {c.codec: api.load(c.codec) for c in codecs}

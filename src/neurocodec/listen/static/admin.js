@@ -26,3 +26,6 @@ async function refresh() {
 
 refresh();
 setInterval(refresh, 5000);
+
+// a different link pasted into the same tab: start over with its token
+window.addEventListener("hashchange", () => location.reload());

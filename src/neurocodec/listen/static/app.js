@@ -230,3 +230,6 @@ if (!token) {
 } else {
   route().catch(e => showError(e.status === 401 ? "This link is not valid." : e.message));
 }
+
+// a different link pasted into the same tab: start over with its token
+window.addEventListener("hashchange", () => location.reload());
