@@ -38,7 +38,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..plan import DB_FILE, LETTERS, PLAN_FILE, Plan
+from ..plan import DB_FILE, LETTERS, PLAN_FILE, Plan, PlanError
 from ..prepare import load_secrets
 from ..store import Conflict, Store
 
@@ -81,7 +81,7 @@ class TestServer:
         self.raters = {r.id: r for r in self.plan.raters}
         missing = set(self.raters) - set(sec["raters"])
         if missing:
-            raise ApiError(500, f"secrets lack raters {sorted(missing)}")
+            raise PlanError(f"{self.folder / 'secrets.json'} lacks the tokens of raters {sorted(missing)}")
 
     # -- auth
     @staticmethod
