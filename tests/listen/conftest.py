@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 
-def make_items(folder, seconds: float = 1.5, sr: int = 16000):
+def _make_items(folder, seconds: float = 1.5, sr: int = 16000):
     """Two short synthetic items in two sub-folders (groups 'speech' and 'music')."""
     rng = np.random.default_rng(1)
     t = np.arange(int(seconds * sr)) / sr
@@ -20,13 +20,19 @@ def make_items(folder, seconds: float = 1.5, sr: int = 16000):
     return folder
 
 
+@pytest.fixture
+def make_items():
+    """``make_items(folder, seconds=1.5)``: writes the two synthetic items, returns ``folder``."""
+    return _make_items
+
+
 @pytest.fixture(scope="session")
 def tiny_test_template(tmp_path_factory):
     """A prepared test folder (never served directly: copy it with :func:`fresh_test`)."""
     from neurocodec.listen.prepare import find_items, parse_conditions, prepare_test
 
     root = tmp_path_factory.mktemp("listen")
-    items = find_items(make_items(root / "items"))
+    items = find_items(_make_items(root / "items"))
     prepare_test(items, parse_conditions("pcm:256,mdct:16"), root / "test", raters=4, seed=3, title="Tiny test")
     return root / "test"
 

@@ -10,9 +10,8 @@ from neurocodec.listen.simulate import take_tests
 from neurocodec.listen.store import read_ratings
 
 
-def test_concurrent_raters_lose_nothing(tmp_path):
+def test_concurrent_raters_lose_nothing(tmp_path, make_items):
     from neurocodec.listen.prepare import find_items, parse_conditions, prepare_test
-    from conftest import make_items
 
     folder = tmp_path / "t"
     prepare_test(find_items(make_items(tmp_path / "items", seconds=0.3)), parse_conditions("pcm"), folder, raters=12, seed=1)

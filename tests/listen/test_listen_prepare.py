@@ -85,8 +85,7 @@ def test_parse_conditions():
         parse_conditions(" , ")
 
 
-def test_items_and_groups(tmp_path):
-    from conftest import make_items
+def test_items_and_groups(tmp_path, make_items):
 
     make_items(tmp_path / "d")
     rows = find_items(tmp_path / "d")
@@ -100,8 +99,7 @@ def test_items_and_groups(tmp_path):
         find_items(tmp_path / "empty")
 
 
-def test_existing_folder_is_never_overwritten_and_failures_leave_nothing(tmp_path, tiny_test_template):
-    from conftest import make_items
+def test_existing_folder_is_never_overwritten_and_failures_leave_nothing(tmp_path, tiny_test_template, make_items):
 
     items = find_items(make_items(tmp_path / "d"))
     with pytest.raises(UserError, match="not empty"):
@@ -118,8 +116,7 @@ def test_existing_folder_is_never_overwritten_and_failures_leave_nothing(tmp_pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".t2")]  # no temporary folder left
 
 
-def test_cli_prepare_and_its_errors(tmp_path, capsys):
-    from conftest import make_items
+def test_cli_prepare_and_its_errors(tmp_path, capsys, make_items):
 
     make_items(tmp_path / "d", seconds=0.5)
     assert main(["listen", "prepare", "--codecs", "nope:16", "--items", str(tmp_path / "d"), "--out", str(tmp_path / "t")]) == 2
