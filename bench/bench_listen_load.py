@@ -7,7 +7,8 @@ process on a free loopback port (uvicorn, one worker), and runs ``--raters`` sim
 at once over HTTP (httpx, asyncio): join, training, then per trial the trial, every stimulus's
 WAV, a draft, the submission and a replay of the submission.  Prints requests/s and latency
 percentiles, then verifies the database: every rating stored exactly once with the value sent,
-and every replay refused with 409.
+and every replay refused with 409.  The server's CPU time per request is printed too: on a
+shared machine it says more than wall-clock rates do.
 
     .venv/bin/python bench/bench_listen_load.py [--raters 50] [--items 4] [--seconds 3] [--no-audio]
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,15 @@ def make_items(folder: Path, n: int, seconds: float, sr: int = 16000) -> Path:
         x = 0.2 * np.sin(2 * np.pi * (200 + 150 * k) * t) + 0.05 * rng.standard_normal(t.size)
         sf.write(folder / f"item{k}.wav", x.astype(np.float32), sr)
     return folder
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def main() -> int:
@@ -65,10 +76,12 @@ def main() -> int:
                 print(f"server did not start: {first}{proc.stderr.read()}", file=sys.stderr)
                 return 1
             base = first.split()[1].split("/admin")[0]
+            cpu0 = cpu_seconds(proc.pid)
             t0 = time.perf_counter()
             runs = asyncio.run(take_tests(base, [tokens[r.id] for r in plan.raters], fetch_audio=not args.no_audio,
                                           replay=True))
             wall = time.perf_counter() - t0
+            cpu1 = cpu_seconds(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=20)
@@ -80,6 +93,9 @@ def main() -> int:
         print(f"requests        {n_req} in {wall:.2f} s = {n_req / wall:.0f} requests/s")
         print(f"latency ms      p50 {np.percentile(lat, 50):.1f}  p90 {np.percentile(lat, 90):.1f}  "
               f"p99 {np.percentile(lat, 99):.1f}  max {lat.max():.1f}")
+        if cpu0 is not None and cpu1 is not None:
+            print(f"server CPU      {cpu1 - cpu0:.2f} s = {1000 * (cpu1 - cpu0) / n_req:.2f} ms per request "
+                  f"(less sensitive than wall time to other load; load average {os.getloadavg()[0]:.1f})")
         stored = read_ratings(folder / "ratings.sqlite")
         rater_of = {t: r for r, t in tokens.items()}
         sent = {(rater_of[run.token], k, L): v for run in runs for k, s in run.sent.items() for L, v in s.items()}
