@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q torch==2.13.0
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[eval,data,dev]'
+	$(BIN)/pip install -q -e '.[eval,data,dev,listen]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -11,6 +11,7 @@ PKGS=(
   asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722
   asterisk-core-sounds-en asterisk-core-sounds-es asterisk-core-sounds-fr   # prompt transcripts
   asterisk-moh-opsound-g722                   # real speech and music
+  chromium                                    # headless browser test of the listening-test web app
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -43,6 +43,13 @@ BLOCKS: dict[str, list[str]] = {
     ],
     "rate-learned": [".venv/bin/python scripts/split_bitrate.py reports/speech16-learned --codecs cq,cmrl,amrwb,opus"],
     "cascade-coders": [".venv/bin/python bench/bench_cascade_coders.py --data examples/speech.flac"],
+    "listen-demo": [
+        "rm -rf reports/listen-demo",
+        f"{NC} listen prepare --codecs mdct:16,opus:16,amrwb:15.85,mdct:8 --items examples --group-by item "
+        "--raters 16 --title 'Simulated raters (pipeline demo)' --out reports/listen-demo -q",
+        ".venv/bin/python scripts/listen_demo.py reports/listen-demo --careless 2",
+        f"{NC} listen results reports/listen-demo --figure docs/img/listen-results.png",
+    ],
     "eval-music": [
         CORPUS,
         f"{NC} eval --codecs mdct,opus,aac --bitrates 16,24,32 --data corpus16/manifest.jsonl "
