@@ -196,6 +196,9 @@ class Trainer:
                 raise RecipeError(f"{self.run_dir} already reached step {state['step']} of {cfg.steps}; "
                                   "pass a larger --steps to train further")
 
+            for data in (self.train_data, self.val_data):  # datasets that can live on the GPU (audio packs)
+                if cfg.num_workers == 0 and callable(getattr(data, "to_device", None)):
+                    data.to_device(ctx.device)
             self._seed(0)  # identical initial weights on every rank
             model = build_model(self.recipe)
             if not hasattr(model, "training_step") or not isinstance(model, torch.nn.Module):
