@@ -51,7 +51,9 @@ def main(argv=None) -> int:
         return 2
     mib = info["bytes"] / 2**20
     print(json.dumps({k: v for k, v in info.items()}, indent=1))
-    print(f"{a.out}: {info['bytes']:,} bytes ({mib:.2f} MiB), "
+    st = info["stats"].values()
+    print(f"{a.out}: {info['bytes']:,} bytes ({mib:.2f} MiB; raw int16 {sum(s['int16_bytes'] for s in st):,}, "
+          f"source files {sum(s['source_file_bytes'] for s in st):,}), "
           + ", ".join(f"{n} {sp.seconds(pack.sample_rate):.1f} s in {sp.num_files} files" for n, sp in pack.splits.items())
           + f"; {time.time() - t0:.0f} s")
     if mib > a.max_mib:

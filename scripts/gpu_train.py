@@ -391,10 +391,11 @@ def run(args) -> int:
     (work / "logs").mkdir(exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(args.threads),
                PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    taken = [str(j.run_dir(work)) for j in jobs if j.run_dir(work).exists()]
+    if taken:
+        raise PlanError(f"{', '.join(taken)} exist(s): use a fresh --work folder")
     running: list[Running] = []
     for job in jobs:
-        if job.run_dir(work).exists():
-            raise PlanError(f"{job.run_dir(work)} exists: use a fresh --work folder")
         settings = job_settings(job, extra, None, ckpt_seconds)
         cmd = [sys.executable, str(Path(__file__).resolve()), "child", "--deadline", f"{deadline:.3f}",
                "--job-seconds", str(args.job_seconds or 0), "--data", str(data), "--",
@@ -435,10 +436,9 @@ def run(args) -> int:
             for r in alive:
                 r.proc.kill()
         if now >= next_pack:
-            records.update(write_packs(jobs, work, out, bins, dtype, pack_meta))
-            say("packed: " + "; ".join(f"{n} step {records[n]['step']}" for n in sorted(records)))
+            _pack(jobs, work, out, bins, dtype, pack_meta, records, say)
             next_pack = now + args.pack_every
-    records.update(write_packs(jobs, work, out, bins, dtype, pack_meta))
+    _pack(jobs, work, out, bins, dtype, pack_meta, records, say)
     summary = {"wall_s": round(time.time() - t0, 1), **pack_meta,
                "jobs": {r.job.name: {"returncode": r.returncode,
                                      "step": records.get(r.job.name, {}).get("step"),
@@ -456,6 +456,15 @@ def run(args) -> int:
         print(f"gpu_train: {len(failed)} job(s) failed or left no checkpoint: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _pack(jobs, work, out, bins, dtype, pack_meta, records, say) -> None:
+    """:func:`write_packs`, logging (not raising) what goes wrong, so the jobs keep training."""
+    try:
+        records.update(write_packs(jobs, work, out, bins, dtype, pack_meta))
+        say("packed: " + ("; ".join(f"{n} step {records[n]['step']}" for n in sorted(records)) or "no checkpoint yet"))
+    except Exception as e:  # a full disk, an unreadable checkpoint: the next pack may work
+        say(f"packing failed: {type(e).__name__}: {e}")
 
 
 def child(args, train_args: list[str]) -> int:

@@ -9,8 +9,9 @@ the standard library (``lzma``, or the ``xz`` program where Python lacks it).
 Coding (lossless): the int16 samples of all files of a split, concatenated, become first
 differences ``d[n] = x[n] - x[n-1]`` (mod 2^16), whose low and high bytes are stored as two
 planes (all low bytes, then all high bytes); an uncompressed ``.npz`` of these planes, the file
-offsets and sources and a JSON header is then xz-compressed.  On the 16 kHz corpus speech this
-takes 16.2 MB for 812 s (raw int16: 26.0 MB; zlib of the raw samples 22.1 MB; FLAC 15.4 MB).
+offsets and sources and a JSON header is then xz-compressed.  The train and valid speech of the
+16 kHz corpus (812 s) packs into 16.2 MB, against 26.0 MB of raw int16 and 15.5 MB of the
+corpus's own FLAC files (``scripts/gpu_pack_data.py`` prints all three).
 
 :class:`PackedSegments` is a map-style dataset of ``(1, segment_samples)`` float32 crops with
 the crop rule of :class:`neurocodec.data.dataset.SegmentDataset` (a file drawn with probability
@@ -189,11 +190,12 @@ def write_pack(manifest: str | os.PathLike, out: str | os.PathLike, *, splits: I
     for split in splits:
         sub = m.filter(split=split, source=list(sources) if sources else None)
         limit = (max_seconds or {}).get(split, math.inf)
-        parts, srcs, total = [], [], 0
+        parts, srcs, total, source_bytes = [], [], 0, 0
         for rec in sub.records:
             if total >= limit * sample_rate:
                 break
             x, sr = read_audio(m.abspath(rec))
+            source_bytes += os.path.getsize(m.abspath(rec))
             y = resample(x.mean(axis=0, keepdims=True), sr, sample_rate)[0]
             parts.append(np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16))
             srcs.append(rec.source)
@@ -205,6 +207,7 @@ def write_pack(manifest: str | os.PathLike, out: str | os.PathLike, *, splits: I
         lengths = np.array([p.size for p in parts], dtype=np.int64)
         packed[split] = PackedSplit(np.concatenate(parts), np.concatenate([[0], np.cumsum(lengths)]), srcs)
         stats[split] = {"files": len(parts), "seconds": round(total / sample_rate, 3),
+                        "int16_bytes": 2 * total, "source_file_bytes": source_bytes,
                         "seconds_by_source": {s: round(sum(int(n) for n, t in zip(lengths, srcs) if t == s) / sample_rate, 3)
                                               for s in sorted(set(srcs))}}
     mpath = Path(manifest)
