@@ -472,8 +472,12 @@ def child(args, train_args: list[str]) -> int:
     with ``train.max_seconds`` = what is left until the deadline."""
     install_placeholders()
     _import_path()
-    from neurocodec.cli import main
     from neurocodec.data.packed import read_pack
+    from neurocodec.errors import UserError
+    from neurocodec.train.cli import add_train_parser  # the training commands only, not every CLI module
+
+    parser = argparse.ArgumentParser(prog="neurocodec")
+    add_train_parser(parser.add_subparsers())
 
     read_pack(args.data)  # decompressed once per process (cached); the training clock starts after it
     left = args.deadline - time.time()
@@ -482,7 +486,12 @@ def child(args, train_args: list[str]) -> int:
     if left < 1:
         print(f"gpu_train child: no time left ({left:.1f} s)", file=sys.stderr)
         return 3
-    return main([*train_args, "--set", f"train.max_seconds={left:.1f}"])
+    targs = parser.parse_args([*train_args, "--set", f"train.max_seconds={left:.1f}"])
+    try:
+        return int(targs.func(targs) or 0)
+    except UserError as e:
+        print(f"neurocodec: error: {e}", file=sys.stderr)
+        return e.exit_code
 
 
 def main(argv=None) -> int:
