@@ -341,7 +341,7 @@ def _progress_line(name: str, rec: dict[str, Any] | None, status: str) -> str:
 
 def run(args) -> int:
     t0 = time.time()
-    out, work = Path(args.out), Path(args.work)
+    out, work = Path(args.out).resolve(), Path(args.work).resolve()
     out.mkdir(parents=True, exist_ok=True)
     log_lines: list[str] = []
 
@@ -356,7 +356,7 @@ def run(args) -> int:
     jobs = load_plan(Path(args.plan), [s for s in args.only.split(",") if s] if args.only else None)
     extra = list(args.set or [])
     say(f"{len(jobs)} job(s): {', '.join(j.name for j in jobs)}; placeholders for {placeholders or 'nothing'}")
-    data = Path(args.data)
+    data = Path(args.data).resolve()  # the job processes run in the repository root
     from neurocodec.data.packed import read_pack
     from neurocodec.errors import UserError
 
@@ -394,6 +394,19 @@ def run(args) -> int:
     taken = [str(j.run_dir(work)) for j in jobs if j.run_dir(work).exists()]
     if taken:
         raise PlanError(f"{', '.join(taken)} exist(s): use a fresh --work folder")
+    mps = args.mps and args.device == "cuda" and start_mps(say)
+    try:
+        return _train(args, t0, out, work, data, pack, jobs, extra, bins, dtype, say, log_lines, deadline,
+                      kill_at, ckpt_seconds, env, budget)
+    finally:
+        if mps:
+            stop_mps()
+
+
+def _train(args, t0, out, work, data, pack, jobs, extra, bins, dtype, say, log_lines, deadline, kill_at,
+           ckpt_seconds, env, budget) -> int:
+    import torch
+
     running: list[Running] = []
     for job in jobs:
         settings = job_settings(job, extra, None, ckpt_seconds)
@@ -437,6 +450,8 @@ def run(args) -> int:
                 r.proc.kill()
         if now >= next_pack:
             _pack(jobs, work, out, bins, dtype, pack_meta, records, say)
+            if args.device == "cuda":
+                say(_gpu_usage())
             next_pack = now + args.pack_every
     _pack(jobs, work, out, bins, dtype, pack_meta, records, say)
     summary = {"wall_s": round(time.time() - t0, 1), **pack_meta,
@@ -456,6 +471,52 @@ def run(args) -> int:
         print(f"gpu_train: {len(failed)} job(s) failed or left no checkpoint: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def start_mps(say) -> bool:
+    """Start NVIDIA's MPS control daemon, so that the jobs' small kernels run side by side instead
+    of time-sliced between processes (opt-in, ``--mps``; untested on the lent machine).  It
+    changes no setting of the GPU (compute mode stays as it is).  A CUDA start that fails or hangs
+    under it stops the daemon again and the plan runs without; returns whether MPS is on."""
+    import shutil
+
+    exe = shutil.which("nvidia-cuda-mps-control")
+    if exe is None:
+        say("--mps: nvidia-cuda-mps-control not found; running without MPS")
+        return False
+    try:
+        subprocess.run([exe, "-d"], check=True, timeout=20, capture_output=True)
+        probe = subprocess.run([sys.executable, "-c", "import torch; torch.ones(1, device='cuda').sum().item()"],
+                               timeout=60, capture_output=True, text=True)
+        if probe.returncode == 0:
+            say("MPS control daemon started; a CUDA process starts under it")
+            return True
+        say(f"--mps: CUDA failed under MPS ({probe.stderr.strip().splitlines()[-1:]}); stopping it")
+    except (OSError, subprocess.SubprocessError) as e:
+        say(f"--mps: {type(e).__name__}: {e}; stopping it")
+    stop_mps()
+    return False
+
+
+def stop_mps() -> None:
+    import shutil
+
+    exe = shutil.which("nvidia-cuda-mps-control")
+    if exe:
+        try:
+            subprocess.run([exe], input="quit\n", text=True, timeout=20, capture_output=True)
+        except (OSError, subprocess.SubprocessError):
+            pass
+
+
+def _gpu_usage() -> str:
+    """One line of nvidia-smi: utilisation and memory (how much room the plan leaves)."""
+    try:
+        res = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used,memory.total,power.draw",
+                              "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+        return "GPU utilisation, memory used/total, power: " + res.stdout.strip()
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"nvidia-smi: {e}"
 
 
 def _pack(jobs, work, out, bins, dtype, pack_meta, records, say) -> None:
@@ -519,6 +580,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="OMP threads per job process")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every job")
     ap.add_argument("--check", action="store_true", help="check plan, data, recipes and weights; train nothing")
+    ap.add_argument("--mps", action="store_true",
+                    help="run the jobs under NVIDIA MPS (kernels of all jobs side by side; untested; falls back)")
     args = ap.parse_args(argv)
     try:
         return run(args)
