@@ -258,3 +258,31 @@ def test_cpu_dry_run_without_optional_modules_packs_and_exports(tmp_path, corpus
     assert y.shape == x.shape and np.isfinite(y).all()
     training = json.loads((dest / "cq-16k" / "training.json").read_text())
     assert training["step"] == theirs["step"] and training["meta"]["gpu_pack"]["file"] == "pack-1.safetensors"
+
+
+def test_a_run_on_a_pack_trains_and_exports_with_the_corpus_it_was_packed_from(tmp_path, corpus):
+    from dataclasses import replace
+
+    from neurocodec.codecs.cmrl import CmrlCodec, CmrlConfig
+    from neurocodec.nn.cmrl_blocks import AutoencoderConfig
+    from neurocodec.train.cli import default_build_data
+    from neurocodec.train.export import export_run
+    from neurocodec.train.recipe import make_recipe, register_recipe, unregister_recipe
+    from neurocodec.train.trainer import Trainer
+
+    tiny = AutoencoderConfig(channels=8, bottleneck_channels=4)
+    register_recipe("tiny-cmrl-pack", CmrlConfig, lambda cfg: CmrlCodec(replace(cfg, modules=(tiny, tiny))),
+                    replace=True, train={"batch_size": 2, "segment_samples": 2048, "threads": 1,
+                                         "sources": ("speech-real",)})
+    try:
+        pack = tmp_path / "p.ncpack"
+        write_pack(corpus, pack)
+        recipe = make_recipe("tiny-cmrl-pack", ["train.steps=2"])
+        data = default_build_data(pack, "train", recipe, 16000)  # `neurocodec train --data X.ncpack`
+        assert isinstance(data, PackedSegments) and data.seconds == pytest.approx(2.1)  # train.sources
+        Trainer(recipe, tmp_path / "run", data, None, progress=False, tensorboard=False, manifest=pack).fit()
+        res = export_run(tmp_path / "run", "x", tmp_path / "w")  # no --data: the pack's source manifest
+        fit = json.loads((res.directory / "training.json").read_text())["entropy_coder"]
+        assert fit["seconds"] == pytest.approx(2.1)
+    finally:
+        unregister_recipe("tiny-cmrl-pack")
