@@ -341,6 +341,10 @@ def _progress_line(name: str, rec: dict[str, Any] | None, status: str) -> str:
 
 def run(args) -> int:
     t0 = time.time()
+    if args.work is None:
+        import tempfile
+
+        args.work = tempfile.mkdtemp(prefix="gpu_train_")
     out, work = Path(args.out).resolve(), Path(args.work).resolve()
     out.mkdir(parents=True, exist_ok=True)
     log_lines: list[str] = []
@@ -418,7 +422,7 @@ def _train(args, t0, out, work, data, pack, jobs, extra, bins, dtype, say, log_l
             proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
         running.append(Running(job, proc, log, time.time()))
     say(f"started {len(running)} process(es) on {args.device}; training stops {deadline - t0:.0f} s after the "
-        f"start, packs every {args.pack_every:g} s to {out}")
+        f"start, packs every {args.pack_every:g} s to {out}; runs and logs in {work}")
 
     pack_meta = {"data": str(data), "data_header": {k: pack.header.get(k) for k in ("manifest", "manifest_sha256",
                                                                                      "sample_rate", "stats")},
@@ -567,7 +571,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "gpu-out")),
                     help="where the packs, summary.json and gpu_train.log go (default $OUT)")
-    ap.add_argument("--work", default="/tmp/gpu_train_work", help="run folders and logs (a fresh folder)")
+    ap.add_argument("--work", default=None, help="run folders and logs (default: a new folder under /tmp)")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="the audio pack (scripts/gpu_pack_data.py)")
     ap.add_argument("--plan", default=str(PLAN_DIR), help="folder of plan files (*.yaml)")
     ap.add_argument("--only", default="", help="comma-separated job names (default: every job)")
