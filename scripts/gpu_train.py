@@ -381,6 +381,10 @@ def run(args) -> int:
     say(f"checked {len(jobs)} job(s) ({sum(sizes.values()) / 2**20:.1f} MiB of float32 weights): "
         f"{len(bins)} pack file(s), stored as {dtype}")
     if args.check:
+        sent = travel_bytes(data)
+        if sent is not None:
+            say(f"the device tool would send about {sent / 2**20:.1f} MiB (tracked and untracked files and the "
+                f"carried pack; the limit is 64 MiB)" + ("" if sent < 64 * 2**20 else ": TOO MUCH"))
         for job in jobs:
             print(" ".join(["neurocodec", *train_argv(job, data, work, args.device,
                                                        job_settings(job, extra, None, None))]))
@@ -511,6 +515,24 @@ def stop_mps() -> None:
             subprocess.run([exe], input="quit\n", text=True, timeout=20, capture_output=True)
         except (OSError, subprocess.SubprocessError):
             pass
+
+
+def travel_bytes(data: Path) -> int | None:
+    """Bytes the device tool sends from this checkout: tracked files, untracked files git does not
+    ignore, and the pack (carried); None outside a git checkout."""
+    total = 0
+    try:
+        for extra in ([], ["-o", "--exclude-standard"]):
+            res = subprocess.run(["git", "ls-files", "-z", *extra], cwd=ROOT, capture_output=True, check=True)
+            for name in res.stdout.decode(errors="replace").split("\0"):
+                p = ROOT / name
+                if name and p.is_file() and not p.is_symlink():
+                    total += p.stat().st_size
+    except (OSError, subprocess.SubprocessError):
+        return None
+    inside = ROOT in data.parents
+    ignored = inside and subprocess.run(["git", "check-ignore", "-q", str(data)], cwd=ROOT).returncode == 0
+    return total + (data.stat().st_size if ignored else 0)
 
 
 def _gpu_usage() -> str:
