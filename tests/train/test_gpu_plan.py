@@ -218,8 +218,9 @@ def test_cpu_dry_run_without_optional_modules_packs_and_exports(tmp_path, corpus
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(ROOT / "src")]))
     out, work = tmp_path / "out", tmp_path / "work"
     cmd = [sys.executable, str(ROOT / "scripts" / "gpu_train.py"), "--device", "cpu", "--seconds", "300",
-           "--job-seconds", "2", "--pack-every", "1", "--only", "cq-16k,cmrl-15.85k", "--data", str(pack),
-           "--out", str(out), "--work", str(work), "--set", "train.batch_size=2", "--set", "train.val_every=1"]
+           "--job-seconds", "2", "--pack-every", "3", "--only", "cq-16k,cmrl-15.85k", "--data", str(pack),
+           "--out", str(out), "--work", str(work), "--set", "train.batch_size=2", "--set", "train.val_every=1",
+           "--set", "train.val_segment_samples=4096"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=280, cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "placeholders for ['soundfile', 'soxr', 'constriction']" in res.stdout
