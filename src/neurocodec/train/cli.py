@@ -30,7 +30,13 @@ def segment_samples_for(recipe, split: str) -> int:
 
 def default_build_data(manifest: Path, split: str, recipe, sample_rate: int):
     """The corpus layer's fixed-length segments: ``SegmentDataset(manifest, split, segment_samples,
-    sample_rate, seed, sources)`` (``train.sources``: only those manifest sources)."""
+    sample_rate, seed, sources)`` (``train.sources``: only those manifest sources), or the same
+    crops of an audio pack (``--data X.ncpack``, :class:`neurocodec.data.packed.PackedSegments`)."""
+    from ..data.packed import PackedSegments, is_pack
+
+    if is_pack(manifest):
+        return PackedSegments(manifest, split, segment_samples_for(recipe, split), sample_rate, recipe.train.seed,
+                              sources=list(recipe.train.sources) or None)
     try:
         from ..data.dataset import SegmentDataset
     except ImportError:

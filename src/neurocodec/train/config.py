@@ -7,6 +7,7 @@ type; unknown keys and values of the wrong type raise :class:`RecipeError`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, fields, is_dataclass
@@ -27,7 +28,11 @@ class TrainConfig:
     ``schedule`` decays it to ``lr_min`` over each phase after ``warmup_steps`` of linear warm-up
     (byun2023 §4 uses cosine annealing between 1e-4 and 5e-5; zhen2019 §3 constant Adam rates).
     A step whose loss exceeds ``explode_factor`` times the median of the last ``explode_window``
-    losses, or whose loss or gradient is not finite, stops the run (0 disables the ratio test)."""
+    losses, or whose loss or gradient is not finite, stops the run (0 disables the ratio test).
+    ``max_seconds`` bounds one session's wall time (from the start of ``Trainer.fit``): the step
+    that reaches it is checkpointed and the session stops cleanly (schedules still follow
+    ``steps``; ``--resume`` continues); ``ckpt_every_seconds`` adds time-based checkpoints to the
+    ``ckpt_every`` step interval (the shared GPU plan, ``scripts/gpu_train.py``, uses both)."""
 
     steps: int = 10_000
     batch_size: int = 32
@@ -52,6 +57,8 @@ class TrainConfig:
     val_batches: int = 8
     audio_samples: int = 2
     ckpt_every: int = 1000
+    ckpt_every_seconds: float = 0.0  # also checkpoint when this much wall time passed since the last one; 0 = off
+    max_seconds: float = 0.0  # wall-clock budget of one session: checkpoint and stop when reached; 0 = none
     keep_last: int = 3
     explode_factor: float = 1e3
     explode_window: int = 100
@@ -81,6 +88,10 @@ class TrainConfig:
                 raise RecipeError(f"train.{name} must be one of {', '.join(allowed)}, got '{getattr(self, name)}'")
         if self.val_segment_samples is not None and self.val_segment_samples < 1:
             raise RecipeError(f"train.val_segment_samples must be positive, got {self.val_segment_samples}")
+        for name in ("max_seconds", "ckpt_every_seconds"):
+            if not getattr(self, name) >= 0 or math.isinf(getattr(self, name)):
+                raise RecipeError(f"train.{name} must be a finite number of seconds >= 0 (0 = off), "
+                                  f"got {getattr(self, name)}")
         if self.sample_rate is not None and self.sample_rate < 1:
             raise RecipeError(f"train.sample_rate must be positive, got {self.sample_rate}")
         return self
@@ -90,6 +101,7 @@ class TrainConfig:
 RESUMABLE_FIELDS = frozenset({
     "steps", "log_every", "val_every", "val_batches", "audio_samples", "ckpt_every", "keep_last",
     "amp", "compile", "threads", "num_workers", "explode_factor", "explode_window", "val_segment_samples",
+    "max_seconds", "ckpt_every_seconds",
 })
 
 

@@ -178,6 +178,10 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         raise RecipeError(f"--trim-rate: {type(model).__name__} has no rate trim (CMRL and CQ have)")
     if callable(getattr(model, "fit_entropy_coder", None)):
         manifest = data if data is not None else (state.get("meta") or {}).get("manifest")
+        if manifest is not None and data is None and str(manifest).endswith(".ncpack") and Path(manifest).is_file():
+            from ..data.packed import read_pack  # a run trained on an audio pack: the corpus it was packed from
+
+            manifest = read_pack(manifest).header.get("manifest")
         if manifest is None or not Path(manifest).is_file():
             raise RecipeError(f"{type(model).__name__} fits its entropy coder on training audio at export: "
                               f"pass --data MANIFEST (the run's manifest {manifest!r} is not there)")

@@ -58,6 +58,7 @@ class TrainResult:
     steps_per_second: float
     train_metrics: dict[str, float] = field(default_factory=dict)
     val_metrics: dict[str, float] = field(default_factory=dict)
+    stopped_by: str = "steps"  # "steps" (train.steps or fit(until=)) or "max_seconds" (the wall-clock budget)
 
 
 def recipe_sample_rate(recipe: Recipe) -> int:
@@ -174,9 +175,11 @@ class Trainer:
         """Train until ``recipe.train.steps``; returns a :class:`TrainResult`.
 
         ``until`` stops the session earlier, after that step, as an interruption would (a checkpoint
-        is written there; schedules still follow ``steps``).  Raises :class:`TrainingDiverged` (a
+        is written there; schedules still follow ``steps``); so does ``train.max_seconds`` after the
+        step that reaches the session's wall-clock budget, counted from here.  Raises :class:`TrainingDiverged` (a
         ``UserError``) when the loss or gradients blow up."""
         cfg = self.cfg
+        self._t_fit = time.perf_counter()  # train.max_seconds counts from here (set-up included)
         ctx = init_distributed(self.device_name)
         log = None
         threads_before = torch.get_num_threads()
@@ -193,6 +196,9 @@ class Trainer:
                 raise RecipeError(f"{self.run_dir} already reached step {state['step']} of {cfg.steps}; "
                                   "pass a larger --steps to train further")
 
+            for data in (self.train_data, self.val_data):  # datasets that can live on the GPU (audio packs)
+                if cfg.num_workers == 0 and callable(getattr(data, "to_device", None)):
+                    data.to_device(ctx.device)
             self._seed(0)  # identical initial weights on every rank
             model = build_model(self.recipe)
             if not hasattr(model, "training_step") or not isinstance(model, torch.nn.Module):
@@ -294,6 +300,8 @@ class _Loop:
         self.params: list[torch.nn.Parameter] = []
         self.logged_reference = False
         self.warm_phase = -1  # phase whose first (untimed) step this session has run
+        self.t_fit = getattr(tr, "_t_fit", self.t_start)
+        self.t_last_ckpt = self.t_start
 
     # -- phases -----------------------------------------------------------------------------
     def enter_phase(self, sp: ScheduledPhase, state: Mapping[str, Any] | None) -> None:
@@ -407,15 +415,38 @@ class _Loop:
                 t_val = time.perf_counter()
                 self.validate(step)
                 t_log += time.perf_counter() - t_val
-            if step % cfg.ckpt_every == 0 or step == stop:
+            time_ckpt, time_up = self.clock()
+            if step % cfg.ckpt_every == 0 or step == stop or time_ckpt or time_up:
                 t_ck = time.perf_counter()
                 self.checkpoint(step)
                 t_log += time.perf_counter() - t_ck
+            if time_up and step < stop:
+                self.log.message(f"stopping at step {step} of {cfg.steps}: train.max_seconds={cfg.max_seconds:g} "
+                                 f"reached (checkpoint {self.last_ckpt.name if self.last_ckpt else 'written'})")
+                stopped_by = "max_seconds"
+                break
+        else:
+            stopped_by = "steps"
         self.log.flush()
         return TrainResult(self.tr.run_dir, step, cfg.steps, self.last_ckpt,
                            self.wall_before + time.perf_counter() - self.t_start,
                            self.loop_steps / self.loop_time if self.loop_time > 0 else 0.0,
-                           dict(self.metrics.get("train", {})), dict(self.metrics.get("val", {})))
+                           dict(self.metrics.get("train", {})), dict(self.metrics.get("val", {})), stopped_by)
+
+    def clock(self) -> tuple[bool, bool]:
+        """``(checkpoint now, stop now)`` by wall time: ``train.ckpt_every_seconds`` since the last
+        checkpoint, ``train.max_seconds`` since ``fit`` started.  Under DDP the processes agree
+        (either flag set on any process sets it on all), so they checkpoint and stop together."""
+        cfg = self.cfg
+        if not (cfg.max_seconds or cfg.ckpt_every_seconds):
+            return False, False
+        now = time.perf_counter()
+        ck = bool(cfg.ckpt_every_seconds) and now - self.t_last_ckpt >= cfg.ckpt_every_seconds
+        up = bool(cfg.max_seconds) and now - self.t_fit >= cfg.max_seconds
+        if self.ctx.distributed:
+            flags = all_reduce_sum(torch.tensor([float(ck), float(up)], device=self.ctx.device), self.ctx).cpu()
+            ck, up = bool(flags[0] > 0), bool(flags[1] > 0)
+        return ck, up
 
     # -- validation -----------------------------------------------------------------------------
     def validate(self, step: int) -> None:
@@ -484,6 +515,7 @@ class _Loop:
     def checkpoint(self, step: int) -> None:
         """Write ``step_XXXXXXXX.pt`` atomically on rank 0 and keep the newest ``keep_last``."""
         rngs = gather_objects(capture_rng(), self.ctx)  # collective: every rank takes part
+        self.t_last_ckpt = time.perf_counter()
         if not self.ctx.is_main:
             return
         wall = self.wall_before + time.perf_counter() - self.t_start
