@@ -26,6 +26,9 @@ and the envelopes of the two MDCT frames that overlap it (``i_env`` of frames ``
 ``b, b+1, b+2`` (two codec frames of look-ahead) and a 1x1 convolution give a vector per
 block, which every tier adds (through its own linear map) to its input; each GRU tier also
 sees the decoded samples of its own frame and the next one through a strided convolution.
+So a prediction in block ``b`` sees decoded samples up to the end of block ``b+2`` and MDCT
+frames up to ``b+3`` -- exactly what the ``mdct`` decoder needs to output block ``b+2``
+(tested).
 The conditioning is never autoregressive, so it is computed for the whole signal at once
 (:meth:`SampleRnn.precompute`), and generation only runs the recurrent part
 (:mod:`.samplernn_kernel`).
@@ -280,3 +283,21 @@ class SampleRnn(nn.Module):
             out["m_w3"], out["m_b3"] = self.mlp_3.weight, self.mlp_3.bias
             out["m_wo"], out["m_bo"] = self.mlp_out.weight, self.mlp_out.bias
             return {k: np.ascontiguousarray(v.detach().float().cpu().numpy()) for k, v in out.items()}
+
+    # -- generation ------------------------------------------------------------------------------
+    def generate(self, xhat: np.ndarray, env: np.ndarray, uniforms: np.ndarray,
+                 keep_params: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sample ``R`` realizations for one signal laid out by :func:`pad_conditioning`
+        (``xhat``: ``(320 + T + 640,)``, ``env``: ``(NB + 3, N)``); ``uniforms``: ``(R, 2, T)``
+        in (0, 1).  Returns ``(R, T)`` float32 samples (16-bit grid) and optionally the mixture
+        parameters they were drawn from (see :mod:`.samplernn_kernel`)."""
+        from .samplernn_kernel import generate as run_kernel
+
+        cfg = self.config
+        with torch.no_grad():
+            pre = self.precompute(torch.as_tensor(xhat, dtype=torch.float32)[None],
+                                  torch.as_tensor(env, dtype=torch.float32)[None])
+            tiers = [t[0].numpy() for t in pre.tier_inputs]
+            mlp_in, coded = pre.mlp_input[0].numpy(), pre.coded[0].numpy()
+            weights = self.kernel_weights()
+        return run_kernel(weights, cfg.frame_sizes, cfg.input_gain, tiers, mlp_in, coded, uniforms, keep_params)
