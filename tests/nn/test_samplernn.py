@@ -96,7 +96,7 @@ def test_compiled_generation_matches_the_teacher_forced_network(kind):
     xp, ep, nb = pad_conditioning(rng.standard_normal(T).astype(np.float32) * 0.1,
                                   rng.integers(-25, 5, (nb_f := T // cfg.hop + 2, cfg.num_bands)), cfg)
     U = rng.random((2, 2, nb * cfg.hop))
-    y, params = m.generate(xp, ep, U, keep_params=True)
+    y, params, _ = m.generate(xp, ep, U, keep_params=True)
     assert y.shape == (2, nb * cfg.hop) and not np.array_equal(y[0], y[1])
     for r in range(2):
         x = torch.from_numpy(np.concatenate([np.zeros(cfg.history, np.float32), y[r]]))[None]
@@ -114,13 +114,13 @@ def test_generation_without_numba_is_the_same_function(monkeypatch):
     xp, ep, nb = pad_conditioning(rng.standard_normal(320).astype(np.float32) * 0.1,
                                   rng.integers(-25, 5, (3, cfg.num_bands)), cfg)
     U = rng.random((1, 2, nb * cfg.hop))
-    fast, _ = m.generate(xp, ep, U)
+    fast, _, _ = m.generate(xp, ep, U)
     monkeypatch.setitem(sys.modules, "numba", None)
     import neurocodec.nn.samplernn_kernel as k
     try:
         slow_mod = importlib.reload(k)
         assert not slow_mod.HAVE_NUMBA
-        slow, _ = m.generate(xp, ep, U)
+        slow, _, _ = m.generate(xp, ep, U)
     finally:
         monkeypatch.undo()
         importlib.reload(k)
@@ -133,3 +133,30 @@ def test_config_checks_and_round_trip():
     cfg = SampleRnnConfig.piano(rnn_width=32)
     assert SampleRnnConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.frame_sizes == (8, 8, 64, 320) and cfg.num_logistics == 1
+
+
+def test_generation_in_segments_carries_the_state_exactly():
+    """Segment by segment (state carried) = one pass, given the same precomputed conditioning.
+    (Recomputing the conditioning per segment changes float rounding in the convolutions, and a
+    sampled signal amplifies any change, so the codec always uses the same segmentation.)"""
+    from neurocodec.nn.samplernn_kernel import generate as run_kernel
+
+    m = _model("speech")
+    cfg = m.config
+    rng = np.random.default_rng(4)
+    xp, ep, nb = pad_conditioning(rng.standard_normal(5 * 320).astype(np.float32) * 0.1,
+                                  rng.integers(-25, 5, (6, cfg.num_bands)), cfg)
+    U = rng.random((2, 2, nb * cfg.hop))
+    with torch.no_grad():
+        pre = m.precompute(torch.from_numpy(xp)[None], torch.from_numpy(ep)[None])
+    tiers = [t[0].numpy() for t in pre.tier_inputs]
+    mlp, coded = pre.mlp_input[0].numpy(), pre.coded[0].numpy()
+    w = m.kernel_weights()
+    whole, _, _ = run_kernel(w, cfg.frame_sizes, cfg.input_gain, tiers, mlp, coded, U)
+    parts, state = [], None
+    for t0, t1 in [(0, 640), (640, 960), (960, 1600)]:
+        seg = [a[t0 // s:t1 // s] for a, s in zip(tiers, cfg.frame_sizes[:0:-1])]
+        y, _, state = run_kernel(w, cfg.frame_sizes, cfg.input_gain, seg, mlp[t0:t1], coded[t0:t1],
+                                 U[:, :, t0:t1], state=state)
+        parts.append(y)
+    assert np.array_equal(np.concatenate(parts, axis=1), whole)

@@ -285,12 +285,14 @@ class SampleRnn(nn.Module):
             return {k: np.ascontiguousarray(v.detach().float().cpu().numpy()) for k, v in out.items()}
 
     # -- generation ------------------------------------------------------------------------------
-    def generate(self, xhat: np.ndarray, env: np.ndarray, uniforms: np.ndarray,
-                 keep_params: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """Sample ``R`` realizations for one signal laid out by :func:`pad_conditioning`
-        (``xhat``: ``(320 + T + 640,)``, ``env``: ``(NB + 3, N)``); ``uniforms``: ``(R, 2, T)``
-        in (0, 1).  Returns ``(R, T)`` float32 samples (16-bit grid) and optionally the mixture
-        parameters they were drawn from (see :mod:`.samplernn_kernel`)."""
+    def generate(self, xhat: np.ndarray, env: np.ndarray, uniforms: np.ndarray, keep_params: bool = False,
+                 state=None):
+        """Sample ``R`` realizations of ``NB = env.shape[0] - 3`` blocks laid out by
+        :func:`pad_conditioning` (``xhat``: ``(320 + T + 640,)``, ``env``: ``(NB + 3, N)``);
+        ``uniforms``: ``(R, 2, T)`` in (0, 1); ``state``: a
+        :class:`~neurocodec.nn.samplernn_kernel.GenState` to continue from (a later segment of the
+        same signal).  Returns ``(samples (R, T) float32 on the 16-bit grid, mixture parameters
+        or None, state)`` (see :mod:`.samplernn_kernel`)."""
         from .samplernn_kernel import generate as run_kernel
 
         cfg = self.config
@@ -299,5 +301,7 @@ class SampleRnn(nn.Module):
                                   torch.as_tensor(env, dtype=torch.float32)[None])
             tiers = [t[0].numpy() for t in pre.tier_inputs]
             mlp_in, coded = pre.mlp_input[0].numpy(), pre.coded[0].numpy()
-            weights = self.kernel_weights()
-        return run_kernel(weights, cfg.frame_sizes, cfg.input_gain, tiers, mlp_in, coded, uniforms, keep_params)
+        if getattr(self, "_kernel_weights", None) is None or self.training:
+            self._kernel_weights = self.kernel_weights()
+        return run_kernel(self._kernel_weights, cfg.frame_sizes, cfg.input_gain, tiers, mlp_in, coded, uniforms,
+                          keep_params, state)

@@ -17,6 +17,7 @@ so a decode depends only on the seed, not on the number of threads.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,7 +38,7 @@ except ImportError:  # pragma: no cover
     prange = range
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "generate", "set_threads"]
+__all__ = ["HAVE_NUMBA", "GenState", "generate", "set_threads"]
 
 
 @_njit
@@ -90,13 +91,13 @@ def _run_one(x, P, T, ts1, ts2, ts3, ts4, gain, in4, in3, in2, mlp_in, coded, uc
              w4x, w4ih, b4ih, w4hh, b4hh, w4up, b4up,
              w3x, w3ih, b3ih, w3hh, b3hh, w3up, b3up,
              w2x, w2ih, b2ih, w2hh, b2hh, w2up, b2up,
-             mwx, mw2, mb2, mw3, mb3, mwo, mbo, params_out, keep_params):
+             mwx, mw2, mb2, mw3, mb3, mwo, mbo, params_out, keep_params, hs):
     H = w4hh.shape[1]
     Hm = mw2.shape[0]
     L = mwo.shape[0] // 3
-    h4 = np.zeros(H, np.float32)
-    h3 = np.zeros(H, np.float32)
-    h2 = np.zeros(H, np.float32)
+    h4 = hs[0]
+    h3 = hs[1]
+    h2 = hs[2]
     u = np.zeros(H, np.float32)
     gi = np.zeros(3 * H, np.float32)
     gh = np.zeros(3 * H, np.float32)
@@ -173,13 +174,13 @@ def _run_many(xs, P, T, ts1, ts2, ts3, ts4, gain, in4, in3, in2, mlp_in, coded, 
               w4x, w4ih, b4ih, w4hh, b4hh, w4up, b4up,
               w3x, w3ih, b3ih, w3hh, b3hh, w3up, b3up,
               w2x, w2ih, b2ih, w2hh, b2hh, w2up, b2up,
-              mwx, mw2, mb2, mw3, mb3, mwo, mbo, params_out, keep_params):
+              mwx, mw2, mb2, mw3, mb3, mwo, mbo, params_out, keep_params, hs):
     for r in prange(xs.shape[0]):
         _run_one(xs[r], P, T, ts1, ts2, ts3, ts4, gain, in4, in3, in2, mlp_in, coded, uc[r], uv[r],
                  w4x, w4ih, b4ih, w4hh, b4hh, w4up, b4up,
                  w3x, w3ih, b3ih, w3hh, b3hh, w3up, b3up,
                  w2x, w2ih, b2ih, w2hh, b2hh, w2up, b2up,
-                 mwx, mw2, mb2, mw3, mb3, mwo, mbo, params_out[r], keep_params)
+                 mwx, mw2, mb2, mw3, mb3, mwo, mbo, params_out[r], keep_params, hs[r])
 
 
 def set_threads(n: int) -> None:
@@ -188,20 +189,41 @@ def set_threads(n: int) -> None:
         numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
 
 
+@dataclass
+class GenState:
+    """What generation carries from one segment to the next: the last ``TS(4)`` samples of every
+    realization ``(R, P)`` and the GRU states of tiers 4, 3, 2 ``(R, 3, H)``."""
+
+    history: np.ndarray
+    hidden: np.ndarray
+
+    @classmethod
+    def zeros(cls, realizations: int, history: int, width: int) -> "GenState":
+        return cls(np.zeros((realizations, history), np.float32), np.zeros((realizations, 3, width), np.float32))
+
+
 def generate(weights: dict[str, np.ndarray], frame_sizes: tuple[int, int, int, int], gain: float,
              tier_inputs: list[np.ndarray], mlp_input: np.ndarray, coded: np.ndarray,
-             uniforms: np.ndarray, keep_params: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Generate ``R = uniforms.shape[0]`` realizations of ``T`` samples.
+             uniforms: np.ndarray, keep_params: bool = False,
+             state: GenState | None = None) -> tuple[np.ndarray, np.ndarray | None, GenState]:
+    """Generate ``R = uniforms.shape[0]`` realizations of the next ``T`` samples.
 
     ``tier_inputs``: ``(frames, H)`` float32 per tier (4, 3, 2); ``mlp_input``: ``(T, Hm)``;
-    ``coded``: ``(T,)``; ``uniforms``: ``(R, 2, T)`` float64 in (0, 1).  Returns ``(R, T)``
-    float32 samples on the 16-bit grid and, with ``keep_params``, the mixture parameters
-    ``(R, T, 3L)`` the samples were drawn from."""
+    ``coded``: ``(T,)``; ``uniforms``: ``(R, 2, T)`` float64 in (0, 1); ``state``: where the
+    previous segment stopped (zeros: the start of a signal).  ``T`` must be a multiple of
+    ``TS(4)``.  Returns ``(R, T)`` float32 samples on the 16-bit grid, with ``keep_params`` the
+    mixture parameters ``(R, T, 3L)`` they were drawn from, and the state after the segment."""
     ts1, ts2, ts3, ts4 = (int(v) for v in frame_sizes)
     R, _, T = uniforms.shape
+    if T % ts4:
+        raise ValueError("a segment must hold whole TS(4) frames")
     P = ts4
+    H = weights["t0_whh"].shape[1]
+    state = state or GenState.zeros(R, P, H)
     L3 = weights["m_wo"].shape[0]
     xs = np.zeros((R, P + T), dtype=np.float32)
+    xs[:, :P] = state.history
+    hs = np.array(state.hidden, dtype=np.float32, copy=True)
     params = np.zeros((R, T if keep_params else 1, L3), dtype=np.float32)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     w = {k: f32(v) for k, v in weights.items()}
@@ -210,6 +232,6 @@ def generate(weights: dict[str, np.ndarray], frame_sizes: tuple[int, int, int, i
     for i in range(3):
         args += [w[f"t{i}_wx"], w[f"t{i}_wih"], w[f"t{i}_bih"], w[f"t{i}_whh"], w[f"t{i}_bhh"],
                  w[f"t{i}_wup"], w[f"t{i}_bup"]]
-    args += [w["m_wx"], w["m_w2"], w["m_b2"], w["m_w3"], w["m_b3"], w["m_wo"], w["m_bo"], params, bool(keep_params)]
+    args += [w["m_wx"], w["m_w2"], w["m_b2"], w["m_w3"], w["m_b3"], w["m_wo"], w["m_bo"], params, bool(keep_params), hs]
     _run_many(xs, P, T, ts1, ts2, ts3, ts4, np.float32(gain), *args)
-    return xs[:, P:], (params if keep_params else None)
+    return xs[:, P:], (params if keep_params else None), GenState(xs[:, T:].copy(), hs)

@@ -99,7 +99,8 @@ class CropSampler:
     before a file's start)."""
 
     def __init__(self, path: str | os.PathLike, cfg: SampleRnnConfig):
-        d = np.load(path)
+        with np.load(path) as z:  # every access of an NpzFile member re-reads it: read each once
+            d = {k: z[k] for k in ("x", "xhat", "env", "blocks", "kbps")}
         self.cfg = cfg
         hop, P = cfg.hop, cfg.history
         self.blocks = d["blocks"].astype(np.int64)
