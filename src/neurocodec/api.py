@@ -107,10 +107,16 @@ class Codec:
         """Decode a ``.ncdc`` byte string made by this codec into ``((C, T) float32, rate)``."""
         return self.decode_stream(unpack(bytes(data)), sample_rate)
 
-    def decode_stream(self, stream: Stream, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    def decode_stream(self, stream: Stream, sample_rate: int | None = None, **options) -> tuple[np.ndarray, int]:
+        """Decode a parsed stream; ``options`` are the codec's decode options (``decode_options``,
+        e.g. ``seed``/``mean`` of mdct-gen).  A codec may decode the streams of the codec ids in
+        its ``decodes_streams_of`` (mdct-gen decodes mdct streams)."""
         h = stream.header
-        if h.codec_id != self.name:
+        if h.codec_id != self.name and h.codec_id not in getattr(self.model, "decodes_streams_of", ()):
             raise StreamError(f"stream was made by codec '{h.codec_id}', not '{self.name}'")
+        bad = sorted(set(options) - set(getattr(self.model, "decode_options", ())))
+        if bad:
+            raise UserError(f"codec '{self.name}' has no decode option {', '.join(bad)}")
         if h.codec_version != self.model.codec_version:
             raise UnsupportedVersionError(
                 f"stream was made by {h.codec_id} version {h.codec_version}; this neurocodec decodes version "
@@ -124,7 +130,7 @@ class Codec:
             )
         if h.codec_sample_rate != self.sample_rate:
             raise CorruptStreamError("stream header is inconsistent (codec sample rate)")
-        y = self.model.decompress(stream.chunks, h.channels, h.codec_num_samples, h.bitrate_bps / 1000)
+        y = self.model.decompress(stream.chunks, h.channels, h.codec_num_samples, h.bitrate_bps / 1000, **options)
         out_rate = int(sample_rate) if sample_rate else h.sample_rate
         if out_rate <= 0:
             raise UserError(f"invalid output sample rate {out_rate}")
@@ -148,10 +154,13 @@ def info(data: bytes) -> StreamInfo:
     return StreamInfo.from_stream(unpack(bytes(data)))
 
 
-def decompress(data: bytes, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
-    """Decode any ``.ncdc`` byte string with the codec named in its header."""
+def decompress(data: bytes, sample_rate: int | None = None, codec: str | None = None,
+               **options) -> tuple[np.ndarray, int]:
+    """Decode any ``.ncdc`` byte string with the codec named in its header, or with ``codec``
+    (one that decodes that stream, e.g. ``mdct-gen`` for an ``mdct`` stream) and its decode
+    ``options`` (``seed=``, ``mean=``)."""
     stream = unpack(bytes(data))
-    return load(stream.header.codec_id).decode_stream(stream, sample_rate)
+    return load(codec or stream.header.codec_id).decode_stream(stream, sample_rate, **options)
 
 
 def read_file(path: str | os.PathLike) -> bytes:
