@@ -183,6 +183,20 @@ def _run_many(xs, P, T, ts1, ts2, ts3, ts4, gain, in4, in3, in2, mlp_in, coded, 
                  mwx, mw2, mb2, mw3, mb3, mwo, mbo, params_out[r], keep_params, hs[r])
 
 
+@_njit
+def _run_serial(xs, P, T, ts1, ts2, ts3, ts4, gain, in4, in3, in2, mlp_in, coded, uc, uv,
+              w4x, w4ih, b4ih, w4hh, b4hh, w4up, b4up,
+              w3x, w3ih, b3ih, w3hh, b3hh, w3up, b3up,
+              w2x, w2ih, b2ih, w2hh, b2hh, w2up, b2up,
+              mwx, mw2, mb2, mw3, mb3, mwo, mbo, params_out, keep_params, hs):
+    for r in range(xs.shape[0]):
+        _run_one(xs[r], P, T, ts1, ts2, ts3, ts4, gain, in4, in3, in2, mlp_in, coded, uc[r], uv[r],
+                 w4x, w4ih, b4ih, w4hh, b4hh, w4up, b4up,
+                 w3x, w3ih, b3ih, w3hh, b3hh, w3up, b3up,
+                 w2x, w2ih, b2ih, w2hh, b2hh, w2up, b2up,
+                 mwx, mw2, mb2, mw3, mb3, mwo, mbo, params_out[r], keep_params, hs[r])
+
+
 def set_threads(n: int) -> None:
     """Number of numba threads the realizations are spread over."""
     if HAVE_NUMBA:
@@ -233,5 +247,7 @@ def generate(weights: dict[str, np.ndarray], frame_sizes: tuple[int, int, int, i
         args += [w[f"t{i}_wx"], w[f"t{i}_wih"], w[f"t{i}_bih"], w[f"t{i}_whh"], w[f"t{i}_bhh"],
                  w[f"t{i}_wup"], w[f"t{i}_bup"]]
     args += [w["m_wx"], w["m_w2"], w["m_b2"], w["m_w3"], w["m_b3"], w["m_wo"], w["m_bo"], params, bool(keep_params), hs]
-    _run_many(xs, P, T, ts1, ts2, ts3, ts4, np.float32(gain), *args)
+    # one realization or one thread: no parallel region (its idle workers only burn CPU)
+    serial = R == 1 or not HAVE_NUMBA or numba.get_num_threads() == 1
+    (_run_serial if serial else _run_many)(xs, P, T, ts1, ts2, ts3, ts4, np.float32(gain), *args)
     return xs[:, P:], (params if keep_params else None), GenState(xs[:, T:].copy(), hs)
