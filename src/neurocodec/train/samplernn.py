@@ -238,13 +238,16 @@ def export(run: str | os.PathLike, out_dir: str | os.PathLike, name: str, note: 
     from safetensors.torch import save_file
 
     ck = torch.load(Path(run) / "best.pt", weights_only=False)
+    last_path = Path(run) / "last.pt"
+    total = torch.load(last_path, weights_only=False)["state"] if last_path.exists() else ck["state"]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in ck["model"].items()}
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "neurocodec-samplernn", "name": name})
     st = ck["state"]
     cfg = {"model": ck["config"], "fit": ck["fit"], "trained_kbps": ck["kbps"], "steps": st["step"],
-           "best_valid_nll": st["best"], "train_seconds": round(st["seconds"], 1)}
+           "best_valid_nll": st["best"], "train_seconds": round(st["seconds"], 1),
+           "run_steps": total["step"], "run_seconds": round(total["seconds"], 1)}
     (out / "config.json").write_text(json.dumps(cfg, indent=1, sort_keys=True) + "\n")
     model = SampleRnn(SampleRnnConfig.from_dict(ck["config"]))
     hist = st["history"]
@@ -257,9 +260,12 @@ def export(run: str | os.PathLike, out_dir: str | os.PathLike, name: str, note: 
              f"- data: neurocodec corpus ({ck['fit']['kind']}, train split; validation on the valid split)",
              f"- training: Adam lr {ck['fit']['lr']:g}, x{ck['fit']['lr_factor']} on a validation plateau, batch "
              f"{ck['fit']['batch']} crops of {ck['fit']['crop_blocks']} blocks (20 ms each), "
-             f"{st['step']} steps in {st['seconds'] / 60:.0f} min on {ck['fit']['threads']} CPU thread(s)",
-             f"- best validation NLL: {st['best']:.4f} nats/sample"
+             f"{total['step']} steps in {total['seconds'] / 60:.0f} min of wall clock on {ck['fit']['threads']} "
+             "CPU thread(s) (a shared machine: the process got a small share of a core)",
+             f"- shipped: the checkpoint with the best validation NLL, step {st['step']}: {st['best']:.4f} nats/sample"
              + (f" (first evaluation {hist[0]['valid_nll']:.4f} at step {hist[0]['step']})" if hist else ""),
+             "- validation history (step: NLL): " + ", ".join(f"{h['step']}: {h['valid_nll']:.3f}"
+                                                              for h in total.get("history", [])),
              ]
     if note:
         lines += ["", note]
