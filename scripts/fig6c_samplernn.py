@@ -19,6 +19,7 @@ above 0 per condition and writes the figure.
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def main() -> None:
             s_bar, _ = band_snrs(x[0], reals.mean(axis=0), codec, a.floor_db)
             gains[r]["sampled"].append((s_til - s_hat)[keep])
             gains[r]["mean"].append((s_bar - s_hat)[keep])
-        print(f"  {it['path']}", flush=True)
+        print(f"  {it['path']}", file=sys.stderr, flush=True)
     summary = {}
     print(f"\n{a.kind}, {len(items)} test files x {a.seconds:g} s, {a.realizations} realizations; "
           "per-band SNR improvement over mdct (dB)")
