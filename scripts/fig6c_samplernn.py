@@ -97,7 +97,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    bins = np.arange(-20, 12.5, 0.5)
+    bins = np.arange(-30, 12.5, 0.5)  # values beyond the ends are counted in the end bins
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, r in enumerate(rates):
         for k, ls in (("sampled", "-"), ("mean", "--")):
