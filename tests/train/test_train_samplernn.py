@@ -50,9 +50,11 @@ def test_select_prepare_fit_resume_export(tmp_path):
     assert [h["step"] for h in ck["state"]["history"]] == [2, 4]
     cfg.max_steps, cfg.max_seconds = 100, 0.0              # the wall-clock budget stops it at once
     assert tr.fit(cfg, tmp_path / "tr.npz", tmp_path / "va.npz", run, log=lambda s: None)["steps"] == 5
-    out = tr.export(run, tmp_path / "w" / "mdct-gen-16k", "mdct-gen-16k")
+    out = tr.export(run, tmp_path / "w" / "mdct-gen-16k", "mdct-gen-16k", valid_npz=tmp_path / "va.npz")
     card = (out / "MODEL_CARD.md").read_text()
     assert "5 steps" in card and "step 4" in card           # trained 5 steps, best checkpoint at step 4
+    meta = json.loads((out / "config.json").read_text())
+    assert abs(meta["valid_nll_fp16"] - meta["valid_nll_fp32"]) < 0.01 and "fp16 storage" in card
     codec = MdctGenCodec(weights_path=out / "model.safetensors")
     x = sf.read(tmp_path / "0.flac", dtype="float32")[0][None, :3200]
     y = codec.decompress(codec.compress(x, 16).chunks, 1, 3200, 16)

@@ -232,9 +232,26 @@ def fit(cfg: FitConfig, train_npz: str | os.PathLike, valid_npz: str | os.PathLi
     return {"steps": state["step"], "best_valid_nll": state["best"], "seconds": state["seconds"]}
 
 
-def export(run: str | os.PathLike, out_dir: str | os.PathLike, name: str, note: str = "") -> Path:
+def fp16_check(state: dict, cfg: SampleRnnConfig, valid_npz: str | os.PathLike, batches: int = 4,
+               batch: int = 8, crop_blocks: int = 8) -> tuple[float, float]:
+    """Validation NLL with the float32 weights and with the same weights rounded to fp16 (what
+    ships), on fixed validation crops."""
+    data = CropSampler(valid_npz, cfg).fixed_batches(batch, crop_blocks, batches)
+    out = []
+    for dtype in (torch.float32, torch.float16):
+        model = SampleRnn(cfg)
+        model.load_state_dict({k: v.to(dtype).to(torch.float32) for k, v in state.items()})
+        model.eval()
+        with torch.no_grad():
+            out.append(float(np.mean([float(model.nll(*b)) for b in data])))
+    return out[0], out[1]
+
+
+def export(run: str | os.PathLike, out_dir: str | os.PathLike, name: str, note: str = "",
+           valid_npz: str | os.PathLike | None = None) -> Path:
     """Write ``RUN/best.pt`` as ``out_dir/model.safetensors`` (fp16), ``config.json`` and
-    ``MODEL_CARD.md``."""
+    ``MODEL_CARD.md``; with ``valid_npz`` the card also compares the validation NLL of the
+    float32 and the fp16 weights."""
     from safetensors.torch import save_file
 
     ck = torch.load(Path(run) / "best.pt", weights_only=False)
@@ -267,6 +284,12 @@ def export(run: str | os.PathLike, out_dir: str | os.PathLike, name: str, note: 
              "- validation history (step: NLL): " + ", ".join(f"{h['step']}: {h['valid_nll']:.3f}"
                                                               for h in total.get("history", [])),
              ]
+    if valid_npz is not None:
+        f32, f16 = fp16_check(ck["model"], SampleRnnConfig.from_dict(ck["config"]), valid_npz)
+        cfg["valid_nll_fp32"], cfg["valid_nll_fp16"] = f32, f16
+        (out / "config.json").write_text(json.dumps(cfg, indent=1, sort_keys=True) + "\n")
+        lines.append(f"- fp16 storage: validation NLL {f16:.4f} with the fp16 weights vs {f32:.4f} in float32 "
+                     f"(4 fixed batches of {Path(valid_npz).name})")
     if note:
         lines += ["", note]
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
@@ -303,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--out", required=True)
     e.add_argument("--name", required=True)
     e.add_argument("--note", default="")
+    e.add_argument("--valid", default=None, help="prepared validation .npz: compare fp32 and fp16 NLL in the card")
     a = ap.parse_args(argv)
     if a.cmd == "prepare":
         print(json.dumps(prepare(a.manifest, a.kind, a.split, a.out, a.kbps, limit=a.limit)))
@@ -313,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = FitConfig(kind=a.kind, max_seconds=a.max_seconds, model=model, **kw)
         print(json.dumps(fit(cfg, a.train, a.valid, a.out, log=lambda s: print(s, flush=True))))
     else:
-        print(export(a.run, a.out, a.name, a.note))
+        print(export(a.run, a.out, a.name, a.note, a.valid))
     return 0
 
 
