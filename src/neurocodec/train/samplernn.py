@@ -257,6 +257,8 @@ def export(run: str | os.PathLike, out_dir: str | os.PathLike, name: str, note: 
     ck = torch.load(Path(run) / "best.pt", weights_only=False)
     last_path = Path(run) / "last.pt"
     total = torch.load(last_path, weights_only=False)["state"] if last_path.exists() else ck["state"]
+    if ck["state"]["step"] > total["step"]:  # a run stopped between checkpoints: best.pt is newer
+        total = ck["state"]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in ck["model"].items()}
