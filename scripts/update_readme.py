@@ -50,6 +50,15 @@ BLOCKS: dict[str, list[str]] = {
         ".venv/bin/python scripts/listen_demo.py reports/listen-demo --careless 2",
         f"{NC} listen results reports/listen-demo --figure docs/img/listen-results.png",
     ],
+    "samplernn-speed": [".venv/bin/python bench/bench_samplernn.py --seconds 4 --widths 32,64,128 --repeat 2"],
+    "fig6c": [".venv/bin/python scripts/fig6c_samplernn.py --manifest corpus16/manifest.jsonl --files 8 --seconds 4 "
+              "--out docs/figures/fig6c_samplernn.png"],
+    "eval-gen": [
+        CORPUS,
+        f"{NC} eval --codecs mdct-gen,mdct,opus,amrwb --bitrates 16 --data corpus16/manifest.jsonl "
+        "--sources speech-real,speech-tts --metrics pesq_wb,visqol_speech,dnsmos_ovrl,twof --limit 8 --jobs 2 -q "
+        "--out reports/speech16-gen",
+    ],
     "eval-music": [
         CORPUS,
         f"{NC} eval --codecs mdct,opus,aac --bitrates 16,24,32 --data corpus16/manifest.jsonl "

@@ -113,10 +113,16 @@ class Codec:
         """Decode a ``.ncdc`` byte string made by this codec into ``((C, T) float32, rate)``."""
         return self.decode_stream(unpack(bytes(data)), sample_rate)
 
-    def decode_stream(self, stream: Stream, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    def decode_stream(self, stream: Stream, sample_rate: int | None = None, **options) -> tuple[np.ndarray, int]:
+        """Decode a parsed stream; ``options`` are the codec's decode options (``decode_options``,
+        e.g. ``seed``/``mean`` of mdct-gen).  A codec may decode the streams of the codec ids in
+        its ``decodes_streams_of`` (mdct-gen decodes mdct streams)."""
         h = stream.header
-        if h.codec_id != self.name:
+        if h.codec_id != self.name and h.codec_id not in getattr(self.model, "decodes_streams_of", ()):
             raise StreamError(f"stream was made by codec '{h.codec_id}', not '{self.name}'")
+        bad = sorted(set(options) - set(getattr(self.model, "decode_options", ())))
+        if bad:
+            raise UserError(f"codec '{self.name}' has no decode option {', '.join(bad)}")
         versions = self.model.decodable_versions()
         if h.codec_version not in versions:
             raise UnsupportedVersionError(
@@ -132,7 +138,7 @@ class Codec:
             )
         if h.codec_sample_rate != self.sample_rate:
             raise CorruptStreamError("stream header is inconsistent (codec sample rate)")
-        y = self.model.decompress(stream.chunks, h.channels, h.codec_num_samples, h.bitrate_bps / 1000)
+        y = self.model.decompress(stream.chunks, h.channels, h.codec_num_samples, h.bitrate_bps / 1000, **options)
         out_rate = _check_rate(sample_rate, "output ") if sample_rate else h.sample_rate
         x = audio_io.resample(np.asarray(y, dtype=np.float32), self.sample_rate, out_rate)
         n_out = h.num_samples if out_rate == h.sample_rate else int(round(h.num_samples * out_rate / h.sample_rate))
@@ -209,10 +215,13 @@ def info(data: bytes) -> StreamInfo:
     return StreamInfo.from_stream(unpack(bytes(data)))
 
 
-def decompress(data: bytes, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
-    """Decode any ``.ncdc`` byte string with the codec named in its header."""
+def decompress(data: bytes, sample_rate: int | None = None, codec: str | None = None,
+               **options) -> tuple[np.ndarray, int]:
+    """Decode any ``.ncdc`` byte string with the codec named in its header, or with ``codec``
+    (one that decodes that stream, e.g. ``mdct-gen`` for an ``mdct`` stream) and its decode
+    ``options`` (``seed=``, ``mean=``)."""
     stream = unpack(bytes(data))
-    return load(stream.header.codec_id).decode_stream(stream, sample_rate)
+    return load(codec or stream.header.codec_id).decode_stream(stream, sample_rate, **options)
 
 
 def read_file(path: str | os.PathLike) -> bytes:

@@ -60,7 +60,8 @@ def cmd_decode(args) -> int:
 
     data = api.read_file(args.input)
     t0 = time.perf_counter()
-    wav, sr = api.decompress(data, sample_rate=args.sample_rate)
+    options = {k: getattr(args, k) for k in ("seed", "mean") if getattr(args, k, None) is not None}
+    wav, sr = api.decompress(data, sample_rate=args.sample_rate, codec=args.decode_codec, **options)
     audio.write_audio(args.output, wav, sr)
     _say(args, f"{args.input} -> {args.output}  {wav.shape[1] / sr:.2f} s, {wav.shape[0]} ch, {sr} Hz, "
                f"{time.perf_counter() - t0:.2f} s")
@@ -186,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("input", help=".ncdc file")
     d.add_argument("output", help="output audio file (.wav or .flac)")
     d.add_argument("--sample-rate", type=int, default=None, help="output rate (default: the original rate)")
+    d.add_argument("--codec", dest="decode_codec", default=None,
+                   help="decode with this codec instead of the stream's (e.g. mdct-gen for an mdct stream)")
+    d.add_argument("--seed", type=int, default=None, help="generative decoders: random seed (default 0)")
+    d.add_argument("--mean", type=int, default=None, help="generative decoders: output the mean of N realizations")
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=cmd_decode)
 

@@ -93,6 +93,8 @@ def create(codec_id: str, **kwargs) -> CodecModel:
 
 # Built-in codecs.  Each line is the single place a codec id is bound to its implementation.
 register("mdct", "neurocodec.codecs.mdct:MdctCodec", "MDCT waveform coder (fejgin2020 §3.1)")
+register("mdct-gen", "neurocodec.codecs.mdct_gen:MdctGenCodec", "mdct stream, SampleRNN generative decoder, speech (fejgin2020 §3)")
+register("mdct-gen-piano", "neurocodec.codecs.mdct_gen:MdctGenPianoCodec", "mdct stream, SampleRNN generative decoder, piano (fejgin2020 §3)")
 register("pcm", "neurocodec.codecs.pcm:PcmCodec", "16-bit PCM reference anchor")
 register("cq", "neurocodec.codecs.cq:CqCodec", "CQ: trainable LPC + residual autoencoder (zhen2020)", learned=True)
 register("cmrl", "neurocodec.codecs.cmrl:CmrlCodec", "CMRL: cascaded residual autoencoders (zhen2019)", learned=True)
