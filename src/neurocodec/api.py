@@ -204,8 +204,9 @@ def payload_budget(model: CodecModel, kbps: float, channels: int, num_samples: i
     """Bytes the payload chunks may occupy so that the whole stream of ``num_samples`` at
     ``sample_rate`` (``codec_num_samples`` at the codec's rate) fits ``kbps x duration``:
     the nominal size less the container's header and end marker and its per-chunk framing
-    (for the chunk count the codec announces, :meth:`CodecModel.num_chunks`)."""
-    frame = framing(model.codec_id)
+    (for the chunk count the codec announces, :meth:`CodecModel.num_chunks`).  A codec that
+    writes another codec's payload (``payload_framing_of``, mdct-gen) is budgeted as that one."""
+    frame = framing(getattr(model, "payload_framing_of", model.codec_id))
     chunks = model.num_chunks(channels, codec_num_samples, kbps) or 0
     return int(kbps * 1000.0 / 8.0 * num_samples / sample_rate) - frame.bytes_for(chunks)
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from neurocodec import api
+from neurocodec.bitstream import unpack
 from neurocodec.codecs.mdct import MdctCodec
 from neurocodec.codecs.mdct_gen import MdctGenCodec, MdctGenPianoCodec
 from neurocodec.errors import StreamError, UserError, WeightsError
@@ -52,14 +53,14 @@ def test_golden_stream_of_the_example():
     wav, sr = read_audio("examples/speech.flac")
     data = api.load("mdct-gen").compress(wav, sr, bitrate=16)
     ref = api.load("mdct").compress(wav, sr, bitrate=16)
-    assert api.read_stream(data).chunks == api.read_stream(ref).chunks
+    assert unpack(data).chunks == unpack(ref).chunks
     assert api.info(data).codec == "mdct-gen"
     assert hashlib.md5(data).hexdigest() == GOLDEN_SPEECH_16K
 
 
 #: examples/speech.flac at 16 kbps through `encode --codec mdct-gen`: the mdct payload (asserted
 #: equal above) in a container naming mdct-gen; changes whenever the mdct stream does
-GOLDEN_SPEECH_16K = "32601ca688e982079014071939115f1d"
+GOLDEN_SPEECH_16K = "aa3af99ebd26202f55996338c48dcd62"
 
 
 def test_seed_reproducible_and_mean_of_n(tiny_weights, clip):

@@ -60,6 +60,8 @@ class MdctGenCodec(MdctCodec):
     weights_name = "mdct-gen-16k"
     #: streams of these codec ids decode with this codec (same bitstream)
     decodes_streams_of = ("mdct",)
+    #: the payload is budgeted as an ``mdct`` stream's, so both write identical chunks
+    payload_framing_of = "mdct"
     #: keyword options of :meth:`decompress` the CLI may pass
     decode_options = ("seed", "mean", "threads")
 
