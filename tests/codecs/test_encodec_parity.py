@@ -116,3 +116,21 @@ def test_wrong_checkpoint_is_rejected(ref24):
         convert_state_dict(sd)
     with pytest.raises(WeightsError):
         convert_state_dict({"foo": torch.zeros(1)})
+
+
+def test_lm_matches_reference_lm():
+    _reference()
+    from encodec.model import LMModel
+
+    from neurocodec.codecs.encodec_lm import CodeLM, convert_reference_lm
+
+    torch.manual_seed(0)
+    ref = LMModel(n_q=4, card=32, dim=40, num_layers=2, past_context=10).eval()
+    lm = convert_reference_lm(ref.state_dict())
+    lm.past_context = 10
+    codes = torch.randint(0, 32, (1, 4, 30))
+    inputs = CodeLM.inputs_for(codes)
+    with torch.no_grad():
+        probs, _, _ = ref(inputs)  # (B, card, K, T)
+        mine = torch.softmax(lm(inputs), -1).permute(0, 3, 1, 2)
+    assert (probs - mine).abs().max().item() < 1e-5

@@ -243,3 +243,17 @@ register_recipe("cmrl", "neurocodec.codecs.cmrl:CmrlConfig", "neurocodec.codecs.
 register_recipe("cq", "neurocodec.codecs.cq:CqConfig", "neurocodec.codecs.cq:CqCodec",
                 config_for_bitrate="neurocodec.codecs.cq:cq_config", train=_CASCADE_TRAIN,
                 summary="CQ collaborative LPC/residual quantization (zhen2020)")
+
+#: EnCodec (defossez2022 §4.4): Adam 3e-4, betas (0.5, 0.9), 1 s segments; the balancer's surrogate
+#: loss is not a loss value, so the explosion ratio test is off
+_ENCODEC_TRAIN = {"lr": 3e-4, "betas": (0.5, 0.9), "batch_size": 8, "segment_samples": 24000,
+                  "val_segment_samples": 48000, "val_every": 500, "ckpt_every": 100, "explode_factor": 0.0,
+                  "steps": 20000}
+register_recipe("encodec-24k", "neurocodec.codecs.encodec:EncodecConfig", "neurocodec.codecs.encodec:EncodecCodec",
+                config_for_bitrate="neurocodec.codecs.encodec:encodec_24k_config", train=_ENCODEC_TRAIN,
+                summary="EnCodec 24 kHz streamable (defossez2022)")
+register_recipe("encodec-16k", "neurocodec.codecs.encodec:EncodecConfig", "neurocodec.codecs.encodec:EncodecCodec",
+                config_for_bitrate="neurocodec.codecs.encodec:encodec_16k_config",
+                train={**_ENCODEC_TRAIN, "segment_samples": 16000, "val_segment_samples": 32000,
+                       "sources": SPEECH_SOURCES},
+                summary="EnCodec 16 kHz speech (defossez2022)")
