@@ -134,3 +134,32 @@ def test_lm_matches_reference_lm():
         probs, _, _ = ref(inputs)  # (B, card, K, T)
         mine = torch.softmax(lm(inputs), -1).permute(0, 3, 1, 2)
     assert (probs - mine).abs().max().item() < 1e-5
+
+
+def test_import_command_and_official_codec(ref24, tmp_path):
+    _reference()
+    import numpy as np
+    from encodec.model import LMModel
+
+    from neurocodec import api
+    from neurocodec.cli import main
+
+    torch.save(ref24.state_dict(), tmp_path / "encodec_24khz.th")
+    torch.manual_seed(0)
+    lm = LMModel(n_q=32, card=1024, dim=200, num_layers=5, past_context=262)
+    torch.save(lm.state_dict(), tmp_path / "encodec_lm_24khz.th")
+    out = tmp_path / "w"
+    assert main(["import", "encodec", str(tmp_path / "encodec_24khz.th"), "--lm",
+                 str(tmp_path / "encodec_lm_24khz.th"), "--out", str(out)]) == 0
+    codec = api.load("encodec-24k-official", weights_dir=out)
+    x = (np.random.default_rng(0).standard_normal((1, 6000)) * 0.2).astype(np.float32)
+    enc = codec.model.compress(x, 3.0)
+    assert enc.chunks[0][0] == 2  # LM-coded by default when the model has its LM
+    y = codec.model.decompress(enc.chunks, 1, x.shape[1], 3.0)
+    ref24.set_target_bandwidth(3.0)
+    with torch.no_grad():
+        (codes, _), = ref24.encode(torch.from_numpy(x)[None])
+        ref = ref24.decode([(codes, None)])[0, :, :x.shape[1]].numpy()
+    assert np.abs(y - ref).max() < 1e-4
+    assert main(["import", "encodec", str(tmp_path / "encodec_lm_24khz.th"), "--out", str(out)]) == 2
+    assert main(["import", "encodec", str(tmp_path / "missing.th")]) == 2

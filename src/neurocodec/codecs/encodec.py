@@ -544,3 +544,11 @@ def encodec_24k(weights_dir: str | Path | None = None) -> EncodecPretrained:
 def encodec_16k(weights_dir: str | Path | None = None) -> EncodecPretrained:
     """The registered 16 kHz speech EnCodec."""
     return EncodecPretrained("encodec-16k", encodec_16k_config(), weights_dir)
+
+
+def encodec_24k_official(weights_dir: str | Path | None = None) -> EncodecPretrained:
+    """The official 24 kHz EnCodec, once converted with ``neurocodec import encodec FILE.th``."""
+    from .encodec_import import user_weights_dir
+
+    return EncodecPretrained("encodec-24k-official", EncodecConfig(),
+                             weights_dir if weights_dir is not None else user_weights_dir() / "encodec-24k-official")

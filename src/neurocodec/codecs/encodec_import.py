@@ -139,3 +139,66 @@ def load_reference_checkpoint(path: str | Path) -> Mapping[str, torch.Tensor]:
 
 __all__ = ["key_map", "guess_config", "convert_state_dict", "load_reference_checkpoint",
            "SConv1d", "SConvTranspose1d", "SeanetConfig"]
+
+
+def user_weights_dir() -> Path:
+    """Where imported weights go: ``$NEUROCODEC_WEIGHTS_HOME`` or ``~/.cache/neurocodec/weights``."""
+    import os
+
+    env = os.environ.get("NEUROCODEC_WEIGHTS_HOME")
+    return Path(env) if env else Path.home() / ".cache" / "neurocodec" / "weights"
+
+
+def import_checkpoint(model_path: str | Path, lm_path: str | Path | None = None,
+                      out_dir: str | Path | None = None) -> Path:
+    """Convert an official 24 kHz EnCodec checkpoint (and optionally its LM) into the codec
+    ``encodec-24k-official``; returns the written ``model.safetensors``."""
+    from .encodec import EncodecCodec, EncodecConfig
+
+    state = load_reference_checkpoint(model_path)
+    cfg = guess_config(state)
+    if cfg.sample_rate != 24000:
+        raise WeightsError("48 kHz checkpoints convert to the network (codecs.encodec_import.convert_state_dict) "
+                           "but no codec of this package codes with the non-streamable model yet")
+    net = convert_state_dict(state, cfg)
+    lm = None
+    ccfg = EncodecConfig()
+    if lm_path is not None:
+        from .encodec_lm import convert_reference_lm
+
+        lm_state = load_reference_checkpoint(lm_path)
+        if "linears.0.weight" not in lm_state:
+            raise WeightsError(f"{lm_path} is not an EnCodec LM checkpoint")
+        lm = convert_reference_lm(lm_state)
+        ccfg = EncodecConfig(lm_n_q=lm.n_q, lm_dim=lm.dim, lm_layers=len(lm.layers), lm_heads=lm.heads,
+                             lm_ff=lm.layers[0].linear1.out_features)
+    codec = EncodecCodec(ccfg, codec_id="encodec-24k-official")
+    codec.net.load_state_dict(net.state_dict())
+    if lm is not None:
+        codec.lm.load_state_dict(lm.state_dict())
+    out = Path(out_dir) if out_dir is not None else user_weights_dir() / "encodec-24k-official"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "model.safetensors"
+    codec.save_pretrained(path)
+    return path
+
+
+def add_import_parser(sub) -> None:
+    """``neurocodec import encodec FILE.th [--lm LM.th] [--out DIR]``."""
+    p = sub.add_parser("import", help="convert official checkpoints of other toolkits (EnCodec)")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=sub._parser_class)
+    e = kinds.add_parser("encodec", help="official EnCodec 24 kHz checkpoint (encodec_24khz-*.th) -> "
+                                         "codec 'encodec-24k-official'")
+    e.add_argument("checkpoint", help="encodec_24khz-d7cc33bc.th (a PyTorch state dict)")
+    e.add_argument("--lm", default=None, help="its language model, encodec_lm_24khz-1608e3c0.th (LM entropy coding)")
+    e.add_argument("--out", default=None, help="output folder (default: $NEUROCODEC_WEIGHTS_HOME or "
+                                                "~/.cache/neurocodec/weights, /encodec-24k-official)")
+    e.set_defaults(func=_cmd_import_encodec)
+
+
+def _cmd_import_encodec(args) -> int:
+    import sys
+
+    path = import_checkpoint(args.checkpoint, args.lm, args.out)
+    print(f"wrote {path}; use it with --codec encodec-24k-official", file=sys.stderr)
+    return 0
