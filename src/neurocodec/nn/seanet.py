@@ -37,6 +37,8 @@ from torch import nn
 from torch.nn import functional as F
 
 NORMS = ("weight_norm", "time_group_norm", "none")
+#: convolutions with at most this many output frames run as a matmul (streaming blocks)
+SMALL_CONV = 8
 PAD_MODES = ("reflect", "constant")
 
 
@@ -121,6 +123,15 @@ class SConv1d(_WeightNormed):
         return super().weight() if self.norm_type == "weight_norm" else self.weight_raw
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        keff = self.effective_kernel
+        n_out = (x.shape[-1] - keff) // self.stride + 1 if x.shape[-1] >= keff else 0
+        if 0 < n_out <= SMALL_CONV and self.norm is None:
+            # a few output frames (streaming): im2col + one matmul instead of a conv1d call,
+            # whose set-up costs far more than the arithmetic at this size
+            cols = x.unfold(-1, keff, self.stride)[..., ::self.dilation]  # (B, Cin, n, K)
+            w = self.weight()
+            y = torch.matmul(cols.permute(0, 2, 1, 3).reshape(x.shape[0], n_out, -1), w.reshape(w.shape[0], -1).t())
+            return (y + self.bias).transpose(1, 2)
         y = F.conv1d(x, self.weight(), self.bias, self.stride, 0, self.dilation)
         return self.norm(y) if self.norm is not None else y
 
@@ -208,7 +219,11 @@ class SConvTranspose1d(_WeightNormed):
         n = x.shape[-1]
         out = x.new_zeros(x.shape[0], self.bias.shape[0], 0)
         if n:
-            y = F.conv_transpose1d(x, self.weight(), None, self.stride)
+            w = self.weight()
+            if n == 1:  # one frame: a matmul (see SConv1d._conv)
+                y = (x[:, :, 0] @ w.reshape(w.shape[0], -1)).view(x.shape[0], w.shape[1], w.shape[2])
+            else:
+                y = F.conv_transpose1d(x, w, None, self.stride)
             pend = st.get("pending")
             if pend is not None:
                 y[..., :pend.shape[-1]] += pend
@@ -232,13 +247,36 @@ class SLSTM(nn.Module):
         return (y + x).permute(1, 2, 0)
 
     def stream(self, x: torch.Tensor, st: dict, final: bool = False) -> torch.Tensor:
+        """Step by step with explicit gates (a one-step ``nn.LSTM`` call costs milliseconds of
+        set-up on CPU); the state ``(h, c)`` of every layer carries over."""
         if x.shape[-1] == 0:
             return x
-        xt = x.permute(2, 0, 1)
-        y, st["hc"] = self.lstm(xt, st.get("hc"))
+        xt = x.permute(2, 0, 1)  # (T, B, C)
+        inp = xt
+        hcs = st.get("hc") or [None] * self.lstm.num_layers
+        for layer in range(self.lstm.num_layers):
+            w_ih = getattr(self.lstm, f"weight_ih_l{layer}")
+            w_hh = getattr(self.lstm, f"weight_hh_l{layer}")
+            b = getattr(self.lstm, f"bias_ih_l{layer}") + getattr(self.lstm, f"bias_hh_l{layer}")
+            pre = torch.addmm(b, inp.reshape(-1, inp.shape[-1]), w_ih.t()).view(inp.shape[0], inp.shape[1], -1)
+            if hcs[layer] is None:
+                h = inp.new_zeros(inp.shape[1], w_hh.shape[1])
+                c = inp.new_zeros(inp.shape[1], w_hh.shape[1])
+            else:
+                h, c = hcs[layer]
+            outs = []
+            for t in range(inp.shape[0]):
+                g = pre[t] + h @ w_hh.t()
+                i, f, gg, o = g.chunk(4, dim=1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                outs.append(h)
+            hcs[layer] = (h, c)
+            inp = torch.stack(outs)
+        st["hc"] = hcs
         if final:
             st.clear()
-        return (y + xt).permute(1, 2, 0)
+        return (inp + xt).permute(1, 2, 0)
 
 
 class ResidualUnit(nn.Module):

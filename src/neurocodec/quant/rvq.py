@@ -91,7 +91,13 @@ class EmaCodebook(nn.Module):
     def nearest(self, x: torch.Tensor) -> torch.Tensor:
         """Index of the nearest entry of each row of ``x`` ``(N, D)``."""
         e = self.embed.t()
-        score = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ e + e.pow(2).sum(0, keepdim=True))
+        key = (self.embed._version, self.embed.data_ptr())
+        cache = getattr(self, "_norm_cache", None)
+        if self.training or cache is None or cache[0] != key:
+            cache = (key, e.pow(2).sum(0, keepdim=True))
+            if not self.training:
+                self._norm_cache = cache
+        score = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ e + cache[1])
         return score.max(dim=-1).indices
 
     def lookup(self, idx: torch.Tensor) -> torch.Tensor:
