@@ -43,6 +43,7 @@ BLOCKS: dict[str, list[str]] = {
     ],
     "rate-learned": [".venv/bin/python scripts/split_bitrate.py reports/speech16-learned --codecs cq,cmrl,amrwb,opus"],
     "cascade-coders": [".venv/bin/python bench/bench_cascade_coders.py --data examples/speech.flac"],
+    "encodec-bench": [".venv/bin/python bench/bench_encodec.py --seconds 10 --kbps 6"],
     "eval-music": [
         CORPUS,
         f"{NC} eval --codecs mdct,opus,aac --bitrates 16,24,32 --data corpus16/manifest.jsonl "
