@@ -107,6 +107,13 @@ def encodec_24k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
     return EncodecConfig()
 
 
+def shipped_24k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
+    """The shipped reduced 24 kHz model (10 MB weight budget): C=16, D=64, one LSTM layer, 16
+    codebooks (1.5-12 kbps), zero padding, and a small LM (dim 32, 5 layers, 4 heads, FF 128)."""
+    return EncodecConfig(n_filters=16, dimension=64, lstm_layers=1, n_q=16, bandwidths=(1.5, 3.0, 6.0, 12.0),
+                         pad_mode="constant", lm_n_q=16, lm_dim=32, lm_layers=5, lm_heads=4, lm_ff=128)
+
+
 def encodec_16k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
     """A 16 kHz speech configuration: the same strides (hop 320, 50 frames/s, 0.5 kbps per
     codebook), 1-8 kbps with up to 16 codebooks."""
@@ -538,7 +545,7 @@ class EncodecPretrained(CodecModel):
 
 def encodec_24k(weights_dir: str | Path | None = None) -> EncodecPretrained:
     """The registered 24 kHz streamable EnCodec (shipped reduced-width weights, see its model card)."""
-    return EncodecPretrained("encodec-24k", encodec_24k_config(), weights_dir)
+    return EncodecPretrained("encodec-24k", shipped_24k_config(), weights_dir)
 
 
 def encodec_16k(weights_dir: str | Path | None = None) -> EncodecPretrained:

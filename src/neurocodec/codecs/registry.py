@@ -59,9 +59,9 @@ register("mdct", "neurocodec.codecs.mdct:MdctCodec", "MDCT waveform coder (fejgi
 register("pcm", "neurocodec.codecs.pcm:PcmCodec", "16-bit PCM reference anchor")
 register("cq", "neurocodec.codecs.pretrained:cq_family", "CQ: trainable LPC + residual autoencoder (zhen2020)")
 register("cmrl", "neurocodec.codecs.pretrained:cmrl_family", "CMRL: cascaded residual autoencoders (zhen2019)")
-register("encodec-24k", "neurocodec.codecs.encodec:encodec_24k", "EnCodec 24 kHz streamable, 1.5-24 kbps (defossez2022)")
+register("encodec-24k", "neurocodec.codecs.encodec:encodec_24k", "EnCodec 24 kHz streamable, reduced shipped model, 1.5-12 kbps (defossez2022)")
 register("encodec-24k-official", "neurocodec.codecs.encodec:encodec_24k_official",
-         "EnCodec 24 kHz, official weights converted by 'neurocodec import encodec' (defossez2022)")
+         "EnCodec 24 kHz, official weights from 'neurocodec import encodec' (defossez2022)")
 register("encodec-16k", "neurocodec.codecs.encodec:encodec_16k", "EnCodec 16 kHz speech, 1-8 kbps (defossez2022)")
 # Classic baselines (system libraries / tools; see docs/baselines.md).
 register("opus", "neurocodec.baselines.opus:OpusCodec", "Opus (libopus), 6-510 kbps, 16 kHz, baseline")
