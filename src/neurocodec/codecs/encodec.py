@@ -203,11 +203,11 @@ class EncodecCodec(nn.Module, CodecModel):
     # -- weights ----------------------------------------------------------------------------
     def shipped_state(self) -> dict[str, torch.Tensor]:
         """What a shipped checkpoint holds: the (EMA) network, the static tables and the LM."""
-        src = self._train_parts.get("ema") if self._train_parts.get("ema") is not None else None
+        src = self._train_parts.get("ema") if self.config.weight_ema > 0 else None
         out = {}
         net_state = self.net.state_dict()
         if src is not None:
-            net_state.update({k: v for k, v in src.items()})
+            net_state.update({k: v for k, v in src.items() if k in net_state})
         out.update({f"net.{k}": v for k, v in net_state.items()})
         out["static_cdf"] = self.static_cdf
         if self.lm is not None:
@@ -346,8 +346,14 @@ class EncodecCodec(nn.Module, CodecModel):
         state = self.net.state_dict()
         ema = self._train_parts.get("ema")
         if ema is None:
-            self._train_parts["ema"] = {k: v.detach().clone() for k, v in state.items()}
+            ema = self._train_parts["ema"] = {k: v.detach().clone() for k, v in state.items()}
+            ema["updates"] = torch.zeros(())
             return
+        if "updates" not in ema:
+            ema["updates"] = torch.zeros(())
+        ema["updates"] += 1
+        n = float(ema["updates"])
+        d = min(d, (1 + n) / (10 + n))  # warm-up: early weights fade out of short runs
         for k, v in state.items():
             if v.dtype.is_floating_point and "codebooks" not in k:
                 ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
