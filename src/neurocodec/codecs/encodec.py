@@ -86,6 +86,7 @@ class EncodecConfig:
     lambda_g: float = 3.0
     lambda_feat: float = 3.0
     lambda_w: float = 1.0
+    mel_log: bool = True  # multi-scale mel loss on log10 magnitudes (see MultiScaleMelLoss)
     balancer: bool = True
     balancer_beta: float = 0.999
     adversarial_start: int = 0  # first step with the discriminator (-1: never; reconstruction only)
@@ -171,7 +172,7 @@ class EncodecCodec(nn.Module, CodecModel):
     def config_dict(self) -> dict[str, Any]:
         d = asdict(self.config)
         for k in [f.name for f in fields(EncodecConfig)]:  # training settings do not shape the bitstream
-            if k.startswith(("lambda_", "disc_", "balancer", "adversarial", "weight_ema")):
+            if k.startswith(("lambda_", "disc_", "balancer", "adversarial", "weight_ema", "mel_")):
                 d.pop(k)
         return d
 
@@ -282,7 +283,7 @@ class EncodecCodec(nn.Module, CodecModel):
 
             cfg = self.config
             dev = self.static_cdf.device
-            p["mel"] = MultiScaleMelLoss(cfg.sample_rate).to(dev)
+            p["mel"] = MultiScaleMelLoss(cfg.sample_rate, log=cfg.mel_log).to(dev)
             p["balancer"] = Balancer({"t": cfg.lambda_t, "f": cfg.lambda_f, "g": cfg.lambda_g,
                                       "feat": cfg.lambda_feat}, beta=cfg.balancer_beta)
             if cfg.adversarial_start >= 0:

@@ -18,11 +18,12 @@ class MultiScaleMelLoss(nn.Module):
     """Eq. 1: ``1/(|alpha| |e|) sum_i ||S_i(x) - S_i(y)||_1 + alpha_i ||S_i(x) - S_i(y)||_2`` over
     64-bin mel spectrograms of a normalised STFT with windows ``2^i``, ``i = 5..11``, hop a quarter
     window, ``alpha_i = 1`` (the norms are taken as means over bins and frames, and the L2 term as a
-    mean squared error)."""
+    mean squared error).  ``log``: compare ``log10(max(S, 1e-5))`` instead of ``S`` (the paper does
+    not say; log magnitudes weigh quiet bands more, which short runs need)."""
 
-    def __init__(self, sample_rate: int, scales: Sequence[int] = range(5, 12), n_mels: int = 64):
+    def __init__(self, sample_rate: int, scales: Sequence[int] = range(5, 12), n_mels: int = 64, log: bool = False):
         super().__init__()
-        self.mels = nn.ModuleList([MelSpectrogram(sample_rate, 2 ** i, 2 ** i // 4, n_mels=n_mels, log=False)
+        self.mels = nn.ModuleList([MelSpectrogram(sample_rate, 2 ** i, 2 ** i // 4, n_mels=n_mels, log=log)
                                    for i in scales])
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
