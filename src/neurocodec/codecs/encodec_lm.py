@@ -255,7 +255,9 @@ class IntegerLM:
                 "f2": _IntLinear(layer.linear2.weight, layer.linear2.bias),
                 "n1": _IntLayerNorm(layer.norm1), "n2": _IntLayerNorm(layer.norm2),
             })
-        self.heads_w = [_IntLinear(lin.weight, lin.bias) for lin in lm.linears]
+        # all codebook heads as one matrix (one shift for all), so one matmul gives every logit
+        self.heads_w = _IntLinear(torch.cat([lin.weight for lin in lm.linears]),
+                                  torch.cat([lin.bias for lin in lm.linears]))
         # logits (scale 2^ACT_BITS) -> steps of 1/OUT_RES nat: an exact power-of-two scaling
         self.att_scale = ATT_RES / (2.0 ** (2 * ACT_BITS) * math.sqrt(self.hd))
         self._pos_blocks: dict[int, torch.Tensor] = {}
@@ -301,22 +303,25 @@ class IntegerLM:
             qi = torch.arange(n)[:, None] + past
             kj = torch.arange(keys.shape[0])[None, :]
             valid = (qi - kj >= 0) & (qi - kj <= self.past_context)
-            out = torch.empty(n, self.dim, dtype=torch.float64)
-            for hh in range(self.heads):
-                sl = slice(hh * self.hd, (hh + 1) * self.hd)
-                s = q[:, sl] @ keys[:, sl].t()
-                s = s.masked_fill(~valid, -2.0 ** 60)
-                smax = s.max(dim=1, keepdim=True).values
-                z = torch.round((smax - s) * att_t).clamp(0, _ATT_ZMAX).to(torch.int64)
-                e = exp_t[z]
-                out[:, sl] = torch.round((e @ vals[:, sl]) / e.sum(1, keepdim=True))
+            m = keys.shape[0]
+            qh = q.view(n, self.heads, self.hd).transpose(0, 1)  # (H, n, hd)
+            kh = keys.view(m, self.heads, self.hd).permute(1, 2, 0)  # (H, hd, m)
+            vh = vals.view(m, self.heads, self.hd).transpose(0, 1)  # (H, m, hd)
+            s = torch.bmm(qh, kh).masked_fill(~valid, -2.0 ** 60)  # exact integer scores
+            smax = s.max(dim=2, keepdim=True).values
+            z = torch.round((smax - s) * att_t).clamp(0, _ATT_ZMAX).to(torch.int64)
+            e = exp_t[z]
+            out = torch.round(torch.bmm(e, vh) / e.sum(2, keepdim=True)).transpose(0, 1).reshape(n, self.dim)
             h = lay["n1"](_clamp(h + lay["o"](out)))
             h = lay["n2"](_clamp(h + lay["f2"](_gelu_int(lay["f1"](h)))))
             keep = self.past_context
             state.keys[li] = keys[-keep:]
             state.values[li] = vals[-keep:]
         state.position += n
-        return torch.stack([self.heads_w[k](h) for k in range(inputs.shape[1])], dim=1)
+        k = inputs.shape[1]
+        hw = self.heads_w
+        y = h @ hw.wt[:, :k * self.card] + hw.b[:k * self.card]
+        return _clamp(torch.round(y * 2.0 ** (-hw.s))).view(n, k, self.card)
 
     def cdfs(self, logits: torch.Tensor) -> np.ndarray:
         """Integer CDFs ``(..., card + 1)`` of total ``2^20`` from integer logits ``(..., card)``."""
