@@ -223,7 +223,11 @@ class EncodecCodec(nn.Module, CodecModel):
     def save_pretrained(self, path: str | Path) -> None:
         from safetensors.torch import save
 
-        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.coding_state().items()}
+        own = nn.Module.state_dict(self)
+        # the weight EMA is kept in float32; store it in the dtype of the module's own tensors
+        # (float16 after ``neurocodec export --fp16``)
+        state = {k: v.detach().cpu().to(own[k].dtype if k in own and v.is_floating_point() else v.dtype)
+                 .contiguous().clone() for k, v in self.coding_state().items()}
         meta = {"format": _FORMAT, "format_version": "1", "codec_id": self.codec_id,
                 "config": json.dumps(asdict(self.config), sort_keys=True)}
         atomic_write_bytes(path, save(state, metadata=meta))
@@ -473,20 +477,32 @@ class EncodecCodec(nn.Module, CodecModel):
     @torch.no_grad()
     def fit_entropy_coder(self, signals: Iterable[np.ndarray]) -> dict[str, Any]:
         """Per-codebook code histograms of ``signals`` (all ``n_q`` codebooks) -> static tables."""
-        counts = np.ones((self.config.n_q, self.config.bins))
+        bins, n_q = self.config.bins, self.config.n_q
+        counts = np.ones((n_q, bins))
+        pairs = [dict() for _ in range(n_q)]  # counts of (code at t-1, code at t), for the model card
         seconds = 0.0
         self.eval()
         for audio in signals:
             audio = np.asarray(audio, dtype=np.float32)
             seconds += audio.shape[-1] / self.sample_rate
             for ch in audio:
-                codes = self.net.encode(torch.from_numpy(ch)[None, None], self.config.n_q)[0].codes[0].numpy()
-                for k in range(self.config.n_q):
-                    counts[k] += np.bincount(codes[k], minlength=self.config.bins)
+                codes = self.net.encode(torch.from_numpy(ch)[None, None], n_q)[0].codes[0].numpy()
+                for k in range(n_q):
+                    counts[k] += np.bincount(codes[k], minlength=bins)
+                    keys, n = np.unique(codes[k][:-1] * bins + codes[k][1:], return_counts=True)
+                    for a, b in zip(keys.tolist(), n.tolist()):
+                        pairs[k][a] = pairs[k].get(a, 0) + b
         pmf = counts / counts.sum(1, keepdims=True)
         self.static_cdf.copy_(torch.from_numpy(quantize_pmf(pmf, STATIC_PRECISION)))
         ent = -(pmf * np.log2(pmf)).sum(1)
-        return {"seconds": seconds, "bits_per_code": [float(e) for e in ent]}
+        pair_ent = []
+        for k in range(n_q):
+            c = np.array(list(pairs[k].values()), dtype=np.float64)
+            p = c / c.sum() if c.size else np.ones(1)
+            pair_ent.append(float(-(p * np.log2(p)).sum() / 2))
+        return {"seconds": seconds,
+                "entropy_bits": {f"codebook{k:02d}": float(e) for k, e in enumerate(ent)},
+                "pair_entropy_bits": {f"codebook{k:02d}": e for k, e in enumerate(pair_ent)}}
 
 
 class EncodecPretrained(CodecModel):
