@@ -14,6 +14,8 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[eval,data,dev,listen]'
+	# the 'parity' extra: the reference EnCodec package without its torchaudio dependency
+	$(BIN)/pip install -q --no-deps 'encodec==0.1.1' 'einops>=0.6'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -219,10 +219,12 @@ def _extensions() -> list[Callable]:
     """Sub-command groups that live in the upper layers (evaluation, data, training, experiments)."""
     from .data.commands import add_data_parser
     from .eval.command import add_eval_parser
+    from .codecs.encodec_import import add_import_parser
     from .listen.cli import add_listen_parser
     from .train.cli import add_cli as add_train_parsers
 
-    return [add_data_parser, add_eval_parser, add_train_parsers, _add_experiment_parser, add_listen_parser]
+    return [add_data_parser, add_eval_parser, add_train_parsers, _add_experiment_parser, add_listen_parser,
+            add_import_parser]
 
 
 def _add_experiment_parser(sub) -> None:

@@ -100,6 +100,10 @@ register("cq", "neurocodec.codecs.cq:CqCodec", "CQ: trainable LPC + residual aut
 register("cmrl", "neurocodec.codecs.cmrl:CmrlCodec", "CMRL: cascaded residual autoencoders (zhen2019)", learned=True)
 register("lpc-cmrl", "neurocodec.codecs.cmrl:LpcCmrlCodec", "LPC-CMRL: fixed LPC + CMRL on the residual (zhen2019)",
          learned=True)
+register("encodec-24k", "neurocodec.codecs.encodec:encodec_24k", "EnCodec 24 kHz streamable, reduced shipped model, 1.5-12 kbps (defossez2022)")
+register("encodec-24k-official", "neurocodec.codecs.encodec:encodec_24k_official",
+         "EnCodec 24 kHz, official weights from 'neurocodec import encodec' (defossez2022)")
+register("encodec-16k", "neurocodec.codecs.encodec:encodec_16k", "EnCodec 16 kHz speech, 1-8 kbps (defossez2022)")
 # Classic baselines (system libraries / tools; see docs/baselines.md).
 register("opus", "neurocodec.baselines.opus:OpusCodec", "Opus (libopus), 6-510 kbps, 16 kHz, baseline")
 register("amrwb", "neurocodec.baselines.amrwb:AmrWbCodec", "AMR-WB (G.722.2), 9 modes 6.6-23.85 kbps, baseline")

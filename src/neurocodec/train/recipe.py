@@ -271,3 +271,17 @@ _CASCADE_TRAIN = {"lr": 1e-4, "batch_size": 32, "segment_samples": 2048, "val_se
 register_codec_recipe("cmrl", train=_CASCADE_TRAIN, summary="CMRL cascaded residual autoencoders (zhen2019)")
 register_codec_recipe("cq", train=_CASCADE_TRAIN, summary="CQ collaborative LPC/residual quantization (zhen2020)")
 register_codec_recipe("lpc-cmrl", train=_CASCADE_TRAIN, summary="LPC-CMRL: fixed LPC + CMRL cascade (zhen2019)")
+
+#: EnCodec (defossez2022 §4.4): Adam 3e-4, betas (0.5, 0.9), 1 s segments; the balancer's surrogate
+#: loss is not a loss value, so the explosion ratio test is off
+_ENCODEC_TRAIN = {"lr": 3e-4, "betas": (0.5, 0.9), "batch_size": 8, "segment_samples": 24000,
+                  "val_segment_samples": 48000, "val_every": 500, "ckpt_every": 100, "explode_factor": 0.0,
+                  "steps": 20000}
+register_recipe("encodec-24k", "neurocodec.codecs.encodec:EncodecConfig", "neurocodec.codecs.encodec:EncodecCodec",
+                config_for_bitrate="neurocodec.codecs.encodec:encodec_24k_config", train=_ENCODEC_TRAIN,
+                summary="EnCodec 24 kHz streamable (defossez2022)")
+register_recipe("encodec-16k", "neurocodec.codecs.encodec:EncodecConfig", "neurocodec.codecs.encodec:EncodecCodec",
+                config_for_bitrate="neurocodec.codecs.encodec:encodec_16k_config",
+                train={**_ENCODEC_TRAIN, "segment_samples": 16000, "val_segment_samples": 32000,
+                       "sources": SPEECH_SOURCES},
+                summary="EnCodec 16 kHz speech (defossez2022)")

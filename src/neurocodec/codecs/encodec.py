@@ -1,0 +1,584 @@
+"""EnCodec (defossez2022) as a codec of this package: the network of :mod:`.encodec_model`, its
+training objective (§3.4) and a real bitstream of its RVQ codes (§3.3).
+
+Bitrates: one model serves every bandwidth of its ladder (multi-bandwidth training, §3.2):
+``n_q = kbps / (log2(bins) * frame_rate / 1000)`` codebooks (0.75 kbps each at 24 kHz, 0.5 kbps at
+16 kHz).  ``--bitrate`` is the total over channels; each channel is coded by the mono model at its
+share.
+
+Coding is streaming by construction: the encoder takes ``block_frames * hop`` samples at a time
+(320 samples at 24 kHz: §3.1, "the model can output 320 samples as soon as the first 320 samples
+are received") through the layers' streaming state, in :meth:`EncodecCodec.compress` and in the
+push/pull API (:mod:`.encodec_stream`) alike, so both give the same codes and the same bytes.
+
+Payload: one chunk per ``frames_per_chunk`` frames (1 s), laid out as
+
+    u8 coder | u8 n_q | u16 frames | per channel: u32 length | range-coded codes
+
+with ``coder`` 0 = uniform (``log2(bins)`` bits per code), 1 = static per-codebook tables fitted on
+training audio at export, 2 = the Transformer language model of §3.3 (:mod:`.encodec_lm`), whose
+integer CDFs are computed exactly (so the encoder, all frames at once, and the decoder, one frame
+at a time with a KV cache, agree bit for bit).  Codes are range coded time-major (frame by frame,
+codebook by codebook within a frame).  The LM's context runs on across chunks of a stream.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import random
+import struct
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..audio import atomic_write_bytes
+from ..entropy.range_coder import RangeDecoder, RangeEncoder, quantize_pmf
+from ..errors import BitrateError, CorruptStreamError, WeightsError
+from ..nn.seanet import SeanetConfig
+from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult, Framing
+from .encodec_model import EncodecNet, EncodecNetConfig, StreamingDecoder, StreamingEncoder
+
+__all__ = ["EncodecConfig", "EncodecCodec", "encodec_24k_config", "encodec_16k_config", "CODER_IDS"]
+
+_FORMAT = "neurocodec-encodec"
+#: coder byte of a chunk
+CODER_IDS = {"uniform": 0, "static": 1, "lm": 2}
+_CHUNK_HEAD = struct.Struct(">BBH")
+STATIC_PRECISION = 16
+
+
+@dataclass(frozen=True)
+class EncodecConfig:
+    """One EnCodec model: network shape, coding and training settings (flat, for recipes)."""
+
+    sample_rate: int = 24000
+    n_filters: int = 32
+    dimension: int = 128
+    ratios: tuple[int, ...] = (8, 5, 4, 2)
+    n_residual_layers: int = 1
+    lstm_layers: int = 2
+    pad_mode: str = "reflect"
+    n_q: int = 32
+    bins: int = 1024
+    bandwidths: tuple[float, ...] = (1.5, 3.0, 6.0, 12.0, 24.0)
+    default_kbps: float = 6.0
+    # coding
+    block_frames: int = 1
+    frames_per_chunk: int = 75
+    coder: str = "auto"  # auto (lm when the model has one, else static) | lm | static | uniform
+    lm_dim: int = 200
+    lm_layers: int = 5
+    lm_heads: int = 8
+    lm_ff: int = 800
+    lm_context_seconds: float = 3.5
+    lm_n_q: int = 0  # codebooks the LM models (0: no LM)
+    # training (§3.4)
+    lambda_t: float = 0.1
+    lambda_f: float = 1.0
+    lambda_g: float = 3.0
+    lambda_feat: float = 3.0
+    lambda_w: float = 1.0
+    mel_log: bool = True  # multi-scale mel loss on log10 magnitudes (see MultiScaleMelLoss)
+    balancer: bool = True
+    balancer_beta: float = 0.999
+    adversarial_start: int = 0  # first step with the discriminator (-1: never; reconstruction only)
+    disc_prob: float = 2.0 / 3.0
+    disc_lr: float = 3e-4
+    disc_channels: int = 32
+    weight_ema: float = 0.999  # EMA of the weights, exported (0: export the raw weights)
+
+    def net_config(self) -> EncodecNetConfig:
+        sean = SeanetConfig(channels=1, dimension=self.dimension, n_filters=self.n_filters, ratios=tuple(self.ratios),
+                            n_residual_layers=self.n_residual_layers, lstm_layers=self.lstm_layers,
+                            pad_mode=self.pad_mode, causal=True, norm="weight_norm")
+        return EncodecNetConfig(sample_rate=self.sample_rate, seanet=sean, n_q=self.n_q, bins=self.bins,
+                                target_bandwidths=tuple(self.bandwidths))
+
+
+def encodec_24k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
+    """The paper's streamable 24 kHz model (§3.1), 1.5-24 kbps."""
+    return EncodecConfig()
+
+
+def shipped_24k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
+    """The shipped reduced 24 kHz model (10 MB weight budget): C=16, D=64, one LSTM layer, 16
+    codebooks (1.5-12 kbps), zero padding, and a small LM (dim 32, 5 layers, 4 heads, FF 128)."""
+    return EncodecConfig(n_filters=16, dimension=64, lstm_layers=1, n_q=16, bandwidths=(1.5, 3.0, 6.0, 12.0),
+                         pad_mode="constant", lm_n_q=16, lm_dim=32, lm_layers=5, lm_heads=4, lm_ff=128)
+
+
+def encodec_16k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
+    """A 16 kHz speech configuration: the same strides (hop 320, 50 frames/s, 0.5 kbps per
+    codebook), 1-8 kbps with up to 16 codebooks."""
+    return EncodecConfig(sample_rate=16000, n_q=16, bandwidths=(1.0, 2.0, 4.0, 8.0), default_kbps=4.0)
+
+
+class EncodecCodec(nn.Module, CodecModel):
+    """EnCodec: encoder, RVQ, decoder (+ optional code LM), trainable and codable."""
+
+    codec_id = "encodec"
+    codec_version = 1
+    description = "EnCodec: SEANet + residual VQ + Transformer LM entropy coding (defossez2022)"
+    learned = True
+
+    def __init__(self, config: EncodecConfig | None = None, codec_id: str | None = None):
+        nn.Module.__init__(self)
+        self.config = config or EncodecConfig()
+        cfg = self.config
+        if codec_id:
+            self.codec_id = codec_id
+        self.net = EncodecNet(cfg.net_config())
+        self.sample_rate = cfg.sample_rate
+        self.bitrates = BitrateSpec(default=float(cfg.default_kbps), choices=tuple(float(b) for b in cfg.bandwidths))
+        self.register_buffer("static_cdf", torch.from_numpy(np.stack(
+            [quantize_pmf(np.ones(cfg.bins), STATIC_PRECISION)] * cfg.n_q)))
+        self.lm = None
+        if cfg.lm_n_q:
+            from .encodec_lm import CodeLM
+
+            self.lm = CodeLM(cfg.lm_n_q, cfg.bins, cfg.lm_dim, cfg.lm_layers, cfg.lm_heads, cfg.lm_ff,
+                             int(cfg.lm_context_seconds * self.frame_rate))
+        self._train_parts: dict[str, Any] = {}
+        self._int_lm = None
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def frame_rate(self) -> int:
+        return self.net.cfg.frame_rate
+
+    @property
+    def hop(self) -> int:
+        return self.net.hop
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for n, p in self.named_parameters() if n.startswith(("net.", "lm.")))
+
+    def weights_digest(self) -> bytes:
+        h = hashlib.sha256()
+        for name, t in sorted(self.coding_state().items()):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.numpy().tobytes())
+        return h.digest()
+
+    def config_dict(self) -> dict[str, Any]:
+        d = asdict(self.config)
+        for k in [f.name for f in fields(EncodecConfig)]:  # training settings do not shape the bitstream
+            if k.startswith(("lambda_", "disc_", "balancer", "adversarial", "weight_ema", "mel_")):
+                d.pop(k)
+        return d
+
+    def n_q_for(self, kbps_per_channel: float) -> int:
+        n = self.net.cfg.n_q_for(kbps_per_channel)
+        if n > self.config.n_q:
+            raise BitrateError(f"{self.codec_id}: {kbps_per_channel:g} kbps per channel needs {n} codebooks, "
+                               f"the model has {self.config.n_q}")
+        return n
+
+    def _kbps_per_channel(self, kbps: float, channels: int) -> float:
+        per = kbps / channels
+        lo = min(self.config.bandwidths)
+        if per + 1e-9 < lo:
+            raise BitrateError(f"{self.codec_id}: {kbps:g} kbps for {channels} channels leaves {per:g} kbps per "
+                               f"channel, below the minimum {lo:g}")
+        return per
+
+    def validate_bitrate(self, kbps: float | None) -> float:
+        if kbps is None:
+            return self.bitrates.default
+        kbps = float(kbps)
+        for b in self.config.bandwidths:  # a stereo total of 2x a ladder step is fine too
+            for ch in (1, 2):
+                if abs(b * ch - kbps) < 1e-6:
+                    return kbps
+        return self.bitrates.validate(kbps, self.codec_id)
+
+    # -- weights ----------------------------------------------------------------------------
+    def shipped_state(self) -> dict[str, torch.Tensor]:
+        """What a shipped checkpoint holds: the (EMA) network, the static tables and the LM."""
+        src = self._train_parts.get("ema") if self.config.weight_ema > 0 else None
+        out = {}
+        net_state = self.net.state_dict()
+        if src is not None:
+            net_state.update({k: v for k, v in src.items() if k in net_state})
+        out.update({f"net.{k}": v for k, v in net_state.items()})
+        out["static_cdf"] = self.static_cdf
+        if self.lm is not None:
+            out.update({f"lm.{k}": v for k, v in self.lm.state_dict().items()})
+        return out
+
+    def coding_state(self) -> dict[str, torch.Tensor]:
+        """:meth:`shipped_state` less the codebooks' training statistics (not needed to code)."""
+        return {k: v for k, v in self.shipped_state().items()
+                if not k.endswith(("cluster_size", "embed_avg", "inited"))}
+
+    def save_pretrained(self, path: str | Path) -> None:
+        from safetensors.torch import save
+
+        own = nn.Module.state_dict(self)
+        # the weight EMA is kept in float32; store it in the dtype of the module's own tensors
+        # (float16 after ``neurocodec export --fp16``)
+        state = {k: v.detach().cpu().to(own[k].dtype if k in own and v.is_floating_point() else v.dtype)
+                 .contiguous().clone() for k, v in self.coding_state().items()}
+        meta = {"format": _FORMAT, "format_version": "1", "codec_id": self.codec_id,
+                "config": json.dumps(asdict(self.config), sort_keys=True)}
+        atomic_write_bytes(path, save(state, metadata=meta))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, codec_id: str | None = None) -> "EncodecCodec":
+        from safetensors import safe_open
+
+        p = Path(path)
+        if not p.is_file():
+            raise WeightsError(f"checkpoint not found: {p}")
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                meta = f.metadata() or {}
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # noqa: BLE001
+            raise WeightsError(f"{p} is not a safetensors checkpoint: {str(e).splitlines()[0]}") from None
+        if meta.get("format") != _FORMAT:
+            raise WeightsError(f"{p} is not an EnCodec checkpoint of this package (format {meta.get('format')!r})")
+        raw = json.loads(meta["config"])
+        kw = {}
+        for fl in fields(EncodecConfig):
+            if fl.name in raw:
+                v = raw[fl.name]
+                kw[fl.name] = tuple(v) if isinstance(v, list) else v
+        model = cls(EncodecConfig(**kw), codec_id=codec_id or meta.get("codec_id"))
+        own = model.state_dict()
+        for k, v in state.items():
+            if k not in own:
+                raise WeightsError(f"{p}: unexpected tensor {k}")
+            own[k] = v.to(own[k].dtype)
+        missing = [k for k in own if k not in state and not k.endswith(("cluster_size", "embed_avg", "inited"))
+                   and k.startswith(("net.", "lm.", "static_cdf"))]
+        if missing:
+            raise WeightsError(f"{p}: missing tensors {missing[:3]}")
+        for k in own:
+            if k.endswith("inited"):
+                own[k] = torch.ones_like(own[k])
+        model.load_state_dict(own)
+        model.eval()
+        return model
+
+    @classmethod
+    def for_bitrate(cls, kbps: float | None = None) -> "EncodecCodec":
+        return cls(EncodecConfig())
+
+    # -- training (§3.4) ------------------------------------------------------------------------
+    def phases(self, total_steps: int):
+        """One phase; only the network (not the discriminator, the LM or the weight EMA) is
+        trained by the shared trainer's optimizer."""
+        return [{"name": "train", "steps": int(total_steps), "trainable": ("net.",)}]
+
+    def _parts(self) -> dict[str, Any]:
+        p = self._train_parts
+        if "mel" not in p:
+            from ..nn.encodec_losses import Balancer, MsStftDiscriminator, MultiScaleMelLoss
+
+            cfg = self.config
+            dev = self.static_cdf.device
+            p["mel"] = MultiScaleMelLoss(cfg.sample_rate, log=cfg.mel_log).to(dev)
+            p["balancer"] = Balancer({"t": cfg.lambda_t, "f": cfg.lambda_f, "g": cfg.lambda_g,
+                                      "feat": cfg.lambda_feat}, beta=cfg.balancer_beta)
+            if cfg.adversarial_start >= 0:
+                torch.manual_seed(1234)
+                p["disc"] = MsStftDiscriminator(channels=cfg.disc_channels).to(dev)
+                p["disc_opt"] = torch.optim.Adam(p["disc"].parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
+        return p
+
+    def training_step(self, batch: torch.Tensor, step: int):
+        from ..nn.encodec_losses import (discriminator_hinge_loss, feature_matching_loss,
+                                         generator_hinge_loss)
+
+        cfg = self.config
+        parts = self._parts()
+        rng = random.Random(1_000_003 * 17 + int(step))  # the same bandwidth on every DDP rank
+        kbps = rng.choice(list(cfg.bandwidths))
+        n_q = self.n_q_for(kbps)
+        x = batch
+        y, codes, commit = self.net(x, n_q)
+        losses = {"t": F.l1_loss(y, x), "f": parts["mel"](x, y)}
+        terms: dict[str, Any] = {"loss/l1": losses["t"].detach(), "loss/mel": losses["f"].detach(),
+                                 "loss/commit": commit.detach(), "rate/kbps": kbps}
+        adversarial = cfg.adversarial_start >= 0 and step >= cfg.adversarial_start
+        if adversarial:
+            disc = parts["disc"]
+            if rng.random() < cfg.disc_prob:
+                real = disc(x)
+                fake = disc(y.detach())
+                d_loss = discriminator_hinge_loss([r for r, _ in real], [f for f, _ in fake])
+                grads = torch.autograd.grad(d_loss, list(disc.parameters()))
+                for prm, g in zip(disc.parameters(), grads):
+                    prm.grad = g
+                parts["disc_opt"].step()
+                parts["disc_opt"].zero_grad(set_to_none=True)
+                terms["loss/disc"] = d_loss.detach()
+            for prm in disc.parameters():
+                prm.requires_grad_(False)
+            try:
+                real = disc(x)
+                fake = disc(y)
+            finally:
+                for prm in disc.parameters():
+                    prm.requires_grad_(True)
+            losses["g"] = generator_hinge_loss([f for f, _ in fake])
+            losses["feat"] = feature_matching_loss([r for _, r in real], [f for _, f in fake])
+            terms["loss/gen"] = losses["g"].detach()
+            terms["loss/feat"] = losses["feat"].detach()
+        weights = {"t": cfg.lambda_t, "f": cfg.lambda_f, "g": cfg.lambda_g, "feat": cfg.lambda_feat}
+        if cfg.balancer:
+            surrogate, _ = parts["balancer"].backward_surrogate(losses, y)
+        else:
+            surrogate = sum(weights[k] * v for k, v in losses.items())
+        self._update_weight_ema()
+        return {"loss": surrogate + cfg.lambda_w * commit, **terms}
+
+    @torch.no_grad()
+    def _update_weight_ema(self) -> None:
+        d = self.config.weight_ema
+        if d <= 0:
+            return
+        state = self.net.state_dict()
+        ema = self._train_parts.get("ema")
+        if ema is None:
+            ema = self._train_parts["ema"] = {k: v.detach().clone() for k, v in state.items()}
+            ema["updates"] = torch.zeros(())
+            return
+        if "updates" not in ema:
+            ema["updates"] = torch.zeros(())
+        ema["updates"] += 1
+        n = float(ema["updates"])
+        d = min(d, (1 + n) / (10 + n))  # warm-up: early weights fade out of short runs
+        for k, v in state.items():
+            if v.dtype.is_floating_point and "codebooks" not in k:
+                ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
+            else:
+                ema[k].copy_(v)
+
+    def state_dict(self, *args, **kwargs):  # the weight EMA travels with training checkpoints
+        sd = super().state_dict(*args, **kwargs)
+        ema = self._train_parts.get("ema")
+        if ema is not None and not kwargs.get("keep_vars"):
+            prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
+            for k, v in ema.items():
+                sd[f"{prefix}ema.{k}"] = v.clone()
+        return sd
+
+    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
+        state = dict(state)
+        ema = {k[4:]: v for k, v in state.items() if k.startswith("ema.")}
+        for k in list(state):
+            if k.startswith("ema."):
+                del state[k]
+        if ema:
+            self._train_parts["ema"] = {k: v.clone() for k, v in ema.items()}
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
+    @torch.no_grad()
+    def reconstruct(self, batch: torch.Tensor) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        try:
+            frames = self.net.encode(batch, self.n_q_for(self.config.default_kbps))
+            return self.net.decode(frames)[..., :batch.shape[-1]]
+        finally:
+            self.train(was)
+
+    def forward(self, audio, bitrate_kbps: float | None = None) -> ForwardResult:  # type: ignore[override]
+        x = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio)
+        if x.dim() == 2:
+            x = x[None]
+        kbps = self.validate_bitrate(bitrate_kbps)
+        n_q = self.n_q_for(self._kbps_per_channel(kbps, x.shape[1]))
+        b, c, t = x.shape
+        y, codes, commit = self.net(x.reshape(b * c, 1, t), n_q)
+        frames = codes.shape[-1]
+        bits = torch.full((b,), float(c * n_q * frames * math.log2(self.config.bins)))
+        return ForwardResult(audio=y.reshape(b, c, t), bits=bits, extras={"codes": codes, "commitment": commit})
+
+    # -- coding -----------------------------------------------------------------------------
+    def integer_lm(self):
+        """The exact integer version of the LM (built once; see :mod:`.encodec_lm`)."""
+        if self.lm is None:
+            raise WeightsError(f"{self.codec_id}: this model has no language model")
+        if self._int_lm is None:
+            from .encodec_lm import IntegerLM
+
+            self._int_lm = IntegerLM(self.lm)
+        return self._int_lm
+
+    def coder_name(self) -> str:
+        c = self.config.coder
+        if c == "auto":
+            return "lm" if self.lm is not None else "static"
+        if c == "lm" and self.lm is None:
+            raise WeightsError(f"{self.codec_id}: coder 'lm' needs a model with a language model")
+        return c
+
+    def encode_codes(self, audio: np.ndarray, n_q: int) -> np.ndarray:
+        """RVQ codes ``(n_q, frames)`` of one channel, through the streaming encoder in blocks of
+        ``block_frames * hop`` samples (as the push API does)."""
+        from .encodec_stream import encode_blocks
+
+        return encode_blocks(self, audio, n_q)
+
+    def decode_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Audio ``(frames * hop,)`` of one channel's codes, frame by frame through the streaming decoder."""
+        from .encodec_stream import decode_blocks
+
+        return decode_blocks(self, codes)
+
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
+                 framing: Framing | None = None, **kwargs) -> EncodedAudio:
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 2:
+            raise ValueError("audio must be (channels, samples)")
+        kbps = self.validate_bitrate(bitrate_kbps)
+        n_q = self.n_q_for(self._kbps_per_channel(kbps, audio.shape[0]))
+        from .encodec_stream import ChunkWriter
+
+        writer = ChunkWriter(self, audio.shape[0], n_q)
+        codes = [self.encode_codes(ch, n_q) for ch in audio]
+        chunks = writer.write(codes, final=True)
+        return EncodedAudio(chunks=chunks, bitrate_kbps=kbps, num_channels=audio.shape[0], num_samples=audio.shape[1])
+
+    def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
+                   num_samples: int, bitrate_kbps: float) -> np.ndarray:
+        kbps = self.validate_bitrate(bitrate_kbps)
+        n_q = self.n_q_for(self._kbps_per_channel(kbps, num_channels))
+        from .encodec_stream import ChunkReader
+
+        reader = ChunkReader(self, num_channels, n_q)
+        per_ch: list[list[np.ndarray]] = [[] for _ in range(num_channels)]
+        for chunk in chunks:
+            for c, codes in enumerate(reader.read(chunk)):
+                per_ch[c].append(codes)
+        frames = math.ceil(num_samples / self.hop) if num_samples else 0
+        out = np.zeros((num_channels, num_samples), dtype=np.float32)
+        for c in range(num_channels):
+            codes = np.concatenate(per_ch[c], axis=1) if per_ch[c] else np.zeros((n_q, 0), dtype=np.int64)
+            if codes.shape[1] != frames:
+                raise CorruptStreamError(f"stream holds {codes.shape[1]} frames, the header implies {frames}")
+            if frames:
+                out[c] = self.decode_codes(codes)[:num_samples]
+        return out
+
+    # -- entropy model fitting (export hook) ----------------------------------------------------
+    @torch.no_grad()
+    def fit_entropy_coder(self, signals: Iterable[np.ndarray]) -> dict[str, Any]:
+        """Per-codebook code histograms of ``signals`` (all ``n_q`` codebooks) -> static tables."""
+        bins, n_q = self.config.bins, self.config.n_q
+        counts = np.ones((n_q, bins))
+        pairs = [dict() for _ in range(n_q)]  # counts of (code at t-1, code at t), for the model card
+        seconds = 0.0
+        self.eval()
+        for audio in signals:
+            audio = np.asarray(audio, dtype=np.float32)
+            seconds += audio.shape[-1] / self.sample_rate
+            for ch in audio:
+                codes = self.net.encode(torch.from_numpy(ch)[None, None], n_q)[0].codes[0].numpy()
+                for k in range(n_q):
+                    counts[k] += np.bincount(codes[k], minlength=bins)
+                    keys, n = np.unique(codes[k][:-1] * bins + codes[k][1:], return_counts=True)
+                    for a, b in zip(keys.tolist(), n.tolist()):
+                        pairs[k][a] = pairs[k].get(a, 0) + b
+        pmf = counts / counts.sum(1, keepdims=True)
+        self.static_cdf.copy_(torch.from_numpy(quantize_pmf(pmf, STATIC_PRECISION)))
+        ent = -(pmf * np.log2(pmf)).sum(1)
+        pair_ent = []
+        for k in range(n_q):
+            c = np.array(list(pairs[k].values()), dtype=np.float64)
+            p = c / c.sum() if c.size else np.ones(1)
+            pair_ent.append(float(-(p * np.log2(p)).sum() / 2))
+        return {"seconds": seconds,
+                "entropy_bits": {f"codebook{k:02d}": float(e) for k, e in enumerate(ent)},
+                "pair_entropy_bits": {f"codebook{k:02d}": e for k, e in enumerate(pair_ent)}}
+
+
+class EncodecPretrained(CodecModel):
+    """A registered EnCodec model: the shipped checkpoint ``assets/weights/<codec_id>/model.safetensors``
+    (``neurocodec export RUN --name <codec_id>``, or ``neurocodec import encodec FILE.th --out DIR``
+    and ``weights_dir=DIR``), loaded on first use."""
+
+    learned = True
+
+    def __init__(self, codec_id: str, config: EncodecConfig, weights_dir: str | Path | None = None):
+        from .pretrained import WEIGHTS_DIR
+
+        self.codec_id = codec_id
+        self.description = EncodecCodec.description
+        self.codec_version = EncodecCodec.codec_version
+        self.sample_rate = config.sample_rate
+        self.bitrates = BitrateSpec(default=float(config.default_kbps), choices=tuple(float(b) for b in config.bandwidths))
+        self.path = Path(weights_dir) / "model.safetensors" if weights_dir is not None else \
+            WEIGHTS_DIR / codec_id / "model.safetensors"
+        self._config = config
+        self._model: EncodecCodec | None = None
+
+    @property
+    def model(self) -> EncodecCodec:
+        if self._model is None:
+            if not self.path.is_file():
+                raise WeightsError(f"no trained weights for '{self.codec_id}' (expected {self.path}); train them with "
+                                   f"'neurocodec train {self.codec_id} ...' and 'neurocodec export RUN --name "
+                                   f"{self.codec_id}', or convert an official checkpoint with 'neurocodec import "
+                                   f"encodec FILE.th'")
+            m = EncodecCodec.from_pretrained(self.path, codec_id=self.codec_id)
+            if m.sample_rate != self.sample_rate:
+                raise WeightsError(f"{self.path} runs at {m.sample_rate} Hz, expected {self.sample_rate}")
+            self._model = m
+        return self._model
+
+    def has_trained_weights(self) -> bool:
+        return self.path.is_file()
+
+    def config_dict(self) -> dict[str, Any]:
+        return self.model.config_dict()
+
+    def weights_digest(self) -> bytes:
+        return self.model.weights_digest()
+
+    def num_parameters(self) -> int:
+        return self.model.num_parameters() if self.path.is_file() else EncodecCodec(self._config).num_parameters()
+
+    def validate_bitrate(self, kbps: float | None) -> float:
+        return EncodecCodec.validate_bitrate(self, kbps)  # type: ignore[arg-type]
+
+    @property
+    def config(self) -> EncodecConfig:
+        return self.model.config if self._model is not None else self._config
+
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
+                 framing: Framing | None = None, **kwargs) -> EncodedAudio:
+        return self.model.compress(audio, bitrate_kbps)
+
+    def decompress(self, chunks, num_channels: int, num_samples: int, bitrate_kbps: float) -> np.ndarray:
+        return self.model.decompress(chunks, num_channels, num_samples, bitrate_kbps)
+
+
+def encodec_24k(weights_dir: str | Path | None = None) -> EncodecPretrained:
+    """The registered 24 kHz streamable EnCodec (shipped reduced-width weights, see its model card)."""
+    return EncodecPretrained("encodec-24k", shipped_24k_config(), weights_dir)
+
+
+def encodec_16k(weights_dir: str | Path | None = None) -> EncodecPretrained:
+    """The registered 16 kHz speech EnCodec."""
+    return EncodecPretrained("encodec-16k", encodec_16k_config(), weights_dir)
+
+
+def encodec_24k_official(weights_dir: str | Path | None = None) -> EncodecPretrained:
+    """The official 24 kHz EnCodec, once converted with ``neurocodec import encodec FILE.th``."""
+    from .encodec_import import user_weights_dir
+
+    return EncodecPretrained("encodec-24k-official", EncodecConfig(),
+                             weights_dir if weights_dir is not None else user_weights_dir() / "encodec-24k-official")

@@ -1,0 +1,376 @@
+"""The code language model of EnCodec (defossez2022 §3.3) and its exact integer inference.
+
+:class:`CodeLM` (trainable, float): at time ``t`` the codes of frame ``t - 1`` (a start token at
+``t = 0``) are embedded with one table per codebook and summed, layer-normed, offset by a
+sinusoidal position embedding and fed to a causal Transformer (post-norm layers of
+multi-head attention with a receptive field of ``past_context`` frames (3.5 s) and a GELU
+feed-forward block); one linear head per codebook gives the logits of frame ``t``.  The layout
+(parameter names, the attention state that starts with one zero frame) follows the reference
+implementation, so official LM checkpoints load (:func:`convert_reference_lm`).
+
+:class:`IntegerLM` runs a :class:`CodeLM` in integer arithmetic so that the entropy coder's
+tables are *bit-exact* however the computation is batched (all frames at once in the encoder,
+one frame at a time with a KV cache in the decoder) and however many threads torch uses.
+Weights and activations are integers (activations at ``2^-10``); they are held in float64
+tensors, where sums of products of such integers are exact (every partial sum stays below
+``2^53``, which the clamps guarantee), so no summation order can change a result.  The only
+non-integer steps are single IEEE operations applied elementwise (division, square root,
+multiplication), whose results are correctly rounded and so do not depend on vectorisation;
+each is followed by rounding back to the integer grid.  GELU and the exponentials of the
+softmaxes are integer lookup tables.  The output distribution of each codebook is an integer
+frequency table ``exp(-(max - logit))`` on a 1/64-nat grid, normalised with integer arithmetic to
+a ``2^20`` total (every symbol at least 1): the range coder's CDF.  (Upstream codes from float
+softmaxes rounded to 1e-6, which breaks on tiny batch/stream differences: encodec PR#95.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: fractional bits of activations (values are integers times 2^-ACT_BITS)
+ACT_BITS = 10
+#: activations are clamped to +-2^ACT_CLAMP_BITS (keeps every exact sum below 2^53)
+ACT_CLAMP_BITS = 18
+#: CDF total of the coded distributions
+CDF_PRECISION = 20
+#: grid of the softmax exponent tables (steps per nat)
+ATT_RES, OUT_RES = 64, 64
+_ATT_ZMAX, _OUT_ZMAX = 64 * 24, 64 * 24
+
+
+def sin_embedding(positions: np.ndarray, dim: int, max_period: float = 10000.0) -> np.ndarray:
+    """``[cos(p / max_period^(i / (h - 1))), sin(...)]`` for ``i < h = dim / 2`` (float64)."""
+    half = dim // 2
+    adim = np.arange(half, dtype=np.float64)[None, :]
+    phase = positions.astype(np.float64)[:, None] / (max_period ** (adim / (half - 1)))
+    return np.concatenate([np.cos(phase), np.sin(phase)], axis=1)
+
+
+class _SelfAttention(nn.Module):
+    """Multi-head attention weights laid out as ``nn.MultiheadAttention`` (packed in-projection)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+
+
+class LmLayer(nn.Module):
+    """Post-norm Transformer layer: ``x = norm1(x + attn(x)); x = norm2(x + ff(x))``."""
+
+    def __init__(self, dim: int, heads: int, ff: int):
+        super().__init__()
+        self.self_attn = _SelfAttention(dim, heads)
+        self.linear1 = nn.Linear(dim, ff)
+        self.linear2 = nn.Linear(ff, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+
+
+class CodeLM(nn.Module):
+    """Float Transformer LM over RVQ codes (training and reference inference)."""
+
+    def __init__(self, n_q: int, card: int = 1024, dim: int = 200, layers: int = 5, heads: int = 8, ff: int = 800,
+                 past_context: int = 262):
+        super().__init__()
+        self.n_q, self.card, self.dim, self.heads, self.past_context = n_q, card, dim, heads, past_context
+        self.emb = nn.ModuleList([nn.Embedding(card + 1, dim) for _ in range(n_q)])
+        self.norm_in = nn.LayerNorm(dim)
+        self.layers = nn.ModuleList([LmLayer(dim, heads, ff) for _ in range(layers)])
+        self.linears = nn.ModuleList([nn.Linear(dim, card) for _ in range(n_q)])
+
+    @staticmethod
+    def inputs_for(codes: torch.Tensor) -> torch.Tensor:
+        """Inputs ``(B, K, T)`` for codes ``(B, K, T)``: the previous frame's codes + 1, 0 at t = 0."""
+        return F.pad(codes[..., :-1] + 1, (1, 0))
+
+    def forward(self, inputs: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """Logits ``(B, K, T, card)`` of every frame from a fresh context (training)."""
+        b, k, t = inputs.shape
+        h = sum(self.emb[i](inputs[:, i]) for i in range(k))
+        h = self.norm_in(h)
+        pos = torch.from_numpy(sin_embedding(np.arange(offset, offset + t), self.dim)).to(h.dtype)
+        h = h + pos[None]
+        qpos = torch.arange(1, t + 1)[:, None]
+        kpos = torch.arange(0, t + 1)[None, :]
+        delta = qpos - kpos
+        mask = ~((delta >= 0) & (delta <= self.past_context))
+        for layer in self.layers:
+            kv = torch.cat([h.new_zeros(b, 1, self.dim), h], 1)
+            a = layer.self_attn
+            q = F.linear(h, a.in_proj_weight[:self.dim], a.in_proj_bias[:self.dim])
+            kk = F.linear(kv, a.in_proj_weight[self.dim:2 * self.dim], a.in_proj_bias[self.dim:2 * self.dim])
+            vv = F.linear(kv, a.in_proj_weight[2 * self.dim:], a.in_proj_bias[2 * self.dim:])
+            hd = self.dim // self.heads
+            q = q.view(b, t, self.heads, hd).transpose(1, 2)
+            kk = kk.view(b, t + 1, self.heads, hd).transpose(1, 2)
+            vv = vv.view(b, t + 1, self.heads, hd).transpose(1, 2)
+            att = F.scaled_dot_product_attention(q, kk, vv, attn_mask=~mask)
+            att = a.out_proj(att.transpose(1, 2).reshape(b, t, self.dim))
+            h = layer.norm1(h + att)
+            h = layer.norm2(h + layer.linear2(F.gelu(layer.linear1(h))))
+        return torch.stack([lin(h) for lin in self.linears[:k]], dim=1)
+
+    def loss(self, codes: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """Cross-entropy (nats per code) of codes ``(B, K, T)``."""
+        logits = self(self.inputs_for(codes), offset)
+        return F.cross_entropy(logits.reshape(-1, self.card), codes.reshape(-1))
+
+
+def convert_reference_lm(state) -> CodeLM:
+    """A :class:`CodeLM` from an official ``encodec_lm_*.th`` state dict."""
+    n_q = sum(1 for k in state if k.startswith("emb.") and k.endswith(".weight"))
+    card, dim = state["linears.0.weight"].shape
+    layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("transformer.layers."))
+    ff = state["transformer.layers.0.linear1.weight"].shape[0]
+    frame_rate = 75 if n_q == 32 else 150
+    lm = CodeLM(n_q, card, dim, layers, 8, ff, int(3.5 * frame_rate))
+    new = {k.replace("transformer.", "", 1): v for k, v in state.items()}
+    lm.load_state_dict(new)
+    return lm.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# exact integer inference
+# ---------------------------------------------------------------------------------------------
+def _q(t: torch.Tensor, bits: int | None = None) -> tuple[torch.Tensor, int]:
+    """Integer version of a weight: ``round(t * 2^s)`` with the largest ``s <= 14`` keeping
+    ``|int| < 2^15`` (float64 tensor) and ``s``."""
+    t = t.detach().to(torch.float64)
+    if bits is None:
+        m = float(t.abs().max()) if t.numel() else 0.0
+        bits = 14 if m == 0 else int(min(14, math.floor(math.log2((2 ** 15 - 1) / m))))
+    return torch.round(t * 2.0 ** bits), bits
+
+
+_LIM = float(2 ** ACT_CLAMP_BITS)
+
+
+def _clamp(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(-_LIM, _LIM)
+
+
+class _IntLinear:
+    def __init__(self, w: torch.Tensor, b: torch.Tensor | None):
+        self.w, self.s = _q(w)
+        self.wt = self.w.t().contiguous()
+        self.b = torch.round(b.detach().to(torch.float64) * 2.0 ** (self.s + ACT_BITS)) if b is not None else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        y = x @ self.wt
+        if self.b is not None:
+            y = y + self.b
+        return _clamp(torch.round(y * 2.0 ** (-self.s)))
+
+
+class _IntLayerNorm:
+    def __init__(self, ln: nn.LayerNorm):
+        self.g = torch.round(ln.weight.detach().double() * 2 ** 12) / 2 ** 12
+        self.b = torch.round(ln.bias.detach().double() * 2 ** 12) / 2 ** 12
+        self.eps = float(ln.eps)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-1]
+        s1 = x.sum(-1, keepdim=True)
+        s2 = (x * x).sum(-1, keepdim=True)
+        var_num = n * s2 - s1 * s1
+        denom = torch.sqrt(var_num + self.eps * n * n * 2.0 ** (2 * ACT_BITS))
+        y = (n * x - s1) / denom
+        y = y * self.g
+        y = y + self.b
+        return _clamp(torch.round(y * 2.0 ** ACT_BITS))
+
+
+def _gelu_table() -> torch.Tensor:
+    r = 2 ** 15
+    vals = [round(0.5 * (i / 2 ** ACT_BITS) * (1 + math.erf(i / 2 ** ACT_BITS / math.sqrt(2))) * 2 ** ACT_BITS)
+            for i in range(-r, r + 1)]
+    return torch.tensor(vals, dtype=torch.float64)
+
+
+def _exp_table(res: int, zmax: int, scale: int) -> torch.Tensor:
+    vals = [round(scale * math.exp(-z / res)) for z in range(zmax)] + [0]
+    return torch.tensor(vals, dtype=torch.float64)
+
+
+_TABLES: dict[str, torch.Tensor] = {}
+
+
+def _tables() -> dict[str, torch.Tensor]:
+    if not _TABLES:
+        _TABLES["gelu"] = _gelu_table()
+        _TABLES["att"] = _exp_table(ATT_RES, _ATT_ZMAX, 2 ** 16)
+        _TABLES["out"] = _exp_table(OUT_RES, _OUT_ZMAX, 2 ** 20).to(torch.int64)
+    return _TABLES
+
+
+def _gelu_int(x: torch.Tensor) -> torch.Tensor:
+    r = 2 ** 15
+    t = _tables()["gelu"]
+    idx = (x.clamp(-r, r) + r).to(torch.int64)
+    y = t[idx]
+    return torch.where(x > r, x, torch.where(x < -r, torch.zeros_like(x), y))
+
+
+@dataclass
+class LmState:
+    """KV cache of every layer (integer keys/values of the last ``past_context`` frames, starting
+    with the zero frame), the next position and the previous frame's codes."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    position: int
+    prev: np.ndarray | None
+
+
+class IntegerLM:
+    """Exact integer inference of a :class:`CodeLM` (see the module docstring)."""
+
+    def __init__(self, lm: CodeLM):
+        lm = lm.eval()
+        self.n_q, self.card, self.dim, self.heads = lm.n_q, lm.card, lm.dim, lm.heads
+        self.hd = self.dim // self.heads
+        self.past_context = lm.past_context
+        self.emb = [torch.round(e.weight.detach().double() * 2 ** ACT_BITS) for e in lm.emb]
+        self.norm_in = _IntLayerNorm(lm.norm_in)
+        self.layers = []
+        d = self.dim
+        for layer in lm.layers:
+            a = layer.self_attn
+            self.layers.append({
+                "q": _IntLinear(a.in_proj_weight[:d], a.in_proj_bias[:d]),
+                "k": _IntLinear(a.in_proj_weight[d:2 * d], a.in_proj_bias[d:2 * d]),
+                "v": _IntLinear(a.in_proj_weight[2 * d:], a.in_proj_bias[2 * d:]),
+                "o": _IntLinear(a.out_proj.weight, a.out_proj.bias),
+                "f1": _IntLinear(layer.linear1.weight, layer.linear1.bias),
+                "f2": _IntLinear(layer.linear2.weight, layer.linear2.bias),
+                "n1": _IntLayerNorm(layer.norm1), "n2": _IntLayerNorm(layer.norm2),
+            })
+        # all codebook heads as one matrix (one shift for all), so one matmul gives every logit
+        self.heads_w = _IntLinear(torch.cat([lin.weight for lin in lm.linears]),
+                                  torch.cat([lin.bias for lin in lm.linears]))
+        # logits (scale 2^ACT_BITS) -> steps of 1/OUT_RES nat: an exact power-of-two scaling
+        self.att_scale = ATT_RES / (2.0 ** (2 * ACT_BITS) * math.sqrt(self.hd))
+        self._pos_blocks: dict[int, torch.Tensor] = {}
+
+    def new_state(self) -> LmState:
+        zero = torch.zeros(1, self.dim, dtype=torch.float64)
+        keys = [lay["k"](zero) for lay in self.layers]
+        values = [lay["v"](zero) for lay in self.layers]
+        return LmState(keys, values, 0, None)
+
+    def _positions(self, start: int, n: int) -> torch.Tensor:
+        """Integer position embeddings, computed in fixed blocks of 1024 positions (the same
+        numpy call for a position whatever the batching)."""
+        out = []
+        for p in range(start, start + n):
+            blk = p // 1024
+            if blk not in self._pos_blocks:
+                if len(self._pos_blocks) > 8:
+                    self._pos_blocks.clear()
+                e = sin_embedding(np.arange(blk * 1024, blk * 1024 + 1024), self.dim)
+                self._pos_blocks[blk] = torch.round(torch.from_numpy(e) * 2 ** ACT_BITS)
+            out.append(self._pos_blocks[blk][p % 1024])
+        return torch.stack(out)
+
+    def extend(self, state: LmState, inputs: np.ndarray) -> torch.Tensor:
+        """Run frames with input tokens ``inputs`` ``(n, K)`` (previous codes + 1, 0 = start) from
+        ``state`` (updated in place); returns integer logits ``(n, K, card)``."""
+        n = inputs.shape[0]
+        idx = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.int64))
+        h = torch.zeros(n, self.dim, dtype=torch.float64)
+        for k in range(inputs.shape[1]):
+            h = h + self.emb[k][idx[:, k]]
+        h = self.norm_in(_clamp(h))
+        h = _clamp(h + self._positions(state.position, n))
+        att_t, exp_t = self.att_scale, _tables()["att"]
+        for li, lay in enumerate(self.layers):
+            q = lay["q"](h)
+            keys = torch.cat([state.keys[li], lay["k"](h)], 0)
+            vals = torch.cat([state.values[li], lay["v"](h)], 0)
+            past = state.keys[li].shape[0]
+            # query i (0-based in this call) sits at key index past + i and sees keys
+            # past + i - past_context .. past + i
+            qi = torch.arange(n)[:, None] + past
+            kj = torch.arange(keys.shape[0])[None, :]
+            valid = (qi - kj >= 0) & (qi - kj <= self.past_context)
+            m = keys.shape[0]
+            qh = q.view(n, self.heads, self.hd).transpose(0, 1)  # (H, n, hd)
+            kh = keys.view(m, self.heads, self.hd).permute(1, 2, 0)  # (H, hd, m)
+            vh = vals.view(m, self.heads, self.hd).transpose(0, 1)  # (H, m, hd)
+            s = torch.bmm(qh, kh).masked_fill(~valid, -2.0 ** 60)  # exact integer scores
+            smax = s.max(dim=2, keepdim=True).values
+            z = torch.round((smax - s) * att_t).clamp(0, _ATT_ZMAX).to(torch.int64)
+            e = exp_t[z]
+            out = torch.round(torch.bmm(e, vh) / e.sum(2, keepdim=True)).transpose(0, 1).reshape(n, self.dim)
+            h = lay["n1"](_clamp(h + lay["o"](out)))
+            h = lay["n2"](_clamp(h + lay["f2"](_gelu_int(lay["f1"](h)))))
+            keep = self.past_context
+            state.keys[li] = keys[-keep:]
+            state.values[li] = vals[-keep:]
+        state.position += n
+        k = inputs.shape[1]
+        hw = self.heads_w
+        y = h @ hw.wt[:, :k * self.card] + hw.b[:k * self.card]
+        return _clamp(torch.round(y * 2.0 ** (-hw.s))).view(n, k, self.card)
+
+    def cdfs(self, logits: torch.Tensor) -> np.ndarray:
+        """Integer CDFs ``(..., card + 1)`` of total ``2^20`` from integer logits ``(..., card)``."""
+        lg = logits.to(torch.int64)
+        m = lg.max(-1, keepdim=True).values
+        shift = ACT_BITS - int(math.log2(OUT_RES))
+        z = ((m - lg) >> shift).clamp(0, _OUT_ZMAX)  # floor((max - logit) * OUT_RES / 2^ACT_BITS)
+        f = _tables()["out"][z]
+        total = 1 << CDF_PRECISION
+        fs = f.sum(-1, keepdim=True)
+        freq = 1 + (f * (total - self.card)) // fs
+        rest = total - freq.sum(-1, keepdim=True)
+        top = f.argmax(-1, keepdim=True)
+        freq.scatter_add_(-1, top, rest)
+        cdf = torch.zeros(*freq.shape[:-1], self.card + 1, dtype=torch.int64)
+        cdf[..., 1:] = freq.cumsum(-1)
+        return cdf.numpy()
+
+
+class LmCodingState:
+    """The coder side of the LM for one channel: CDFs of the next frames, context kept across chunks."""
+
+    def __init__(self, lm: IntegerLM, n_q: int):
+        if n_q > lm.n_q:
+            raise ValueError(f"the LM models {lm.n_q} codebooks, not {n_q}")
+        self.lm, self.n_q = lm, n_q
+        self.state = lm.new_state()
+
+    def _inputs(self, codes: np.ndarray) -> np.ndarray:
+        """Input tokens ``(n, n_q)`` for frames with codes ``(n_q, n)``."""
+        prev = self.state.prev
+        first = np.zeros(self.n_q, dtype=np.int64) if prev is None else prev + 1
+        rest = codes[:, :-1].T + 1
+        return np.concatenate([first[None], rest], 0)
+
+    def cdfs_for(self, codes: np.ndarray) -> np.ndarray:
+        """CDFs ``(n, n_q, card + 1)`` of frames ``codes`` ``(n_q, n)`` (all at once); advances the context."""
+        if codes.shape[1] == 0:
+            return np.zeros((0, self.n_q, self.lm.card + 1), dtype=np.int64)
+        logits = self.lm.extend(self.state, self._inputs(codes))
+        self.state.prev = codes[:, -1].copy()
+        return self.lm.cdfs(logits)
+
+    def next_cdf(self) -> np.ndarray:
+        """CDFs ``(n_q, card + 1)`` of the next frame (decoder; call :meth:`push` with its codes)."""
+        prev = self.state.prev
+        tok = np.zeros((1, self.n_q), dtype=np.int64) if prev is None else (prev + 1)[None]
+        self._pending = self.lm.extend(self.state, tok)
+        return self.lm.cdfs(self._pending)[0]
+
+    def push(self, codes: np.ndarray) -> None:
+        self.state.prev = np.asarray(codes, dtype=np.int64).copy()

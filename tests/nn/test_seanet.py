@@ -1,0 +1,91 @@
+"""SEANet layers (defossez2022 §3.1): shapes, and streaming = whole-file for every layer kind."""
+
+import pytest
+import torch
+
+from neurocodec.nn.seanet import SConv1d, SConvTranspose1d, SeanetConfig, SeanetDecoder, SeanetEncoder
+
+
+def _chunks(x, sizes):
+    pos, out = 0, []
+    for n in sizes:
+        out.append(x[..., pos:pos + n])
+        pos += n
+    out.append(x[..., pos:])
+    return out
+
+
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant"])
+@pytest.mark.parametrize("kernel,stride,dilation", [(7, 1, 1), (3, 1, 2), (8, 4, 1), (16, 8, 1)])
+def test_conv_stream_equals_whole(pad_mode, kernel, stride, dilation):
+    torch.manual_seed(0)
+    conv = SConv1d(3, 5, kernel, stride, dilation, pad_mode=pad_mode).eval()
+    for length in (1, 5, 37, 200):
+        x = torch.randn(1, 3, length)
+        with torch.no_grad():
+            whole = conv(x)
+            st = {}
+            parts = [conv.stream(c, st) for c in _chunks(x, [1, 2, 9, 4, 30])[:-1]]
+            parts.append(conv.stream(x[..., 46:], st, final=True))
+        streamed = torch.cat(parts, -1)
+        assert streamed.shape == whole.shape, length
+        assert torch.allclose(streamed, whole, atol=1e-6)
+
+
+def test_transposed_conv_stream_keeps_overlap_as_state():
+    torch.manual_seed(0)
+    up = SConvTranspose1d(4, 2, 10, 5).eval()
+    x = torch.randn(1, 4, 12)
+    with torch.no_grad():
+        whole = up(x)
+        st = {}
+        parts = [up.stream(x[..., i:i + 1], st) for i in range(12)]
+        assert all(p.shape[-1] == 5 for p in parts)  # s samples out per input frame
+        assert st["pending"].shape[-1] == 5  # K - s kept for the next frame
+        parts.append(up.stream(x[..., :0], st, final=True))
+    assert torch.allclose(torch.cat(parts, -1), whole, atol=1e-6)
+    assert whole.shape[-1] == 60
+
+
+def test_shapes_24k_and_48k():
+    enc, dec = SeanetEncoder(SeanetConfig()), SeanetDecoder(SeanetConfig())
+    z = enc(torch.randn(1, 1, 24000))
+    assert z.shape == (1, 128, 75)
+    assert dec(z).shape == (1, 1, 24000)
+    cfg = SeanetConfig(channels=2, causal=False, norm="time_group_norm")
+    z = SeanetEncoder(cfg)(torch.randn(1, 2, 4800))
+    assert z.shape == (1, 128, 15)
+    assert SeanetDecoder(cfg)(z).shape == (1, 2, 4800)
+
+
+def test_encoder_decoder_stream_in_320_sample_pieces():
+    torch.manual_seed(0)
+    cfg = SeanetConfig(n_filters=4, pad_mode="constant")
+    enc, dec = SeanetEncoder(cfg).eval(), SeanetDecoder(cfg).eval()
+    x = torch.randn(1, 1, 320 * 9 + 17)
+    with torch.no_grad():
+        z = enc(x)
+        st, zs = {}, []
+        for i in range(0, x.shape[-1], 320):
+            zs.append(enc.stream(x[..., i:i + 320], st))
+            if i + 320 <= x.shape[-1]:
+                assert zs[-1].shape[-1] == 1  # constant padding: one frame per 320 samples, no delay
+        zs.append(enc.stream(x[..., :0], st, final=True))
+        assert torch.allclose(torch.cat(zs, -1), z, atol=1e-5)
+        y = dec(z)
+        st, ys = {}, []
+        for i in range(z.shape[-1]):
+            ys.append(dec.stream(z[..., i:i + 1], st))
+            assert ys[-1].shape[-1] == 320
+        ys.append(dec.stream(z[..., :0], st, final=True))
+        assert torch.allclose(torch.cat(ys, -1), y, atol=1e-5)
+
+
+def test_weight_norm_cache_follows_new_weights():
+    conv = SConv1d(2, 2, 3).eval()
+    x = torch.randn(1, 2, 10)
+    with torch.no_grad():
+        a = conv(x)
+        conv.weight_g.mul_(2)
+        b = conv(x)
+    assert not torch.allclose(a, b)
