@@ -43,7 +43,7 @@ from ..audio import atomic_write_bytes
 from ..entropy.range_coder import RangeDecoder, RangeEncoder, quantize_pmf
 from ..errors import BitrateError, CorruptStreamError, WeightsError
 from ..nn.seanet import SeanetConfig
-from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult, Framing
+from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult
 from .encodec_model import EncodecNet, EncodecNetConfig, StreamingDecoder, StreamingEncoder
 
 __all__ = ["EncodecConfig", "EncodecCodec", "encodec_24k_config", "encodec_16k_config", "CODER_IDS"]
@@ -184,22 +184,9 @@ class EncodecCodec(nn.Module, CodecModel):
         return n
 
     def _kbps_per_channel(self, kbps: float, channels: int) -> float:
-        per = kbps / channels
-        lo = min(self.config.bandwidths)
-        if per + 1e-9 < lo:
-            raise BitrateError(f"{self.codec_id}: {kbps:g} kbps for {channels} channels leaves {per:g} kbps per "
-                               f"channel, below the minimum {lo:g}")
-        return per
-
-    def validate_bitrate(self, kbps: float | None) -> float:
-        if kbps is None:
-            return self.bitrates.default
-        kbps = float(kbps)
-        for b in self.config.bandwidths:  # a stereo total of 2x a ladder step is fine too
-            for ch in (1, 2):
-                if abs(b * ch - kbps) < 1e-6:
-                    return kbps
-        return self.bitrates.validate(kbps, self.codec_id)
+        """Each channel's rate when ``kbps`` is the total over ``channels`` (the contract of
+        :meth:`CodecModel.channel_bitrate`: a share below the ladder is a BitrateError)."""
+        return self.channel_bitrate(kbps, channels)
 
     # -- weights ----------------------------------------------------------------------------
     def shipped_state(self) -> dict[str, torch.Tensor]:
@@ -398,7 +385,7 @@ class EncodecCodec(nn.Module, CodecModel):
         x = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio)
         if x.dim() == 2:
             x = x[None]
-        kbps = self.validate_bitrate(bitrate_kbps)
+        kbps = self.validate_bitrate(bitrate_kbps, x.shape[1])
         n_q = self.n_q_for(self._kbps_per_channel(kbps, x.shape[1]))
         b, c, t = x.shape
         y, codes, commit = self.net(x.reshape(b * c, 1, t), n_q)
@@ -439,11 +426,11 @@ class EncodecCodec(nn.Module, CodecModel):
         return decode_blocks(self, codes)
 
     def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
-                 framing: Framing | None = None, **kwargs) -> EncodedAudio:
+                 **kwargs) -> EncodedAudio:
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 2:
             raise ValueError("audio must be (channels, samples)")
-        kbps = self.validate_bitrate(bitrate_kbps)
+        kbps = self.validate_bitrate(bitrate_kbps, audio.shape[0])
         n_q = self.n_q_for(self._kbps_per_channel(kbps, audio.shape[0]))
         from .encodec_stream import ChunkWriter
 
@@ -454,7 +441,7 @@ class EncodecCodec(nn.Module, CodecModel):
 
     def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int,
                    num_samples: int, bitrate_kbps: float) -> np.ndarray:
-        kbps = self.validate_bitrate(bitrate_kbps)
+        kbps = self.validate_bitrate(bitrate_kbps, num_channels)
         n_q = self.n_q_for(self._kbps_per_channel(kbps, num_channels))
         from .encodec_stream import ChunkReader
 
@@ -551,15 +538,12 @@ class EncodecPretrained(CodecModel):
     def num_parameters(self) -> int:
         return self.model.num_parameters() if self.path.is_file() else EncodecCodec(self._config).num_parameters()
 
-    def validate_bitrate(self, kbps: float | None) -> float:
-        return EncodecCodec.validate_bitrate(self, kbps)  # type: ignore[arg-type]
-
     @property
     def config(self) -> EncodecConfig:
         return self.model.config if self._model is not None else self._config
 
     def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
-                 framing: Framing | None = None, **kwargs) -> EncodedAudio:
+                 **kwargs) -> EncodedAudio:
         return self.model.compress(audio, bitrate_kbps)
 
     def decompress(self, chunks, num_channels: int, num_samples: int, bitrate_kbps: float) -> np.ndarray:

@@ -177,7 +177,7 @@ class StreamEncoder:
     """
 
     def __init__(self, codec, num_channels: int = 1, bitrate_kbps: float | None = None):
-        kbps = codec.validate_bitrate(bitrate_kbps)
+        kbps = codec.validate_bitrate(bitrate_kbps, num_channels)
         self.codec, self.bitrate_kbps = codec, kbps
         self.n_q = codec.n_q_for(codec._kbps_per_channel(kbps, num_channels))
         self.encoders = [StreamingEncoder(codec.net, self.n_q) for _ in range(num_channels)]
@@ -214,7 +214,7 @@ class StreamDecoder:
     ``finish(num_samples)`` drops the end padding beyond the signal's length."""
 
     def __init__(self, codec, num_channels: int = 1, bitrate_kbps: float | None = None):
-        kbps = codec.validate_bitrate(bitrate_kbps)
+        kbps = codec.validate_bitrate(bitrate_kbps, num_channels)
         self.codec = codec
         self.n_q = codec.n_q_for(codec._kbps_per_channel(kbps, num_channels))
         self.reader = ChunkReader(codec, num_channels, self.n_q)
