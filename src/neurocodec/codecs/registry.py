@@ -59,6 +59,8 @@ register("mdct", "neurocodec.codecs.mdct:MdctCodec", "MDCT waveform coder (fejgi
 register("pcm", "neurocodec.codecs.pcm:PcmCodec", "16-bit PCM reference anchor")
 register("cq", "neurocodec.codecs.pretrained:cq_family", "CQ: trainable LPC + residual autoencoder (zhen2020)")
 register("cmrl", "neurocodec.codecs.pretrained:cmrl_family", "CMRL: cascaded residual autoencoders (zhen2019)")
+register("perceptual-fem", "neurocodec.codecs.perceptual:fem_family", "byun2023 perceptual coder, factorized density (FEM)")
+register("perceptual-hpm", "neurocodec.codecs.perceptual:hpm_family", "byun2023 perceptual coder, mean-scale hyperprior (HPM)")
 # Classic baselines (system libraries / tools; see docs/baselines.md).
 register("opus", "neurocodec.baselines.opus:OpusCodec", "Opus (libopus), 6-510 kbps, 16 kHz, baseline")
 register("amrwb", "neurocodec.baselines.amrwb:AmrWbCodec", "AMR-WB (G.722.2), 9 modes 6.6-23.85 kbps, baseline")

@@ -60,9 +60,9 @@ class FactorizedDensity(nn.Module):
 
     def cdf(self, x: torch.Tensor) -> torch.Tensor:
         """``c(x)`` of ``(batch, channels, time)`` values, in (0, 1)."""
-        return torch.sigmoid(self._apply(self.logits, x))
+        return torch.sigmoid(self._per_channel(self.logits, x))
 
-    def _apply(self, fn, x: torch.Tensor) -> torch.Tensor:
+    def _per_channel(self, fn, x: torch.Tensor) -> torch.Tensor:
         b, c, t = x.shape
         flat = x.permute(1, 0, 2).reshape(c, 1, b * t)
         return fn(flat).reshape(c, b, t).permute(1, 0, 2)
@@ -73,7 +73,7 @@ class FactorizedDensity(nn.Module):
             lo, up = self.logits(flat - 0.5), self.logits(flat + 0.5)
             sign = -torch.sign(lo + up).detach()
             return torch.abs(torch.sigmoid(sign * up) - torch.sigmoid(sign * lo))
-        return torch.clamp(self._apply(fn, x), min=LIKELIHOOD_FLOOR)
+        return torch.clamp(self._per_channel(fn, x), min=LIKELIHOOD_FLOOR)
 
     @torch.no_grad()
     def quantiles(self, probs=(1e-9, 0.5, 1 - 1e-9), lo: float = -1e4, hi: float = 1e4) -> torch.Tensor:

@@ -8,7 +8,10 @@ CompressAI's entropy models (Ballé et al. 2018's "tabulated" coding), written f
 CDFs are built once from a model's PMFs (:func:`build_tables`) and stored as integers, so
 encoder and decoder use identical tables on any machine.
 
-Coding is done by :mod:`.range_coder` (constriction's range coder, exact dyadic tables).
+Coding is done by :mod:`.range_coder` (constriction's range coder, exact dyadic tables).  The
+values of one call are coded grouped by row (all values of the lowest row first, each group in
+its original order, each with one static table), which is much faster than one table per symbol;
+the decoder knows the rows, so it decodes the same groups and puts the values back in place.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import CorruptStreamError
 from .range_coder import RangeDecoder, RangeEncoder, quantize_pmf
 
 __all__ = ["TableSet", "build_tables", "ESCAPE_LIMIT", "PRECISION"]
@@ -55,7 +57,8 @@ class TableSet:
         sym = v - self.offsets[r]
         esc = (sym < 0) | (sym >= self.sizes[r])
         sym = np.where(esc, self.sizes[r], sym)
-        enc.encode(sym, self.cdfs, r)
+        for row, pos in _by_row(r):
+            enc.encode(sym[pos], self._row_cdf(row))
         if esc.any():
             raw = v[esc] + ESCAPE_LIMIT
             enc.encode(np.stack([raw >> 8, raw & 255], axis=1).ravel(), _BYTE_CDF)
@@ -65,7 +68,9 @@ class TableSet:
         r = np.asarray(rows, dtype=np.int64).ravel()
         if r.size == 0:
             return np.zeros(0, dtype=np.int64)
-        sym = dec.decode(self.cdfs, indexes=r)
+        sym = np.empty(r.size, dtype=np.int64)
+        for row, pos in _by_row(r):
+            sym[pos] = dec.decode(self._row_cdf(row), count=pos.size)
         esc = sym == self.sizes[r]
         out = sym + self.offsets[r]
         n = int(esc.sum())
@@ -73,6 +78,9 @@ class TableSet:
             raw = dec.decode(_BYTE_CDF, count=2 * n).reshape(n, 2)
             out[esc] = (raw[:, 0] << 8) + raw[:, 1] - ESCAPE_LIMIT
         return out
+
+    def _row_cdf(self, row: int) -> np.ndarray:
+        return self.cdfs[row, : self.sizes[row] + 2]
 
     def bits(self, values, rows) -> float:
         """Ideal code length (bits) of ``values`` under the integer tables (escapes included)."""
@@ -85,19 +93,39 @@ class TableSet:
         return float(-np.log2(p).sum() + 16.0 * esc.sum())
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"cdfs": self.cdfs.astype(np.int32), "offsets": self.offsets.astype(np.int32),
+        """Flat arrays for storage: the rows' CDFs concatenated without padding."""
+        flat = np.concatenate([self._row_cdf(i) for i in range(self.num_rows)])
+        return {"cdf_flat": flat.astype(np.int32), "offsets": self.offsets.astype(np.int32),
                 "sizes": self.sizes.astype(np.int32)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "TableSet":
+        """Inverse of :meth:`to_arrays` (ValueError when inconsistent)."""
         try:
-            t = cls(np.asarray(arrays["cdfs"], dtype=np.int64), np.asarray(arrays["offsets"], dtype=np.int64),
-                    np.asarray(arrays["sizes"], dtype=np.int64))
+            flat = np.asarray(arrays["cdf_flat"], dtype=np.int64)
+            offsets = np.asarray(arrays["offsets"], dtype=np.int64)
+            sizes = np.asarray(arrays["sizes"], dtype=np.int64)
         except KeyError as e:
-            raise CorruptStreamError(f"entropy tables lack '{e.args[0]}'") from None
-        if t.cdfs.ndim != 2 or t.offsets.shape != (t.num_rows,) or t.sizes.shape != (t.num_rows,):
+            raise ValueError(f"entropy tables lack '{e.args[0]}'") from None
+        if sizes.ndim != 1 or offsets.shape != sizes.shape or flat.size != int((sizes + 2).sum()) or sizes.min() < 1:
             raise ValueError("inconsistent entropy table shapes")
-        return t
+        total = 1 << PRECISION
+        cdfs = np.full((sizes.size, int(sizes.max()) + 2), total, dtype=np.int64)
+        ends = np.cumsum(sizes + 2)
+        for i, (a, b) in enumerate(zip(ends - sizes - 2, ends)):
+            cdfs[i, : b - a] = flat[a:b]
+        if np.any(cdfs[:, 0] != 0) or np.any(cdfs[:, -1] != total) or np.any(np.diff(cdfs, axis=1) < 0):
+            raise ValueError("stored entropy tables are not valid CDFs")
+        return cls(cdfs, offsets, sizes)
+
+
+def _by_row(rows: np.ndarray):
+    """``(row, positions)`` for each distinct row, in increasing row order (positions in order)."""
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    cuts = np.flatnonzero(np.diff(sorted_rows)) + 1
+    for pos in np.split(order, cuts):
+        yield int(rows[pos[0]]), pos
 
 
 def build_tables(pmfs: list[np.ndarray], offsets, tail_masses) -> TableSet:
