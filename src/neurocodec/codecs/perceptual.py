@@ -156,27 +156,29 @@ def _window(frame: int, overlap: int) -> torch.Tensor:
 
 
 def num_frames(num_samples: int, frame: int, overlap: int) -> int:
-    """Frames covering ``num_samples`` samples (at least one)."""
+    """Frames covering ``num_samples`` samples after ``overlap`` leading zeros (at least one)."""
     hop = frame - overlap
-    return max(1, math.ceil((num_samples - overlap) / hop))
+    return max(1, math.ceil((num_samples + overlap) / hop))
 
 
 def frame_signal(x: torch.Tensor, frame: int, overlap: int) -> torch.Tensor:
-    """``(B, N)`` -> windowed frames ``(B, L, frame)`` (zero padding at the end)."""
+    """``(B, N)`` -> windowed frames ``(B, L, frame)``: ``overlap`` zeros are put in front (so that
+    the first samples are not faded in) and zeros at the end."""
     hop = frame - overlap
     n = num_frames(x.shape[-1], frame, overlap)
     total = n * hop + overlap
-    x = F.pad(x, (0, total - x.shape[-1]))
+    x = F.pad(x, (overlap, total - overlap - x.shape[-1]))
     return x.unfold(-1, frame, hop) * _window(frame, overlap).to(x.dtype)
 
 
 def overlap_add(frames: torch.Tensor, num_samples: int, overlap: int) -> torch.Tensor:
-    """Windowed overlap-add of ``(B, L, frame)`` frames, cut to ``num_samples``."""
+    """Windowed overlap-add of ``(B, L, frame)`` frames, without the leading ``overlap`` samples,
+    cut to ``num_samples`` (inverse of :func:`frame_signal` for unchanged frames)."""
     b, n, frame = frames.shape
     hop = frame - overlap
     y = frames * _window(frame, overlap).to(frames.dtype)
     out = F.fold(y.transpose(1, 2), output_size=(1, n * hop + overlap), kernel_size=(1, frame), stride=(1, hop))
-    return out.reshape(b, -1)[:, :num_samples]
+    return out.reshape(b, -1)[:, overlap:overlap + num_samples]
 
 
 # -- network ------------------------------------------------------------------------------------
