@@ -9,7 +9,7 @@ channels, a changer ``C -> C_b`` (the bottleneck width), a block of ``C_b`` chan
 convolution to one channel: the latent ``z`` has ``T/2 = 256`` values per frame.  The decoder
 mirrors it with IGDN and a sub-pixel up-sampling convolution (Shi et al. 2016).  The paper's
 model has ``C = 100``, ``C_b = 30`` (2.35M parameters in total; ours at that width has about
-2.5M, the paper does not give every layer); shipped weights use a narrower ``C`` (see the
+2.76M, the paper does not give every layer); shipped weights use a narrower ``C`` (see the
 model cards).  The order "down-sample first, then the ``C``-channel block" is our choice (the
 paper does not say where the striding sits); it halves the encoder's cost.
 
