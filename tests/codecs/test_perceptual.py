@@ -149,3 +149,20 @@ def test_registered_families():
             if not fam.weights_path(kbps).is_file():
                 with pytest.raises(WeightsError):
                     fam.model_for(kbps)
+
+
+@pytest.mark.parametrize("cls", [PerceptualFemCodec, PerceptualHpmCodec])
+def test_code_scale_moves_the_rate_and_keeps_the_estimate(cls, speech):
+    x = speech[:, :32000]
+    m = tiny(cls, gain=3.0)
+    rates = []
+    for g in (1.0, 2.0):
+        m.with_code_scale(g)
+        enc = m.compress(x, 16)
+        with torch.no_grad():
+            est = float(m(torch.from_numpy(x)[None]).bits)
+        assert abs(8 * enc.num_bytes / est - 1) < 0.01
+        y = m.decompress(enc.chunks, enc.num_channels, enc.num_samples, 16)
+        assert np.isfinite(y).all()
+        rates.append(8 * enc.num_bytes)
+    assert rates[1] > 1.2 * rates[0]

@@ -87,6 +87,7 @@ class PerceptualConfig:
     hyper_channels: int = 96
     hyper_latent: int = 8
     frames_per_chunk: int = 64
+    code_scale: float = 1.0  # export-time rate trim: the coder quantizes code_scale * z (step 1/code_scale)
     # training (§3.3, §4.1)
     lambda_mse: float = 60.0
     lambda_global: float = 0.003
@@ -109,6 +110,8 @@ class PerceptualConfig:
             raise ValueError(f"density must be 'fem' or 'hpm', got {self.density!r}")
         if self.decoder_input not in ("ste", "noise"):
             raise ValueError(f"decoder_input must be 'ste' or 'noise', got {self.decoder_input!r}")
+        if not self.code_scale > 0:
+            raise ValueError(f"code_scale must be positive, got {self.code_scale}")
         if self.frame % 8 or not 0 < self.overlap < self.frame // 2:
             raise ValueError("frame must be a multiple of 8 and overlap in (0, frame/2)")
         return self
@@ -316,23 +319,27 @@ class PerceptualCodec(nn.Module, CodecModel):
         return noisy, hard
 
     def code_frames(self, frames: torch.Tensor, quantize: bool = True) -> dict[str, torch.Tensor]:
-        """Frames ``(B, frame)`` -> decoded frames and the bits of each frame (main, side)."""
+        """Frames ``(B, frame)`` -> decoded frames and the bits of each frame (main, side).
+
+        The quantizer works on ``g * z`` with ``g = config.code_scale`` (1 in training; the
+        export-time rate trim changes it): the densities are those of ``z`` scaled by ``g``."""
         z = self.encode_frames(frames)
+        g = float(self.config.code_scale)
         zeros = torch.zeros(frames.shape[0], device=frames.device)
         if not quantize:
             return {"frames": self.decode_frames(z), "main_bits": zeros, "side_bits": zeros, "z": z}
         if self.hyper is None:
-            zr, zd = self.quantize(z)
-            main = -torch.log2(self.density_model.likelihood(zr)).sum(dim=(1, 2))
+            zr, zd = self.quantize(g * z)
+            main = -torch.log2(self.density_model.likelihood(zr / g, 0.5 / g)).sum(dim=(1, 2))
             side = zeros
         else:
             zh = self.hyper.encoder(z)
             zhr, zhd = self.quantize(zh)
             side = -torch.log2(self.hyper.density.likelihood(zhr)).sum(dim=(1, 2))
             mean, scale = self.hyper.params(zhd if not self.training else zhr)
-            zr, zd = self.quantize(z, mean)
-            main = -torch.log2(gaussian_likelihood(zr, mean, scale)).sum(dim=(1, 2))
-        return {"frames": self.decode_frames(zd), "main_bits": main, "side_bits": side, "z": z}
+            zr, zd = self.quantize(g * z, g * mean)
+            main = -torch.log2(gaussian_likelihood(zr, g * mean, g * scale)).sum(dim=(1, 2))
+        return {"frames": self.decode_frames(zd / g), "main_bits": main, "side_bits": side, "z": z}
 
     def forward(self, x: torch.Tensor, bitrate_kbps: float | None = None) -> ForwardResult:
         """``(B, C, N)`` audio -> reconstruction (overlap-add of decoded frames) and estimated bits
@@ -432,10 +439,18 @@ class PerceptualCodec(nn.Module, CodecModel):
         """Integer CDF tables of the trained density models (FEM rows; HPM: hyper FEM rows and
         the tabulated Gaussian scales)."""
         if self.hyper is None:
-            self._tables = {"latent": self.density_model.tables()}
+            self._tables = {"latent": self.density_model.tables(scale=float(self.config.code_scale))}
         else:
             self._tables = {"hyper": self.hyper.density.tables(), "gaussian": gaussian_tables()}
         return self._tables
+
+    def with_code_scale(self, g: float) -> "PerceptualCodec":
+        """Set ``config.code_scale`` (the quantizer step is ``1/g``) and rebuild the tables."""
+        from dataclasses import replace
+
+        self.config = replace(self.config, code_scale=float(g)).validate()
+        self.build_tables()
+        return self
 
     def tables(self) -> dict[str, TableSet]:
         return self._tables if self._tables is not None else self.build_tables()
@@ -488,8 +503,8 @@ class PerceptualCodec(nn.Module, CodecModel):
         g = self.config.frames_per_chunk
         return [(a, min(a + g, n)) for a in range(0, n, g)]
 
-    def _hyper_params64(self, zh: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and scale from quantized hyper-latents, computed in float64 (both ends)."""
+    def _hyper_params64(self, zh: torch.Tensor, g: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and scale of ``g * z`` from quantized hyper-latents, computed in float64 (both ends)."""
         dec = self.hyper.decoder
         out = zh.double()
         for layer in dec:
@@ -504,7 +519,7 @@ class PerceptualCodec(nn.Module, CodecModel):
                 out = layer(out)
         mean = out[:, :1]
         scale = F.softplus(out[:, 1:]) + 1e-3
-        return mean.numpy(), scale.numpy()
+        return g * mean.numpy(), g * scale.numpy()
 
     @torch.no_grad()
     def analyze(self, audio: np.ndarray) -> dict[str, Any]:
@@ -524,14 +539,15 @@ class PerceptualCodec(nn.Module, CodecModel):
                     out["main_bits"] += float(r["main_bits"].double().sum())
                     out["side_bits"] += float(r["side_bits"].double().sum())
                     z = r["z"]
+                    g = float(cfg.code_scale)
                     item: dict[str, Any] = {}
                     if self.hyper is None:
-                        item["latent"] = torch.round(z).clamp(-ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1).long().numpy()
+                        item["latent"] = torch.round(g * z).clamp(-ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1).long().numpy()
                     else:
                         zh = torch.round(self.hyper.encoder(z)).clamp(-ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1)
-                        mean, scale = self._hyper_params64(zh)
+                        mean, scale = self._hyper_params64(zh, g)
                         item["hyper"] = zh.long().numpy()
-                        q = np.rint(z.double().numpy() - mean)
+                        q = np.rint((g * z).double().numpy() - mean)
                         item["latent"] = np.clip(q, -ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1).astype(np.int64)
                         item["scale_index"] = scale_index(scale)
                     out["chunks"].append(item)
@@ -584,16 +600,17 @@ class PerceptualCodec(nn.Module, CodecModel):
                     dec = RangeDecoder(chunks[k])
                     k += 1
                     try:
+                        g = float(cfg.code_scale)
                         if self.hyper is None:
                             q = tables["latent"].decode(dec, np.zeros(n * half, dtype=np.int64))
-                            z = torch.from_numpy(q.reshape(n, 1, half).astype(np.float32))
+                            z = torch.from_numpy((q.reshape(n, 1, half) / g).astype(np.float32))
                         else:
                             nz, th = cfg.hyper_latent, half // 4
                             rows = np.broadcast_to(np.arange(nz)[None, :, None], (n, nz, th)).ravel()
                             zh = tables["hyper"].decode(dec, rows).reshape(n, nz, th)
-                            mean, scale = self._hyper_params64(torch.from_numpy(zh.astype(np.float32)))
+                            mean, scale = self._hyper_params64(torch.from_numpy(zh.astype(np.float32)), g)
                             q = tables["gaussian"].decode(dec, scale_index(scale).ravel()).reshape(n, 1, half)
-                            z = torch.from_numpy((q + mean).astype(np.float32))
+                            z = torch.from_numpy(((q + mean) / g).astype(np.float32))
                         dec.finish()
                     except CorruptStreamError:
                         raise

@@ -67,10 +67,11 @@ class FactorizedDensity(nn.Module):
         flat = x.permute(1, 0, 2).reshape(c, 1, b * t)
         return fn(flat).reshape(c, b, t).permute(1, 0, 2)
 
-    def likelihood(self, x: torch.Tensor) -> torch.Tensor:
-        """``c(x + 1/2) - c(x - 1/2)`` per element (floored at :data:`LIKELIHOOD_FLOOR`)."""
+    def likelihood(self, x: torch.Tensor, half_width: float = 0.5) -> torch.Tensor:
+        """``c(x + h) - c(x - h)`` per element, ``h = half_width`` (1/2: the unit bin of an integer;
+        a quantizer of step ``1/g`` uses ``h = 1/(2g)``), floored at :data:`LIKELIHOOD_FLOOR`."""
         def fn(flat):
-            lo, up = self.logits(flat - 0.5), self.logits(flat + 0.5)
+            lo, up = self.logits(flat - half_width), self.logits(flat + half_width)
             sign = -torch.sign(lo + up).detach()
             return torch.abs(torch.sigmoid(sign * up) - torch.sigmoid(sign * lo))
         return torch.clamp(self._per_channel(fn, x), min=LIKELIHOOD_FLOOR)
@@ -92,10 +93,11 @@ class FactorizedDensity(nn.Module):
         return out
 
     @torch.no_grad()
-    def tables(self, max_width: int = 4096) -> TableSet:
-        """Integer CDF tables (one row per channel) over ``[floor(q_lo), ceil(q_hi)]`` of the
-        ``1e-9`` / ``1 - 1e-9`` quantiles, with the mass outside as the escape probability."""
-        q = self.quantiles((1e-9, 1 - 1e-9))
+    def tables(self, max_width: int = 4096, scale: float = 1.0) -> TableSet:
+        """Integer CDF tables (one row per channel) of ``round(scale * x)`` over
+        ``[floor(q_lo), ceil(q_hi)]`` of the scaled ``1e-9`` / ``1 - 1e-9`` quantiles, with the
+        mass outside as the escape probability."""
+        q = self.quantiles((1e-9, 1 - 1e-9)) * scale
         pmfs, offsets, tails = [], [], []
         for c in range(self.channels):
             lo = int(math.floor(float(q[c, 0])))
@@ -105,8 +107,8 @@ class FactorizedDensity(nn.Module):
                 lo, hi = mid - max_width // 2, mid - max_width // 2 + max_width - 1
             vals = torch.arange(lo, hi + 1, dtype=torch.float32).view(1, 1, -1)
             grid = vals.expand(self.channels, 1, -1)
-            cu = torch.sigmoid(self.logits(grid + 0.5))[c, 0].double()
-            cl = torch.sigmoid(self.logits(grid - 0.5))[c, 0].double()
+            cu = torch.sigmoid(self.logits((grid + 0.5) / scale))[c, 0].double()
+            cl = torch.sigmoid(self.logits((grid - 0.5) / scale))[c, 0].double()
             pmf = (cu - cl).numpy()
             tail = float(cl[0] + (1.0 - cu[-1]))
             pmfs.append(pmf)
