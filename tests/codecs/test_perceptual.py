@@ -165,4 +165,4 @@ def test_code_scale_moves_the_rate_and_keeps_the_estimate(cls, speech):
         y = m.decompress(enc.chunks, enc.num_channels, enc.num_samples, 16)
         assert np.isfinite(y).all()
         rates.append(8 * enc.num_bytes)
-    assert rates[1] > 1.2 * rates[0]
+    assert rates[1] > 1.1 * rates[0]  # a finer step costs more bits
