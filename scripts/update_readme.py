@@ -43,6 +43,15 @@ BLOCKS: dict[str, list[str]] = {
     ],
     "rate-learned": [".venv/bin/python scripts/split_bitrate.py reports/speech16-learned --codecs cq,cmrl,amrwb,opus"],
     "cascade-coders": [".venv/bin/python bench/bench_cascade_coders.py --data examples/speech.flac"],
+    "perceptual-table1": [
+        CORPUS,
+        ".venv/bin/python scripts/byun_table1.py --data corpus16/manifest.jsonl --split test --sources speech-real,speech-tts",
+    ],
+    "eval-perceptual": [
+        CORPUS,
+        f"{NC} eval --codecs perceptual-fem,perceptual-hpm,amrwb,opus,cq,cmrl --bitrates 16 --data corpus16/manifest.jsonl "
+        "--sources speech-real,speech-tts --metrics snr,pesq_wb,visqol_speech,twof --jobs 2 -q --out reports/speech16-perceptual",
+    ],
     "eval-music": [
         CORPUS,
         f"{NC} eval --codecs mdct,opus,aac --bitrates 16,24,32 --data corpus16/manifest.jsonl "
