@@ -18,7 +18,9 @@ in training).  ``fem``: ``z`` is coded with a factorized non-parametric density
 (:class:`~neurocodec.entropy.factorized.FactorizedDensity`, 43 parameters), no side information.
 ``hpm``: a hyper-encoder (convolutions of kernels 7, 9, 9, strides 1, 2, 2) maps ``z`` to a
 hyper-latent ``z_h`` (``hyper_latent`` channels, ``T/8`` steps), quantized and coded with its own
-FEM; a hyper-decoder (mirrored, transposed convolutions) predicts the mean and scale of each
+FEM (the paper does not give its size; with 4 channels, i.e. as many hyper values as latent values,
+our CPU runs sent 94 % of the rate as side information, the means carrying the signal, so the
+default is one channel: 64 values per frame); a hyper-decoder (mirrored, transposed convolutions) predicts the mean and scale of each
 latent value, and ``z`` is coded with the Gaussian-uniform likelihood of Eq. 1
 (:mod:`neurocodec.entropy.gaussian`).  Coding with HPM sends ``q = round(z - mu)`` and the decoder
 adds ``mu`` back (CompressAI's convention; it makes the tables independent of the mean).
@@ -85,7 +87,7 @@ class PerceptualConfig:
     channels: int = 100
     bottleneck_channels: int = 30
     hyper_channels: int = 96
-    hyper_latent: int = 8
+    hyper_latent: int = 1  # channels of z_h (T/8 steps each); see the module doc
     frames_per_chunk: int = 64
     code_scale: float = 1.0  # export-time rate trim: the coder quantizes code_scale * z (step 1/code_scale)
     # training (§3.3, §4.1)
