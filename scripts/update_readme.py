@@ -49,7 +49,7 @@ BLOCKS: dict[str, list[str]] = {
     ],
     "eval-perceptual": [
         CORPUS,
-        f"{NC} eval --codecs perceptual-fem,perceptual-hpm,amrwb,opus,cq,cmrl --bitrates 16 --data corpus16/manifest.jsonl "
+        f"{NC} eval --codecs perceptual-fem,perceptual-hpm,amrwb,opus --bitrates 9,16,24 --data corpus16/manifest.jsonl "
         "--sources speech-real,speech-tts --metrics snr,pesq_wb,visqol_speech,twof --jobs 2 -q --out reports/speech16-perceptual",
     ],
     "eval-music": [

@@ -708,15 +708,23 @@ class PerceptualHpmCodec(PerceptualCodec):
         return cls(hpm_config(bitrate_kbps))
 
 
-def fem_family(weights_dir=None):
-    """``perceptual-fem`` at 9, 13, 16, 20 and 24 kbps (shipped weights per operating point)."""
-    from .pretrained import PretrainedFamily
+def _family(cls, prefix: str, weights_dir=None):
+    """The operating points of ``PERCEPTUAL_BITRATES`` that ship weights (all of them, each
+    failing with a message on how to train it, when none does)."""
+    from .pretrained import WEIGHTS_DIR, PretrainedFamily
 
-    return PretrainedFamily(PerceptualFemCodec, PERCEPTUAL_BITRATES, "perceptual-fem", 16.0, weights_dir)
+    root = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    shipped = tuple(k for k in PERCEPTUAL_BITRATES if (root / f"{prefix}-{k:g}k" / "model.safetensors").is_file())
+    rates = shipped or PERCEPTUAL_BITRATES
+    default = 16.0 if 16.0 in rates else rates[0]
+    return PretrainedFamily(cls, rates, prefix, default, weights_dir)
+
+
+def fem_family(weights_dir=None):
+    """``perceptual-fem`` at the shipped points of 9, 13, 16, 20 and 24 kbps."""
+    return _family(PerceptualFemCodec, "perceptual-fem", weights_dir)
 
 
 def hpm_family(weights_dir=None):
-    """``perceptual-hpm`` at 9, 13, 16, 20 and 24 kbps (shipped weights per operating point)."""
-    from .pretrained import PretrainedFamily
-
-    return PretrainedFamily(PerceptualHpmCodec, PERCEPTUAL_BITRATES, "perceptual-hpm", 16.0, weights_dir)
+    """``perceptual-hpm`` at the shipped points of 9, 13, 16, 20 and 24 kbps."""
+    return _family(PerceptualHpmCodec, "perceptual-hpm", weights_dir)
