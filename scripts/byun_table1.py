@@ -18,7 +18,6 @@ import argparse
 import json
 import sys
 
-import numpy as np
 
 
 def main(argv=None) -> int:

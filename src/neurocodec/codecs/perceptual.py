@@ -57,7 +57,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import AudioError, CorruptStreamError, UserError, WeightsError
+from ..errors import AudioError, CorruptStreamError, WeightsError
 from ..entropy.factorized import FactorizedDensity
 from ..entropy.gaussian import gaussian_likelihood, gaussian_tables, scale_index
 from ..entropy.range_coder import RangeDecoder, RangeEncoder
