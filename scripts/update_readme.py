@@ -70,6 +70,15 @@ BLOCKS: dict[str, list[str]] = {
         "--sources music-real,music-rendered --metrics visqol_audio,mel_distance,snr --jobs 2 -q --out reports/music16-encodec",
     ],
     "encodec-bench": [".venv/bin/python bench/bench_encodec.py --seconds 10 --kbps 6"],
+    "perceptual-table1": [
+        CORPUS,
+        ".venv/bin/python scripts/byun_table1.py --data corpus16/manifest.jsonl --split test --sources speech-real,speech-tts",
+    ],
+    "eval-perceptual": [
+        CORPUS,
+        f"{NC} eval --codecs perceptual-fem,perceptual-hpm,amrwb,opus --bitrates 9,16,24 --data corpus16/manifest.jsonl "
+        "--sources speech-real,speech-tts --metrics snr,pesq_wb,visqol_speech,twof --jobs 2 -q --out reports/speech16-perceptual",
+    ],
     "eval-music": [
         CORPUS,
         f"{NC} eval --codecs mdct,opus,aac --bitrates 16,24,32 --data corpus16/manifest.jsonl "

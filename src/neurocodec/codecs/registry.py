@@ -104,6 +104,8 @@ register("encodec-24k", "neurocodec.codecs.encodec:encodec_24k", "EnCodec 24 kHz
 register("encodec-24k-official", "neurocodec.codecs.encodec:encodec_24k_official",
          "EnCodec 24 kHz, official weights from 'neurocodec import encodec' (defossez2022)")
 register("encodec-16k", "neurocodec.codecs.encodec:encodec_16k", "EnCodec 16 kHz speech, 1-8 kbps (defossez2022)")
+register("perceptual-fem", "neurocodec.codecs.perceptual:fem_family", "byun2023 perceptual coder, factorized density (FEM)")
+register("perceptual-hpm", "neurocodec.codecs.perceptual:hpm_family", "byun2023 perceptual coder, mean-scale hyperprior (HPM)")
 # Classic baselines (system libraries / tools; see docs/baselines.md).
 register("opus", "neurocodec.baselines.opus:OpusCodec", "Opus (libopus), 6-510 kbps, 16 kHz, baseline")
 register("amrwb", "neurocodec.baselines.amrwb:AmrWbCodec", "AMR-WB (G.722.2), 9 modes 6.6-23.85 kbps, baseline")

@@ -285,3 +285,14 @@ register_recipe("encodec-16k", "neurocodec.codecs.encodec:EncodecConfig", "neuro
                 train={**_ENCODEC_TRAIN, "segment_samples": 16000, "val_segment_samples": 32000,
                        "sources": SPEECH_SOURCES},
                 summary="EnCodec 16 kHz speech (defossez2022)")
+
+#: byun2023 §4.1: batch of 128 frames of 512 samples, Adam, cosine annealing 1e-4 -> 5e-5
+_PERCEPTUAL_TRAIN = {"lr": 1e-4, "lr_min": 5e-5, "schedule": "cosine", "batch_size": 128, "segment_samples": 512,
+                     "val_segment_samples": 16000, "val_every": 500, "ckpt_every": 250, "threads": 1,
+                     "steps": 20000, "sources": SPEECH_SOURCES}
+register_recipe("perceptual-fem", "neurocodec.codecs.perceptual:PerceptualConfig",
+                "neurocodec.codecs.perceptual:PerceptualFemCodec", config_for_bitrate="neurocodec.codecs.perceptual:fem_config",
+                train=_PERCEPTUAL_TRAIN, summary="byun2023 perceptual coder, factorized density (FEM)")
+register_recipe("perceptual-hpm", "neurocodec.codecs.perceptual:PerceptualConfig",
+                "neurocodec.codecs.perceptual:PerceptualHpmCodec", config_for_bitrate="neurocodec.codecs.perceptual:hpm_config",
+                train=_PERCEPTUAL_TRAIN, summary="byun2023 perceptual coder, mean-scale hyperprior (HPM)")

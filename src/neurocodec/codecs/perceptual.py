@@ -1,0 +1,730 @@
+"""Perceptual end-to-end speech coder with factorized (FEM) or hyperprior (HPM) density (byun2023).
+
+**Transform (§3.1).**  Frames of ``T = 512`` samples, adjacent frames overlapping by 32 samples
+(hop 480) with a half-sine window (a sine ramp at analysis and at synthesis, so that the two
+products add to one over the overlap).  Each frame goes through an encoder of ResGLU blocks
+(:mod:`neurocodec.nn.resglu`: six GLU layers, dilations 1..32, kernel 9, a GDN at the end):
+a ResGLU channel changer ``1 -> C``, a strided convolution (down-sampling by 2), a block of ``C``
+channels, a changer ``C -> C_b`` (the bottleneck width), a block of ``C_b`` channels and a
+convolution to one channel: the latent ``z`` has ``T/2 = 256`` values per frame.  The decoder
+mirrors it with IGDN and a sub-pixel up-sampling convolution (Shi et al. 2016).  The paper's
+model has ``C = 100``, ``C_b = 30`` (2.35M parameters in total; ours at that width has about
+2.76M, the paper does not give every layer); shipped weights use a narrower ``C`` (see the
+model cards).  The order "down-sample first, then the ``C``-channel block" is our choice (the
+paper does not say where the striding sits); it halves the encoder's cost.
+
+**Quantization and density (§3.2).**  ``z`` is quantized by rounding (uniform noise ``U(-1/2, 1/2)``
+in training).  ``fem``: ``z`` is coded with a factorized non-parametric density
+(:class:`~neurocodec.entropy.factorized.FactorizedDensity`, 43 parameters), no side information.
+``hpm``: a hyper-encoder (convolutions of kernels 7, 9, 9, strides 1, 2, 2) maps ``z`` to a
+hyper-latent ``z_h`` (``hyper_latent`` channels, ``T/8`` steps), quantized and coded with its own
+FEM (the paper does not give its size; with 4 channels, i.e. as many hyper values as latent values,
+our CPU runs sent 94 % of the rate as side information, the means carrying the signal, so the
+default is one channel: 64 values per frame); a hyper-decoder (mirrored, transposed convolutions) predicts the mean and scale of each
+latent value, and ``z`` is coded with the Gaussian-uniform likelihood of Eq. 1
+(:mod:`neurocodec.entropy.gaussian`).  Coding with HPM sends ``q = round(z - mu)`` and the decoder
+adds ``mu`` back (CompressAI's convention; it makes the tables independent of the mean).
+
+**Bitstream.**  Per channel, groups of up to ``frames_per_chunk`` frames form one chunk: one
+range-coded message (:mod:`neurocodec.entropy.range_coder`) holding, for HPM, the hyper-latents of
+the group then the latents; for FEM the latents.  Integer CDF tables are built from the trained
+density models (:meth:`PerceptualCodec.build_tables`) and stored with the weights; the scale
+index of each HPM latent is computed by the hyper-decoder in float64 on the same group shape at
+both ends.  The chunk count follows from the sample count; any other count, a payload that is
+not whole 32-bit words or one with data left over is rejected.
+
+**Training (§3.3, §4.1).**  ``L = a * R + l1 * MSE + l2 * L_G + l3 * L_L`` with ``R`` the estimated
+rate in bits per sample, ``MSE`` on the frame, ``L_G``/``L_L`` the global/local NMR losses of
+:mod:`neurocodec.dsp.pam1`; ``l1, l2, l3 = 60, 0.003, 0.0005`` (the paper's initial values) and the
+rate weight ``a`` steered multiplicatively towards the target rate (the paper adjusts its
+weights "until the DNN speech coder reached the pre-set bitrate range").  Two phases:
+``reconstruct`` (no quantization, no rate term) then ``quantize`` (noise for the rate, and the
+rounded latent with a straight-through gradient for the decoder: ``decoder_input = "ste"``;
+``"noise"`` is the paper's choice).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import AudioError, CorruptStreamError, WeightsError
+from ..entropy.factorized import FactorizedDensity
+from ..entropy.gaussian import gaussian_likelihood, gaussian_tables, scale_index
+from ..entropy.range_coder import RangeDecoder, RangeEncoder
+from ..entropy.tables import ESCAPE_LIMIT, TableSet
+from ..nn.resglu import KERNEL, ResGLUBlock, ResGLULayer
+from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult
+
+__all__ = ["PerceptualConfig", "PerceptualCodec", "PerceptualFemCodec", "PerceptualHpmCodec",
+           "PERCEPTUAL_BITRATES", "perceptual_config", "fem_config", "hpm_config", "PerceptualPhase",
+           "fem_family", "hpm_family",
+           "frame_signal", "overlap_add"]
+
+#: operating points of byun2023 §4.2 (kbps)
+PERCEPTUAL_BITRATES = (9.0, 13.0, 16.0, 20.0, 24.0)
+_FORMAT = "neurocodec-perceptual"
+
+
+@dataclass(frozen=True)
+class PerceptualConfig:
+    """One operating point of the byun2023 coder (defaults: the paper's sizes, 16 kbps, FEM)."""
+
+    bitrate_kbps: float = 16.0
+    density: str = "fem"  # fem | hpm
+    sample_rate: int = 16000
+    frame: int = 512
+    overlap: int = 32
+    channels: int = 100
+    bottleneck_channels: int = 30
+    hyper_channels: int = 96
+    hyper_latent: int = 1  # channels of z_h (T/8 steps each); see the module doc
+    frames_per_chunk: int = 64
+    code_scale: float = 1.0  # export-time rate trim: the coder quantizes code_scale * z (step 1/code_scale)
+    # training (§3.3, §4.1)
+    lambda_mse: float = 60.0
+    lambda_global: float = 0.003
+    lambda_local: float = 0.0005
+    rate_weight_init: float = 0.01
+    rate_steer: float = 0.02  # per step: a *= exp(rate_steer * (R / target - 1)), R an EMA
+    reconstruct_fraction: float = 0.2  # share of the steps trained without quantization
+    decoder_input: str = "ste"  # ste | noise
+
+    @property
+    def hop(self) -> int:
+        return self.frame - self.overlap
+
+    @property
+    def latent_length(self) -> int:
+        return self.frame // 2
+
+    def validate(self) -> "PerceptualConfig":
+        if self.density not in ("fem", "hpm"):
+            raise ValueError(f"density must be 'fem' or 'hpm', got {self.density!r}")
+        if self.decoder_input not in ("ste", "noise"):
+            raise ValueError(f"decoder_input must be 'ste' or 'noise', got {self.decoder_input!r}")
+        if not self.code_scale > 0:
+            raise ValueError(f"code_scale must be positive, got {self.code_scale}")
+        if self.frame % 8 or not 0 < self.overlap < self.frame // 2:
+            raise ValueError("frame must be a multiple of 8 and overlap in (0, frame/2)")
+        return self
+
+
+def perceptual_config(bitrate_kbps: float, density: str = "fem", **kwargs) -> PerceptualConfig:
+    """The configuration of an operating point (any positive rate; the paper's are 9..24)."""
+    kbps = float(bitrate_kbps)
+    if not kbps > 0:
+        raise ValueError("bitrate must be positive")
+    return PerceptualConfig(bitrate_kbps=kbps, density=density, **kwargs).validate()
+
+
+def fem_config(bitrate_kbps: float) -> PerceptualConfig:
+    """Recipe hook: the FEM variant at ``bitrate_kbps``."""
+    return perceptual_config(bitrate_kbps, "fem")
+
+
+def hpm_config(bitrate_kbps: float) -> PerceptualConfig:
+    """Recipe hook: the HPM variant at ``bitrate_kbps``."""
+    return perceptual_config(bitrate_kbps, "hpm")
+
+
+@dataclass(frozen=True)
+class PerceptualPhase:
+    """A training phase (trainer protocol: ``name``, ``steps``)."""
+
+    name: str
+    steps: int
+
+
+# -- framing ------------------------------------------------------------------------------------
+
+def _ramp(overlap: int) -> torch.Tensor:
+    n = torch.arange(overlap, dtype=torch.float64)
+    return torch.sin(math.pi * (n + 0.5) / (2 * overlap))
+
+
+def _window(frame: int, overlap: int) -> torch.Tensor:
+    w = torch.ones(frame, dtype=torch.float64)
+    r = _ramp(overlap)
+    w[:overlap] = r
+    w[-overlap:] = r.flip(0)
+    return w
+
+
+def num_frames(num_samples: int, frame: int, overlap: int) -> int:
+    """Frames covering ``num_samples`` samples after ``overlap`` leading zeros (at least one)."""
+    hop = frame - overlap
+    return max(1, math.ceil((num_samples + overlap) / hop))
+
+
+def frame_signal(x: torch.Tensor, frame: int, overlap: int) -> torch.Tensor:
+    """``(B, N)`` -> windowed frames ``(B, L, frame)``: ``overlap`` zeros are put in front (so that
+    the first samples are not faded in) and zeros at the end."""
+    hop = frame - overlap
+    n = num_frames(x.shape[-1], frame, overlap)
+    total = n * hop + overlap
+    x = F.pad(x, (overlap, total - overlap - x.shape[-1]))
+    return x.unfold(-1, frame, hop) * _window(frame, overlap).to(x.dtype)
+
+
+def overlap_add(frames: torch.Tensor, num_samples: int, overlap: int) -> torch.Tensor:
+    """Windowed overlap-add of ``(B, L, frame)`` frames, without the leading ``overlap`` samples,
+    cut to ``num_samples`` (inverse of :func:`frame_signal` for unchanged frames)."""
+    b, n, frame = frames.shape
+    hop = frame - overlap
+    y = frames * _window(frame, overlap).to(frames.dtype)
+    out = F.fold(y.transpose(1, 2), output_size=(1, n * hop + overlap), kernel_size=(1, frame), stride=(1, hop))
+    return out.reshape(b, -1)[:, overlap:overlap + num_samples]
+
+
+# -- network ------------------------------------------------------------------------------------
+
+class SubPixelUp(nn.Module):
+    """Sub-pixel up-sampling by 2 (Shi et al. 2016): a convolution to ``2 * C`` channels whose
+    pairs of channels are interleaved in time."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, 2 * channels, KERNEL, padding=KERNEL // 2)
+
+    def forward(self, x):
+        b, c, t = x.shape
+        y = self.conv(x).reshape(b, c, 2, t)
+        return y.permute(0, 1, 3, 2).reshape(b, c, 2 * t)
+
+
+def _encoder(cfg: PerceptualConfig) -> nn.Sequential:
+    c, cb = cfg.channels, cfg.bottleneck_channels
+    return nn.Sequential(
+        ResGLULayer(1, c), nn.Conv1d(c, c, KERNEL, stride=2, padding=KERNEL // 2), ResGLUBlock(c),
+        ResGLULayer(c, cb), ResGLUBlock(cb), nn.Conv1d(cb, 1, KERNEL, padding=KERNEL // 2))
+
+
+def _decoder(cfg: PerceptualConfig) -> nn.Sequential:
+    c, cb = cfg.channels, cfg.bottleneck_channels
+    return nn.Sequential(
+        nn.Conv1d(1, cb, KERNEL, padding=KERNEL // 2), ResGLUBlock(cb, inverse_gdn=True), ResGLULayer(cb, c),
+        ResGLUBlock(c, inverse_gdn=True), SubPixelUp(c), ResGLULayer(c, 1))
+
+
+class HyperPrior(nn.Module):
+    """HPM sub-network (byun2023 Fig. 2b): hyper-encoder (kernels 7, 9, 9; strides 1, 2, 2),
+    FEM of the hyper-latent, hyper-decoder predicting the mean and scale of every latent value."""
+
+    def __init__(self, cfg: PerceptualConfig):
+        super().__init__()
+        h, nz = cfg.hyper_channels, cfg.hyper_latent
+        self.encoder = nn.Sequential(
+            nn.Conv1d(1, h, 7, padding=3), nn.LeakyReLU(0.2),
+            nn.Conv1d(h, h, 9, stride=2, padding=4), nn.LeakyReLU(0.2),
+            nn.Conv1d(h, nz, 9, stride=2, padding=4))
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose1d(nz, h, 9, stride=2, padding=4, output_padding=1), nn.LeakyReLU(0.2),
+            nn.ConvTranspose1d(h, h, 9, stride=2, padding=4, output_padding=1), nn.LeakyReLU(0.2),
+            nn.Conv1d(h, 2, 7, padding=3))
+        self.density = FactorizedDensity(nz)
+
+    def params(self, zh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and scale ``(B, 1, T/2)`` each, from the (quantized) hyper-latent."""
+        out = self.decoder(zh)
+        return out[:, :1], F.softplus(out[:, 1:]) + 1e-3
+
+
+class PerceptualCodec(nn.Module, CodecModel):
+    """The byun2023 coder at one operating point (``config.density`` selects FEM or HPM)."""
+
+    codec_id: ClassVar[str] = "perceptual"
+    codec_version = 1
+    learned = True
+    density: ClassVar[str] = ""
+    description = "byun2023 perceptual ResGLU/GDN autoencoder with a learned density model"
+
+    def __init__(self, config: PerceptualConfig | None = None):
+        nn.Module.__init__(self)
+        cfg = config if config is not None else perceptual_config(16.0, self.density or "fem")
+        cfg.validate()
+        if self.density and cfg.density != self.density:
+            raise ValueError(f"{type(self).__name__} needs density '{self.density}', got '{cfg.density}'")
+        self.config = cfg
+        self.sample_rate = cfg.sample_rate
+        self.bitrates = BitrateSpec(default=cfg.bitrate_kbps, choices=(cfg.bitrate_kbps,))
+        self.encoder = _encoder(cfg)
+        self.decoder = _decoder(cfg)
+        if cfg.density == "hpm":
+            self.hyper = HyperPrior(cfg)
+            self.density_model = None
+        else:
+            self.hyper = None
+            self.density_model = FactorizedDensity(1)
+        self.register_buffer("rate_weight", torch.tensor(float(cfg.rate_weight_init)))
+        self.register_buffer("rate_ema", torch.tensor(-1.0))
+        self._phase = "quantize"
+        self.phase_start_step = 0
+        self._tables: dict[str, TableSet] | None = None
+        self._trained = False
+        self._loss = None
+
+    # -- identity -----------------------------------------------------------------------------
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def has_trained_weights(self) -> bool:
+        return self._trained
+
+    def weights_digest(self) -> bytes:
+        h = hashlib.sha256()
+        for name, t in sorted(self.state_dict().items()):
+            if name in ("rate_weight", "rate_ema"):
+                continue
+            t = t.detach().cpu().contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.numpy().tobytes())
+        for name, ts in sorted((self._tables or {}).items()):
+            for k, a in sorted(ts.to_arrays().items()):
+                h.update(f"{name}.{k};".encode())
+                h.update(a.tobytes())
+        return h.digest()
+
+    # -- analysis / synthesis -------------------------------------------------------------------
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.config.hop
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, frame)`` -> latent ``(B, 1, frame/2)``."""
+        return self.encoder(frames[:, None, :])
+
+    def decode_frames(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent ``(B, 1, frame/2)`` -> frames ``(B, frame)``."""
+        return self.decoder(z)[:, 0]
+
+    def quantize(self, z: torch.Tensor, mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z_for_rate, z_for_decoder)``: noise / STE-rounding in training, rounding in eval."""
+        if mean is None:
+            mean = torch.zeros_like(z)
+        if not self.training:
+            q = torch.round(z - mean) + mean
+            return q, q
+        noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        if self.config.decoder_input == "noise":
+            return noisy, noisy
+        hard = z + (torch.round(z - mean) + mean - z).detach()
+        return noisy, hard
+
+    def code_frames(self, frames: torch.Tensor, quantize: bool = True) -> dict[str, torch.Tensor]:
+        """Frames ``(B, frame)`` -> decoded frames and the bits of each frame (main, side).
+
+        The quantizer works on ``g * z`` with ``g = config.code_scale`` (1 in training; the
+        export-time rate trim changes it): the densities are those of ``z`` scaled by ``g``."""
+        z = self.encode_frames(frames)
+        g = float(self.config.code_scale)
+        zeros = torch.zeros(frames.shape[0], device=frames.device)
+        if not quantize:
+            return {"frames": self.decode_frames(z), "main_bits": zeros, "side_bits": zeros, "z": z}
+        if self.hyper is None:
+            zr, zd = self.quantize(g * z)
+            main = -torch.log2(self.density_model.likelihood(zr / g, 0.5 / g)).sum(dim=(1, 2))
+            side = zeros
+        else:
+            zh = self.hyper.encoder(z)
+            zhr, zhd = self.quantize(zh)
+            side = -torch.log2(self.hyper.density.likelihood(zhr)).sum(dim=(1, 2))
+            mean, scale = self.hyper.params(zhd if not self.training else zhr)
+            zr, zd = self.quantize(g * z, g * mean)
+            main = -torch.log2(gaussian_likelihood(zr, g * mean, g * scale)).sum(dim=(1, 2))
+        return {"frames": self.decode_frames(zd / g), "main_bits": main, "side_bits": side, "z": z}
+
+    def forward(self, x: torch.Tensor, bitrate_kbps: float | None = None) -> ForwardResult:
+        """``(B, C, N)`` audio -> reconstruction (overlap-add of decoded frames) and estimated bits
+        per item (hard quantization in eval mode, noise in training)."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            raise AudioError("forward expects a torch tensor (batch, channels, samples)")
+        b, c, n = x.shape
+        cfg = self.config
+        fr = frame_signal(x.reshape(b * c, n), cfg.frame, cfg.overlap)
+        L = fr.shape[1]
+        out = self.code_frames(fr.reshape(-1, cfg.frame))
+        y = overlap_add(out["frames"].reshape(b * c, L, cfg.frame), n, cfg.overlap).reshape(b, c, n)
+        main = out["main_bits"].reshape(b, c * L).sum(1)
+        side = out["side_bits"].reshape(b, c * L).sum(1)
+        return ForwardResult(audio=y, bits=main + side, extras={"main_bits": main, "side_bits": side, "frames": L})
+
+    # -- training (trainer protocol) --------------------------------------------------------------
+    def phases(self, total_steps: int) -> list[PerceptualPhase]:
+        first = int(round(total_steps * self.config.reconstruct_fraction))
+        return [PerceptualPhase("reconstruct", first), PerceptualPhase("quantize", int(total_steps) - first)]
+
+    def set_phase(self, phase) -> None:
+        name = phase if isinstance(phase, str) else phase.name
+        if name not in ("reconstruct", "quantize"):
+            raise ValueError(f"unknown phase {name!r}")
+        self._phase = name
+
+    def perceptual_loss(self):
+        if self._loss is None:
+            from ..dsp.pam1 import PerceptualLoss
+
+            self._loss = PerceptualLoss(self.sample_rate, self.config.frame)
+        return self._loss
+
+    def _frames_of_batch(self, batch: torch.Tensor) -> torch.Tensor:
+        f = self.config.frame
+        x = batch.reshape(batch.shape[0], -1)
+        usable = (x.shape[1] // f) * f
+        if usable == 0:
+            raise AudioError(f"training segments must hold at least one frame of {f} samples")
+        return x[:, :usable].reshape(-1, f)
+
+    def loss(self, batch: torch.Tensor, steer: bool = False):
+        cfg = self.config
+        frames = self._frames_of_batch(batch)
+        quant = self._phase == "quantize" or not self.training
+        out = self.code_frames(frames, quantize=quant)
+        xh = out["frames"]
+        mse = F.mse_loss(xh, frames)
+        lg, ll = self.perceptual_loss()(frames, xh)
+        per_sample = float(cfg.hop)
+        bits = (out["main_bits"] + out["side_bits"]).mean() / per_sample  # bits per sample
+        kbps = bits.detach() * cfg.sample_rate / 1000.0
+        if steer and quant:
+            with torch.no_grad():
+                ema = self.rate_ema
+                ema.copy_(kbps if float(ema) < 0 else 0.95 * ema + 0.05 * kbps)
+                ratio = float(ema) / cfg.bitrate_kbps
+                w = float(self.rate_weight) * math.exp(cfg.rate_steer * max(min(ratio - 1.0, 1.0), -1.0))
+                self.rate_weight.fill_(min(max(w, 1e-6), 1e3))
+        dist = cfg.lambda_mse * mse + cfg.lambda_global * lg + cfg.lambda_local * ll
+        total = dist + (self.rate_weight * bits if quant else 0.0)
+        snr = 10 * torch.log10(frames.pow(2).sum() / (frames - xh).pow(2).sum().clamp(min=1e-12))
+        terms = {"loss/mse": mse.detach(), "loss/nmr_global": lg.detach(), "loss/nmr_local": ll.detach(),
+                 "loss/distortion": dist.detach(), "rate/estimated_kbps": kbps,
+                 "rate/main_kbps": out["main_bits"].mean().detach() / per_sample * cfg.sample_rate / 1000.0,
+                 "rate/side_kbps": out["side_bits"].mean().detach() / per_sample * cfg.sample_rate / 1000.0,
+                 "rate/target_kbps": cfg.bitrate_kbps, "rate/weight": float(self.rate_weight),
+                 "metrics/snr_db": snr.detach()}
+        return {"loss": total, **terms}
+
+    def training_step(self, batch: torch.Tensor, step: int):
+        return self.loss(batch, steer=True)
+
+    @torch.no_grad()
+    def validation_step(self, batch: torch.Tensor) -> dict[str, float]:
+        was = self.training
+        self.eval()
+        try:
+            out = self.loss(batch)
+        finally:
+            self.train(was)
+        return {k: float(v) for k, v in out.items() if k != "loss"}
+
+    @torch.no_grad()
+    def reconstruct(self, batch: torch.Tensor) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        try:
+            return self(batch).audio
+        finally:
+            self.train(was)
+
+    # -- entropy tables -------------------------------------------------------------------------
+    @torch.no_grad()
+    def build_tables(self) -> dict[str, TableSet]:
+        """Integer CDF tables of the trained density models (FEM rows; HPM: hyper FEM rows and
+        the tabulated Gaussian scales)."""
+        if self.hyper is None:
+            self._tables = {"latent": self.density_model.tables(scale=float(self.config.code_scale))}
+        else:
+            self._tables = {"hyper": self.hyper.density.tables(), "gaussian": gaussian_tables()}
+        return self._tables
+
+    def with_code_scale(self, g: float) -> "PerceptualCodec":
+        """Set ``config.code_scale`` (the quantizer step is ``1/g``) and rebuild the tables."""
+        from dataclasses import replace
+
+        self.config = replace(self.config, code_scale=float(g)).validate()
+        self.build_tables()
+        return self
+
+    def tables(self) -> dict[str, TableSet]:
+        return self._tables if self._tables is not None else self.build_tables()
+
+    @torch.no_grad()
+    def fit_entropy_coder(self, signals: Iterable[np.ndarray], max_seconds: float = 120.0) -> dict[str, Any]:
+        """Export hook: build the integer tables from the trained densities (they are the model's
+        own PMFs; no statistics are fitted) and report, on up to ``max_seconds`` of ``signals``,
+        the empirical entropy and pair entropy (bits per symbol) of the coded symbols and the
+        model's estimated bits per symbol (``model_bits``)."""
+        tables = self.build_tables()
+        seconds, syms, est = 0.0, {}, {"latent": 0.0, "hyper": 0.0}
+        for audio in signals:
+            if seconds >= max_seconds:
+                break
+            an = self.analyze(audio)
+            for item in an["chunks"]:
+                for name in ("latent", "hyper"):
+                    if name in item:
+                        syms.setdefault(name, []).append(np.asarray(item[name]).reshape(-1, item[name].shape[-1]))
+            est["latent"] += an["main_bits"]
+            est["hyper"] += an["side_bits"]
+            seconds += audio.shape[-1] / self.sample_rate
+        ent, pair, model_bits = {}, {}, {}
+        for name, parts in syms.items():
+            rows = np.concatenate(parts)
+            flat = rows.ravel()
+            _, counts = np.unique(flat, return_counts=True)
+            p = counts / counts.sum()
+            ent[name] = float(-(p * np.log2(p)).sum())
+            pairs = rows[:, : rows.shape[1] // 2 * 2].reshape(-1, 2)
+            _, pc = np.unique(pairs, axis=0, return_counts=True)
+            pp = pc / pc.sum()
+            pair[name] = float(-(pp * np.log2(pp)).sum() / 2)
+            model_bits[name] = est[name] / max(flat.size, 1)
+        return {"seconds": seconds, "entropy_bits": ent, "pair_entropy_bits": pair, "model_bits": model_bits,
+                "tables": {name: {"rows": t.num_rows, "entries": int(t.sizes.sum())} for name, t in tables.items()}}
+
+    # -- coding ---------------------------------------------------------------------------------
+    def _check_audio(self, audio) -> np.ndarray:
+        a = np.asarray(audio, dtype=np.float32)
+        if a.ndim != 2 or a.shape[1] < 1 or a.shape[0] < 1:
+            raise AudioError(f"expected audio shaped (channels, samples), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise AudioError("audio contains NaN or infinite samples")
+        return a
+
+    def _groups(self, num_samples: int) -> list[tuple[int, int]]:
+        n = num_frames(num_samples, self.config.frame, self.config.overlap)
+        g = self.config.frames_per_chunk
+        return [(a, min(a + g, n)) for a in range(0, n, g)]
+
+    def _hyper_params64(self, zh: torch.Tensor, g: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and scale of ``g * z`` from quantized hyper-latents, computed in float64 (both ends)."""
+        dec = self.hyper.decoder
+        out = zh.double()
+        for layer in dec:
+            if isinstance(layer, (nn.Conv1d, nn.ConvTranspose1d)):
+                w = layer.weight.double()
+                bias = layer.bias.double() if layer.bias is not None else None
+                if isinstance(layer, nn.ConvTranspose1d):
+                    out = F.conv_transpose1d(out, w, bias, layer.stride, layer.padding, layer.output_padding)
+                else:
+                    out = F.conv1d(out, w, bias, layer.stride, layer.padding)
+            else:
+                out = layer(out)
+        mean = out[:, :1]
+        scale = F.softplus(out[:, 1:]) + 1e-3
+        return g * mean.numpy(), g * scale.numpy()
+
+    @torch.no_grad()
+    def analyze(self, audio: np.ndarray) -> dict[str, Any]:
+        """Symbols :meth:`compress` codes and their estimated bits (model likelihoods, eval mode),
+        per channel and chunk: ``{"chunks": [...], "main_bits": float, "side_bits": float}``."""
+        a = self._check_audio(audio)
+        was = self.training
+        self.eval()
+        try:
+            cfg = self.config
+            out = {"chunks": [], "main_bits": 0.0, "side_bits": 0.0}
+            x = torch.from_numpy(a)
+            frames = frame_signal(x, cfg.frame, cfg.overlap)  # (C, L, frame)
+            for c in range(a.shape[0]):
+                for lo, hi in self._groups(a.shape[1]):
+                    r = self.code_frames(frames[c, lo:hi])
+                    out["main_bits"] += float(r["main_bits"].double().sum())
+                    out["side_bits"] += float(r["side_bits"].double().sum())
+                    z = r["z"]
+                    g = float(cfg.code_scale)
+                    item: dict[str, Any] = {}
+                    if self.hyper is None:
+                        item["latent"] = torch.round(g * z).clamp(-ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1).long().numpy()
+                    else:
+                        zh = torch.round(self.hyper.encoder(z)).clamp(-ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1)
+                        mean, scale = self._hyper_params64(zh, g)
+                        item["hyper"] = zh.long().numpy()
+                        q = np.rint((g * z).double().numpy() - mean)
+                        item["latent"] = np.clip(q, -ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1).astype(np.int64)
+                        item["scale_index"] = scale_index(scale)
+                    out["chunks"].append(item)
+            return out
+        finally:
+            self.train(was)
+
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None, framing=None, **kwargs) -> EncodedAudio:
+        """Range-code ``audio`` (see the module doc); ``framing`` and other keywords are ignored."""
+        kbps = self.validate_bitrate(bitrate_kbps)
+        a = self._check_audio(audio)
+        tables = self.tables()
+        chunks = []
+        for item in self.analyze(a)["chunks"]:
+            enc = RangeEncoder()
+            q = item["latent"]
+            if self.hyper is None:
+                tables["latent"].encode(enc, q.ravel(), np.zeros(q.size, dtype=np.int64))
+            else:
+                zh = item["hyper"]
+                rows = np.broadcast_to(np.arange(zh.shape[1])[None, :, None], zh.shape)
+                tables["hyper"].encode(enc, zh.ravel(), rows.ravel())
+                tables["gaussian"].encode(enc, q.ravel(), item["scale_index"].ravel())
+            chunks.append(enc.getvalue())
+        return EncodedAudio(chunks, kbps, a.shape[0], a.shape[1])
+
+    @torch.no_grad()
+    def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int, num_samples: int,
+                   bitrate_kbps: float) -> np.ndarray:
+        self.validate_bitrate(bitrate_kbps)
+        chunks = list(chunks)
+        if num_channels < 1 or num_samples < 1:
+            raise CorruptStreamError("stream has no channels or no samples")
+        groups = self._groups(num_samples)
+        if len(chunks) != num_channels * len(groups):
+            raise CorruptStreamError(f"expected {num_channels * len(groups)} chunks for {num_channels} channel(s) of "
+                                     f"{num_samples} samples, got {len(chunks)}")
+        was = self.training
+        self.eval()
+        try:
+            cfg = self.config
+            tables = self.tables()
+            half = cfg.latent_length
+            out = []
+            k = 0
+            for _c in range(num_channels):
+                decoded = []
+                for lo, hi in groups:
+                    n = hi - lo
+                    dec = RangeDecoder(chunks[k])
+                    k += 1
+                    try:
+                        g = float(cfg.code_scale)
+                        if self.hyper is None:
+                            q = tables["latent"].decode(dec, np.zeros(n * half, dtype=np.int64))
+                            z = torch.from_numpy((q.reshape(n, 1, half) / g).astype(np.float32))
+                        else:
+                            nz, th = cfg.hyper_latent, half // 4
+                            rows = np.broadcast_to(np.arange(nz)[None, :, None], (n, nz, th)).ravel()
+                            zh = tables["hyper"].decode(dec, rows).reshape(n, nz, th)
+                            mean, scale = self._hyper_params64(torch.from_numpy(zh.astype(np.float32)), g)
+                            q = tables["gaussian"].decode(dec, scale_index(scale).ravel()).reshape(n, 1, half)
+                            z = torch.from_numpy(((q + mean) / g).astype(np.float32))
+                        dec.finish()
+                    except CorruptStreamError:
+                        raise
+                    except (ValueError, IndexError, RuntimeError, OverflowError) as e:
+                        raise CorruptStreamError(f"perceptual payload is corrupt: {e}") from None
+                    decoded.append(self.decode_frames(z))
+                frames = torch.cat(decoded, 0)[None]
+                out.append(overlap_add(frames, num_samples, cfg.overlap)[0])
+            y = torch.stack(out).numpy().astype(np.float32)
+            if not np.all(np.isfinite(y)):
+                raise CorruptStreamError("perceptual payload decodes to non-finite audio")
+            return y
+        finally:
+            self.train(was)
+
+    # -- weights --------------------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path) -> None:
+        """Weights, integer tables (``tables.*``) and the config as one safetensors file."""
+        from safetensors.torch import save
+
+        from ..audio import atomic_write_bytes
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        for name, ts in self.tables().items():
+            for k, a in ts.to_arrays().items():
+                state[f"tables.{name}.{k}"] = torch.from_numpy(np.ascontiguousarray(a))
+        meta = {"format": _FORMAT, "format_version": "1", "codec_id": self.codec_id,
+                "config": json.dumps(asdict(self.config), sort_keys=True)}
+        atomic_write_bytes(path, save(state, metadata=meta))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> "PerceptualCodec":
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import load
+
+        p = Path(path)
+        if not p.is_file():
+            raise WeightsError(f"checkpoint not found: {p}")
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                meta = f.metadata() or {}
+            state = load(p.read_bytes())
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(f"{p} is not a valid safetensors checkpoint: {exc}") from None
+        if meta.get("format") != _FORMAT or "config" not in meta:
+            raise WeightsError(f"{p} is not a neurocodec perceptual checkpoint")
+        if meta.get("codec_id") != cls.codec_id:
+            raise WeightsError(f"{p} holds a '{meta.get('codec_id')}' model, not '{cls.codec_id}'")
+        try:
+            raw = json.loads(meta["config"])
+            known = {f.name for f in fields(PerceptualConfig)}
+            cfg = PerceptualConfig(**{k: v for k, v in raw.items() if k in known}).validate()
+            model = cls(cfg)
+        except (TypeError, ValueError) as exc:
+            raise WeightsError(f"{p}: invalid config: {exc}") from None
+        tables: dict[str, dict[str, np.ndarray]] = {}
+        for k in [k for k in state if k.startswith("tables.")]:
+            _, name, field = k.split(".", 2)
+            tables.setdefault(name, {})[field] = state.pop(k).numpy()
+        state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise WeightsError(f"{p} does not match its config (missing {sorted(missing)[:5]}, "
+                               f"unexpected {sorted(unexpected)[:5]})")
+        if tables:
+            model._tables = {name: TableSet.from_arrays(a) for name, a in tables.items()}
+        model._trained = True
+        model.eval()
+        return model
+
+
+class PerceptualFemCodec(PerceptualCodec):
+    """byun2023 with the factorized density (FEM), no side information."""
+
+    codec_id = "perceptual-fem"
+    density = "fem"
+    description = "byun2023 ResGLU/GDN autoencoder, PAM-1 losses, factorized density (FEM)"
+
+    @classmethod
+    def for_bitrate(cls, bitrate_kbps: float) -> "PerceptualFemCodec":
+        return cls(fem_config(bitrate_kbps))
+
+
+class PerceptualHpmCodec(PerceptualCodec):
+    """byun2023 with the mean-scale hyperprior (HPM)."""
+
+    codec_id = "perceptual-hpm"
+    density = "hpm"
+    description = "byun2023 ResGLU/GDN autoencoder, PAM-1 losses, mean-scale hyperprior (HPM)"
+
+    @classmethod
+    def for_bitrate(cls, bitrate_kbps: float) -> "PerceptualHpmCodec":
+        return cls(hpm_config(bitrate_kbps))
+
+
+def _family(cls, prefix: str, weights_dir=None):
+    """The operating points of ``PERCEPTUAL_BITRATES`` that ship weights (all of them, each
+    failing with a message on how to train it, when none does)."""
+    from .pretrained import WEIGHTS_DIR, PretrainedFamily
+
+    root = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    shipped = tuple(k for k in PERCEPTUAL_BITRATES if (root / f"{prefix}-{k:g}k" / "model.safetensors").is_file())
+    rates = shipped or PERCEPTUAL_BITRATES
+    default = 16.0 if 16.0 in rates else rates[0]
+    return PretrainedFamily(cls, rates, prefix, default, weights_dir)
+
+
+def fem_family(weights_dir=None):
+    """``perceptual-fem`` at the shipped points of 9, 13, 16, 20 and 24 kbps."""
+    return _family(PerceptualFemCodec, "perceptual-fem", weights_dir)
+
+
+def hpm_family(weights_dir=None):
+    """``perceptual-hpm`` at the shipped points of 9, 13, 16, 20 and 24 kbps."""
+    return _family(PerceptualHpmCodec, "perceptual-hpm", weights_dir)
