@@ -93,11 +93,12 @@ def test_short_silent_stereo_and_deterministic(cls):
     m = tiny(cls)
     for x in (np.zeros((1, 1), np.float32), np.zeros((2, 700), np.float32),
               (0.3 * np.random.default_rng(0).standard_normal((2, 2000))).astype(np.float32)):
-        enc = m.compress(x, 16)
+        total = 16 * x.shape[0]  # --bitrate is the total over channels
+        enc = m.compress(x, total)
         assert len(enc.chunks) == x.shape[0]
-        y = m.decompress(enc.chunks, enc.num_channels, enc.num_samples, 16)
+        y = m.decompress(enc.chunks, enc.num_channels, enc.num_samples, total)
         assert y.shape == x.shape and np.isfinite(y).all()
-        assert m.compress(x, 16).chunks == enc.chunks
+        assert m.compress(x, total).chunks == enc.chunks
 
 
 @pytest.mark.parametrize("cls", [PerceptualFemCodec, PerceptualHpmCodec])

@@ -557,10 +557,11 @@ class PerceptualCodec(nn.Module, CodecModel):
         finally:
             self.train(was)
 
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None, framing=None, **kwargs) -> EncodedAudio:
-        """Range-code ``audio`` (see the module doc); ``framing`` and other keywords are ignored."""
-        kbps = self.validate_bitrate(bitrate_kbps)
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None, **kwargs) -> EncodedAudio:
+        """Range-code ``audio`` (see the module doc) at the total rate ``bitrate_kbps`` over its
+        channels; other keywords (the payload budget) are ignored: the rate is the model's."""
         a = self._check_audio(audio)
+        kbps = self.validate_bitrate(bitrate_kbps, a.shape[0])
         tables = self.tables()
         chunks = []
         for item in self.analyze(a)["chunks"]:
@@ -579,7 +580,7 @@ class PerceptualCodec(nn.Module, CodecModel):
     @torch.no_grad()
     def decompress(self, chunks: Sequence[bytes] | Iterable[bytes], num_channels: int, num_samples: int,
                    bitrate_kbps: float) -> np.ndarray:
-        self.validate_bitrate(bitrate_kbps)
+        self.validate_bitrate(bitrate_kbps, max(int(num_channels), 1))
         chunks = list(chunks)
         if num_channels < 1 or num_samples < 1:
             raise CorruptStreamError("stream has no channels or no samples")
