@@ -136,7 +136,7 @@ def test_checkpoint_round_trip(codec, tmp_path):
         EncodecCodec.from_pretrained(p)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_golden_bitstream(codec, threads):
     torch.set_num_threads(threads)  # the autouse fixture restores the count
     enc = codec.compress(_signal(1.0, seed=11), 1.8)
