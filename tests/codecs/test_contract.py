@@ -55,6 +55,11 @@ def test_every_registered_codec_round_trips(codec_id):
         codec = Codec(cls.for_bitrate(cls.default_bitrate).eval())
     else:
         codec = _load_or_skip(codec_id)
+        try:
+            codec.compress(_tone(1, 0.1), 16000)
+        except WeightsError as exc:  # a registered model whose weights a user imports or trains (encodec-16k)
+            assert "\n" not in str(exc) and ("neurocodec train" in str(exc) or "neurocodec import" in str(exc))
+            return
     model = codec.model
     assert model.codec_id == codec_id
     for channels in (1, 2):
