@@ -12,18 +12,20 @@ channel count and exact length are restored on decoding.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from . import audio as audio_io
-from .bitstream import Stream, StreamHeader, framing, pack, unpack
+from . import stream
+from .bitstream import SegmentEnd, Stream, StreamReader, unpack
 from .codecs import registry
 from .codecs.base import CodecModel
-from .errors import CorruptStreamError, StreamError, UnsupportedVersionError, UserError, WeightsError
+from .errors import UserError
 
 DEFAULT_CODEC = "mdct"
 
@@ -46,17 +48,27 @@ class StreamInfo:
     payload_bytes: int
     num_chunks: int
     measured_kbps: float
+    num_segments: int = 0
 
     @classmethod
     def from_stream(cls, s: Stream) -> "StreamInfo":
-        h = s.header
+        return cls._of(s.header, s.num_bytes, sum(len(c) for c in s.chunks), len(s.chunks), len(s.segments))
+
+    @classmethod
+    def from_reader(cls, reader: StreamReader) -> "StreamInfo":
+        """Read the rest of ``reader`` (verifying every record, keeping none) and describe it."""
+        segments = sum(isinstance(r, SegmentEnd) for r in reader)
+        return cls._of(reader.header, reader.num_bytes, reader.payload_bytes, reader.num_chunks, segments)
+
+    @classmethod
+    def _of(cls, h, file_bytes: int, payload_bytes: int, num_chunks: int, num_segments: int) -> "StreamInfo":
         return cls(
             codec=h.codec_id, codec_version=h.codec_version, config_hash=f"{h.config_hash:08x}",
             format_version=h.format_version, sample_rate=h.sample_rate,
             codec_sample_rate=h.codec_sample_rate, channels=h.channels, num_samples=h.num_samples,
-            duration_s=h.duration, nominal_kbps=h.bitrate_bps / 1000, file_bytes=s.num_bytes,
-            payload_bytes=sum(len(c) for c in s.chunks), num_chunks=len(s.chunks),
-            measured_kbps=s.measured_kbps,
+            duration_s=h.duration, nominal_kbps=h.bitrate_bps / 1000, file_bytes=file_bytes,
+            payload_bytes=payload_bytes, num_chunks=num_chunks,
+            measured_kbps=8 * file_bytes / h.duration / 1000, num_segments=num_segments,
         )
 
 
@@ -93,44 +105,11 @@ class Codec:
             if channels != 1:
                 raise UserError("only --channels 1 (downmix to mono) is supported")
             x = x.mean(axis=0, keepdims=True)
-        y = audio_io.resample(x, sample_rate, self.sample_rate)
-        enc = self.model.compress(y, kbps, framing(self.name))
-        header = StreamHeader(
-            codec_id=self.name, codec_version=self.model.codec_version,
-            config_hash=self.model.stream_config_hash(kbps), sample_rate=sample_rate,
-            codec_sample_rate=self.sample_rate, channels=x.shape[0], num_samples=x.shape[1],
-            codec_num_samples=y.shape[1], bitrate_bps=int(round(kbps * 1000)),
-        )
-        return pack(header, enc.chunks)
+        return stream.encode_array(self.model, x, sample_rate, kbps, downmix=False)
 
     def decompress(self, data: bytes, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
         """Decode a ``.ncdc`` byte string made by this codec into ``((C, T) float32, rate)``."""
-        return self.decode_stream(unpack(bytes(data)), sample_rate)
-
-    def decode_stream(self, stream: Stream, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
-        h = stream.header
-        if h.codec_id != self.name:
-            raise StreamError(f"stream was made by codec '{h.codec_id}', not '{self.name}'")
-        if h.codec_version != self.model.codec_version:
-            raise UnsupportedVersionError(
-                f"stream was made by {h.codec_id} version {h.codec_version}; this neurocodec decodes version "
-                f"{self.model.codec_version}"
-            )
-        installed = self.model.stream_config_hash(h.bitrate_bps / 1000)
-        if h.config_hash != installed:
-            raise WeightsError(
-                f"stream was made by a different configuration or weights of '{h.codec_id}' "
-                f"(config hash {h.config_hash:08x}, installed {installed:08x})"
-            )
-        if h.codec_sample_rate != self.sample_rate:
-            raise CorruptStreamError("stream header is inconsistent (codec sample rate)")
-        y = self.model.decompress(stream.chunks, h.channels, h.codec_num_samples, h.bitrate_bps / 1000)
-        out_rate = int(sample_rate) if sample_rate else h.sample_rate
-        if out_rate <= 0:
-            raise UserError(f"invalid output sample rate {out_rate}")
-        x = audio_io.resample(np.asarray(y, dtype=np.float32), self.sample_rate, out_rate)
-        n_out = h.num_samples if out_rate == h.sample_rate else int(round(h.num_samples * out_rate / h.sample_rate))
-        return audio_io.fit_length(x, n_out), out_rate
+        return stream.decode_bytes(data, sample_rate, self.model)
 
 
 def load(name: str = DEFAULT_CODEC, **kwargs) -> Codec:
@@ -143,15 +122,15 @@ def read_stream(data: bytes) -> Stream:
     return unpack(bytes(data))
 
 
-def info(data: bytes) -> StreamInfo:
-    """Describe a stream without decoding its audio."""
-    return StreamInfo.from_stream(unpack(bytes(data)))
+def info(data: bytes | BinaryIO) -> StreamInfo:
+    """Describe a stream (bytes, or a binary file read to its end) without decoding its audio."""
+    f = io.BytesIO(bytes(data)) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    return StreamInfo.from_reader(StreamReader(f))
 
 
 def decompress(data: bytes, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Decode any ``.ncdc`` byte string with the codec named in its header."""
-    stream = unpack(bytes(data))
-    return load(stream.header.codec_id).decode_stream(stream, sample_rate)
+    return stream.decode_bytes(data, sample_rate)
 
 
 def read_file(path: str | os.PathLike) -> bytes:
