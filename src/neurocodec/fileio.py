@@ -308,6 +308,11 @@ class AudioSink:
     def close(self) -> None:
         pass
 
+    def abandon(self) -> None:
+        """Stop writing after an error (the output is discarded by :func:`open_output`)."""
+        with contextlib.suppress(Exception):
+            self.close()
+
 
 class _SoundFileSink(AudioSink):
     def __init__(self, f: BinaryIO, sample_rate: int, channels: int, fmt: str, subtype: str | None):

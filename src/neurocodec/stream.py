@@ -54,7 +54,7 @@ _HOLD_BACK = 8192
 
 def is_incremental(model: CodecModel) -> bool:
     """Whether ``model`` codes chunk by chunk itself (else it is coded in segments)."""
-    return hasattr(model, "stream_encoder") and hasattr(model, "stream_decoder")
+    return callable(getattr(model, "stream_encoder", None)) and callable(getattr(model, "stream_decoder", None))
 
 
 def segment_samples(model: CodecModel) -> int:
