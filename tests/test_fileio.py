@@ -191,3 +191,15 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
         bar.update(5.0)
         bar.close()
         assert ("encode" in err.getvalue()) == shown
+
+
+def test_raw_input_cut_inside_a_frame_is_an_error(tmp_path, capsys):
+    raw = tmp_path / "a.raw"
+    raw.write_bytes(b"\x00\x01" * 100 + b"\x02")
+    code, _, err = run(capsys, "encode", raw, tmp_path / "a.ncdc", "--raw-format", "s16le")
+    assert code == 2 and "inside a sample frame" in err and not (tmp_path / "a.ncdc").exists()
+
+
+def test_json_summary_cannot_share_stdout_with_the_stream(tmp_path, wav, capsys):
+    code, out, err = run(capsys, "encode", wav, "-", "--json")
+    assert code == 2 and out == "" and "--json" in err

@@ -41,8 +41,9 @@ DEFAULT_THREADS = 1
 
 def _apply_threads(args) -> None:
     """Set torch's thread count for the learned codecs (only when torch is in use)."""
-    n = getattr(args, "threads", None) or DEFAULT_THREADS
-    if "torch" in sys.modules and n > 0:
+    n = getattr(args, "threads", None)
+    n = DEFAULT_THREADS if n is None else n
+    if "torch" in sys.modules and n > 0:  # 0: torch's own default (one thread per core)
         sys.modules["torch"].set_num_threads(int(n))
 
 
@@ -287,8 +288,8 @@ def _add_raw_arguments(p: argparse.ArgumentParser, rate: bool) -> None:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
-                   help=f"torch threads of the learned codecs (default {DEFAULT_THREADS}, measured fastest on a "
-                        "busy 2-core machine: bench/bench_threads.py)")
+                   help=f"torch threads of the learned codecs (default {DEFAULT_THREADS}; 0 = torch's default, "
+                        "one per core; bench/bench_threads.py measures both)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line and no progress bar on stderr")
 
 

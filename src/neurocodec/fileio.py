@@ -36,15 +36,10 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import soundfile as sf
 
+from .audio import new_file_mode
 from .errors import AudioError, MissingToolError, OutputError, UserError
 
 STDIO = "-"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -100,7 +95,7 @@ def open_output(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] =
         with f:
             yield f
         return
-    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else (0o666 & ~_umask())
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else new_file_mode()
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     except OSError as e:
@@ -235,6 +230,9 @@ class _RawSource(AudioSource):
         while True:
             data = self._rest + self._f.read(size * frame)
             if len(data) < frame:
+                if data:
+                    raise AudioError(f"raw audio from {self.name} ends inside a sample frame "
+                                     f"({len(data)} of {frame} bytes)")
                 return
             n = len(data) // frame * frame
             self._rest = data[n:]
