@@ -110,16 +110,15 @@ def cmd_decode(args) -> int:
         h = reader.header
         bar = fileio.Progress(None if h.length_at_end else h.duration, f"decode {h.codec_id}", args.quiet)
         with fileio.open_output(args.output, (args.input,)) as fout:
-            sink = []
-            dec = stream.Decoder(reader, lambda x: sink[0].write(x), args.sample_rate, progress=bar.update)
+            dec = stream.Decoder(reader, args.sample_rate, progress=bar.update)
             _apply_threads(args)
-            sink.append(fileio.open_audio_sink(fout, args.output, dec.out_rate, dec.channels, raw))
+            sink = fileio.open_audio_sink(fout, args.output, dec.out_rate, dec.channels, raw)
             try:
-                h = dec.run()
+                h = dec.run(sink.write)
             except BaseException:
-                sink[0].abandon()
+                sink.abandon()
                 raise
-            sink[0].close()
+            sink.close()
         bar.close()
     _say(args, f"{args.input} -> {args.output}  {h.duration:.2f} s, {h.channels} ch, {dec.out_rate} Hz, "
                f"{time.perf_counter() - t0:.2f} s")

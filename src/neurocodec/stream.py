@@ -298,12 +298,14 @@ def check_header(model: CodecModel, h: StreamHeader) -> None:
 
 
 class Decoder:
-    """Decodes the records of a :class:`StreamReader` into audio blocks handed to ``sink``
-    (a callable taking float32 ``(C, n)``) as the codec releases them."""
+    """Decodes the records of a :class:`StreamReader` (header already read and checked here:
+    ``out_rate`` and ``channels`` are known before :meth:`run`) into audio blocks handed to a
+    sink as the codec releases them."""
 
-    def __init__(self, reader: StreamReader, sink: Callable[[np.ndarray], None], sample_rate: int | None = None,
-                 model: CodecModel | None = None, progress: Callable[[float], None] | None = None):
-        self.reader, self.sink, self.progress = reader, sink, progress
+    def __init__(self, reader: StreamReader, sample_rate: int | None = None, model: CodecModel | None = None,
+                 progress: Callable[[float], None] | None = None):
+        self.reader, self.progress = reader, progress
+        self.sink: Callable[[np.ndarray], None] = lambda x: None
         h = reader.header
         self.model = model if model is not None else registry.create(h.codec_id)
         check_header(self.model, h)
@@ -344,7 +346,10 @@ class Decoder:
             self.written += cut
         self.held = x[:, cut:]
 
-    def run(self) -> StreamHeader:
+    def run(self, sink: Callable[[np.ndarray], None]) -> StreamHeader:
+        """Decode to the end of the stream, calling ``sink`` with float32 ``(C, n)`` blocks at
+        ``out_rate`` (exactly the original length in all); returns the final header."""
+        self.sink = sink
         for record in self.reader:
             y = self.dec.push(record)
             if y.shape[1]:
@@ -373,7 +378,7 @@ def decode_bytes(data: bytes, sample_rate: int | None = None, model: CodecModel 
     """Decode a complete stream held in memory into ``((C, T) float32, rate)``."""
     reader = StreamReader(io.BytesIO(bytes(data)))
     parts: list[np.ndarray] = []
-    dec = Decoder(reader, parts.append, sample_rate, model)
-    dec.run()
+    dec = Decoder(reader, sample_rate, model)
+    dec.run(parts.append)
     out = np.concatenate(parts, axis=1) if parts else np.zeros((dec.channels, 0), np.float32)
     return out, dec.out_rate
