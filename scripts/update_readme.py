@@ -45,8 +45,8 @@ BLOCKS: dict[str, list[str]] = {
     "cascade-coders": [".venv/bin/python bench/bench_cascade_coders.py --data examples/speech.flac"],
     "long-input-mdct": [".venv/bin/python bench/bench_long_input.py --seconds 3600 --codecs mdct"],
     "long-input": [".venv/bin/python bench/bench_long_input.py --seconds 3600 --codecs pcm opus amrwb speex codec2 lc3 mp3 aac"],
-    "long-input-learned": [".venv/bin/python bench/bench_long_input.py --seconds 300 --codecs cq cmrl"],
-    "threads": [".venv/bin/python bench/bench_threads.py --seconds 10 --repeat 2"],
+    "long-input-learned": [".venv/bin/python bench/bench_long_input.py --seconds 120 --codecs cq cmrl"],
+    "threads": [".venv/bin/python bench/bench_threads.py"],
     "eval-music": [
         CORPUS,
         f"{NC} eval --codecs mdct,opus,aac --bitrates 16,24,32 --data corpus16/manifest.jsonl "

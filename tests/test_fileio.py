@@ -203,3 +203,18 @@ def test_raw_input_cut_inside_a_frame_is_an_error(tmp_path, capsys):
 def test_json_summary_cannot_share_stdout_with_the_stream(tmp_path, wav, capsys):
     code, out, err = run(capsys, "encode", wav, "-", "--json")
     assert code == 2 and out == "" and "--json" in err
+
+
+def test_threads_option_sets_torch_threads(tmp_path, wav, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert run(capsys, "encode", wav, tmp_path / "a.ncdc", "--codec", "pcm", "--threads", "1", "-q")[0] == 0
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        assert run(capsys, "decode", tmp_path / "a.ncdc", tmp_path / "a.wav", "--threads", "0", "-q")[0] == 0
+        assert torch.get_num_threads() == 2  # 0 leaves torch's setting alone
+    finally:
+        torch.set_num_threads(before)
