@@ -15,7 +15,7 @@ import soundfile as sf
 import neurocodec
 from neurocodec import errors
 from neurocodec import api, audio, stream
-from neurocodec.bitstream import StreamHeader, StreamReader, pack, unpack
+from neurocodec.bitstream import StreamHeader, pack, unpack
 from neurocodec.codecs.pcm import PcmCodec
 from neurocodec.codecs.registry import create
 

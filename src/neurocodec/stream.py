@@ -95,7 +95,7 @@ class _SegmentEncoder:
         self.framing = first_framing
 
     def _code(self, x: np.ndarray) -> list:
-        enc = self.model.compress(x, self.kbps, self.framing)
+        enc = self.model.compress(x, self.kbps, framing=self.framing)
         self.framing = Framing(stream_bytes=SEGMENT_MARK_BYTES, chunk_bytes=CHUNK_OVERHEAD_BYTES)
         return list(enc.chunks) + ([SegmentEnd(x.shape[1])] if self.marks else [])
 
