@@ -218,3 +218,23 @@ def test_threads_option_sets_torch_threads(tmp_path, wav, capsys):
         assert torch.get_num_threads() == 2  # 0 leaves torch's setting alone
     finally:
         torch.set_num_threads(before)
+
+
+def test_sigterm_leaves_no_temporary_file(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "a.ncdc"
+    proc = subprocess.Popen(CLI + ["encode", "-", str(out), "--raw-format", "s16le", "-q"], stdin=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdin.write(bytes(64000))  # 2 s of audio, input left open
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not any(p.name.endswith(".part") for p in tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(p.name.endswith(".part") for p in tmp_path.iterdir()), "the encoder never opened its output"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 128 + signal.SIGTERM
+    proc.stdin.close()
+    proc.stderr.close()
+    assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 import traceback
@@ -311,9 +312,26 @@ def _add_experiment_parser(sub) -> None:
     t.set_defaults(func=toy.run_from_args)
 
 
+def _terminated(signum, frame):
+    """SIGTERM unwinds like an exception, so that temporary outputs are removed."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        return _main(argv, debug)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str], debug: bool) -> int:
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "codec", "") is None:
