@@ -79,6 +79,10 @@ BLOCKS: dict[str, list[str]] = {
         f"{NC} eval --codecs perceptual-fem,perceptual-hpm,amrwb,opus --bitrates 9,16,24 --data corpus16/manifest.jsonl "
         "--sources speech-real,speech-tts --metrics snr,pesq_wb,visqol_speech,twof --jobs 2 -q --out reports/speech16-perceptual",
     ],
+    "long-input-mdct": [".venv/bin/python bench/bench_long_input.py --seconds 3600 --codecs mdct"],
+    "long-input": [".venv/bin/python bench/bench_long_input.py --seconds 3600 --codecs pcm opus amrwb speex codec2 lc3 mp3 aac"],
+    "long-input-learned": [".venv/bin/python bench/bench_long_input.py --seconds 120 --codecs cq cmrl"],
+    "threads": [".venv/bin/python bench/bench_threads.py"],
     "eval-music": [
         CORPUS,
         f"{NC} eval --codecs mdct,opus,aac --bitrates 16,24,32 --data corpus16/manifest.jsonl "

@@ -111,14 +111,24 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return validate(audio, f"audio file {path}"), int(sr)
 
 
+def new_file_mode() -> int:
+    """Mode a new file gets under the current umask (mkstemp's files are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    """Write ``data`` to ``path`` (a file the library manages: run folders, manifests; parent
+    folders are created) through a temporary file and an atomic rename; the file gets the
+    umask's mode.  User-named outputs go through :func:`neurocodec.fileio.open_output`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            os.fchmod(f.fileno(), new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -140,6 +150,7 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, su
     try:
         clipped = np.clip(audio, -1.0, 1.0) if subtype and subtype.startswith("PCM") else audio
         sf.write(tmp, clipped.T, sample_rate, format=fmt, subtype=subtype)
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

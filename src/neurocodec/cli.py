@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 import traceback
@@ -36,48 +37,112 @@ def _say(args, msg: str) -> None:
 
 # -- encode / decode / info / codecs ------------------------------------------------------
 
-def cmd_encode(args) -> int:
-    from . import api, audio
+#: torch threads of the learned codecs unless --threads says otherwise (bench/bench_threads.py)
+DEFAULT_THREADS = 1
 
+
+def _apply_threads(args) -> None:
+    """Set torch's thread count for the learned codecs (only when torch is in use)."""
+    n = getattr(args, "threads", None)
+    n = DEFAULT_THREADS if n is None else n
+    if "torch" in sys.modules and n > 0:  # 0: torch's own default (one thread per core)
+        sys.modules["torch"].set_num_threads(int(n))
+
+
+def _raw_format(args):
+    from .fileio import RawFormat
+
+    if args.raw_format is None:
+        if getattr(args, "raw_rate", None) is not None or getattr(args, "raw_channels", None) is not None:
+            raise UserError("--raw-rate/--raw-channels need --raw-format")
+        return None
+    return RawFormat(args.raw_format, getattr(args, "raw_rate", None) or 16000, getattr(args, "raw_channels", None) or 1)
+
+
+def cmd_encode(args) -> int:
+    from . import api, fileio, stream
+
+    if args.json and args.output == fileio.STDIO:
+        raise UserError("--json prints on stdout, which output '-' already uses")
+    fileio.check_output(args.output, (args.input,))
     codec = api.load(args.codec)
+    _apply_threads(args)
+    raw = _raw_format(args)
     t0 = time.perf_counter()
-    wav, sr = audio.read_audio(args.input)
-    data = codec.compress(wav, sr, bitrate=args.bitrate, channels=args.channels)
-    audio.atomic_write_bytes(args.output, data)
+    src = fileio.open_audio_source(args.input, raw)
+    try:
+        total = src.num_samples / src.sample_rate if src.num_samples is not None else None
+        bar = fileio.Progress(total, f"encode {codec.name}", args.quiet)
+        with fileio.open_output(args.output, (args.input,)) as f:
+            enc = stream.Encoder(codec.model, f, src.sample_rate, src.channels, src.num_samples,
+                                 args.bitrate, downmix=args.channels == 1)
+            for block in src.blocks(stream.BLOCK_SAMPLES):
+                enc.write(block)
+                bar.update(block.shape[1] / src.sample_rate)
+            res = enc.close()
+        bar.close()
+    finally:
+        src.close()
     elapsed = time.perf_counter() - t0
-    inf = api.info(data)
+    h = res.header
     if args.json:
-        print(json.dumps({**asdict(inf), "output": str(args.output), "encode_seconds": elapsed}))
+        print(json.dumps({"codec": h.codec_id, "format_version": h.format_version, "sample_rate": h.sample_rate,
+                          "channels": h.channels, "num_samples": h.num_samples, "duration_s": h.duration,
+                          "nominal_kbps": h.bitrate_bps / 1000, "file_bytes": res.num_bytes,
+                          "measured_kbps": res.measured_kbps, "output": str(args.output),
+                          "encode_seconds": elapsed}))
     else:
-        _say(args, f"{inf.codec}: {args.input} -> {args.output}  {inf.duration_s:.2f} s, {inf.channels} ch, "
-                   f"{inf.measured_kbps:.2f} kbps measured (nominal {inf.nominal_kbps:g}), "
-                   f"{inf.file_bytes} bytes, {elapsed:.2f} s")
+        _say(args, f"{h.codec_id}: {args.input} -> {args.output}  {h.duration:.2f} s, {h.channels} ch, "
+                   f"{res.measured_kbps:.2f} kbps measured (nominal {h.bitrate_bps / 1000:g}), "
+                   f"{res.num_bytes} bytes, {elapsed:.2f} s")
     return 0
 
 
 def cmd_decode(args) -> int:
-    from . import api, audio
+    from . import fileio, stream
+    from .bitstream import StreamReader
 
-    data = api.read_file(args.input)
+    raw = _raw_format(args)
+    fileio.check_output(args.output, (args.input,))
+    if raw is None:
+        fileio.audio_format_for(args.output)
     t0 = time.perf_counter()
-    options = {k: getattr(args, k) for k in ("seed", "mean") if getattr(args, k, None) is not None}
-    wav, sr = api.decompress(data, sample_rate=args.sample_rate, codec=args.decode_codec, **options)
-    audio.write_audio(args.output, wav, sr)
-    _say(args, f"{args.input} -> {args.output}  {wav.shape[1] / sr:.2f} s, {wav.shape[0]} ch, {sr} Hz, "
+    with fileio.open_input(args.input) as fin:
+        reader = StreamReader(fin)
+        h = reader.header
+        bar = fileio.Progress(None if h.length_at_end else h.duration, f"decode {h.codec_id}", args.quiet)
+        with fileio.open_output(args.output, (args.input,)) as fout:
+            options = {k: getattr(args, k) for k in ("seed", "mean") if getattr(args, k, None) is not None}
+            model = None
+            if args.decode_codec:
+                from . import api
+                model = api.load(args.decode_codec).model
+            dec = stream.Decoder(reader, args.sample_rate, model=model, progress=bar.update, options=options)
+            _apply_threads(args)
+            sink = fileio.open_audio_sink(fout, args.output, dec.out_rate, dec.channels, raw)
+            try:
+                h = dec.run(sink.write)
+            except BaseException:
+                sink.abandon()
+                raise
+            sink.close()
+        bar.close()
+    _say(args, f"{args.input} -> {args.output}  {h.duration:.2f} s, {h.channels} ch, {dec.out_rate} Hz, "
                f"{time.perf_counter() - t0:.2f} s")
     return 0
 
 
 def cmd_info(args) -> int:
-    from . import api
+    from . import api, fileio
 
-    inf = api.info(api.read_file(args.input))
+    with fileio.open_input(args.input) as f:
+        inf = api.info(f)
     if args.json:
         print(json.dumps(asdict(inf)))
         return 0
     rows = [
         ("codec", f"{inf.codec} (version {inf.codec_version}, config {inf.config_hash})"),
-        ("format", f"ncdc v{inf.format_version}"),
+        ("format", f"ncdc v{inf.format_version}" + (f", {inf.num_segments} segments" if inf.num_segments else "")),
         ("sample rate", f"{inf.sample_rate} Hz (codec runs at {inf.codec_sample_rate} Hz)"),
         ("channels", str(inf.channels)),
         ("duration", f"{inf.duration_s:.3f} s ({inf.num_samples} samples)"),
@@ -127,18 +192,20 @@ def cmd_codecs(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from . import api, audio
+    from . import api, audio, fileio
 
     src = Path(args.input) if args.input else Path(__file__).resolve().parents[2] / "examples" / "speech.flac"
     out = Path(args.out)
     codec = api.load(args.codec)
+    _apply_threads(args)
+    out.mkdir(parents=True, exist_ok=True)
     wav, sr = audio.read_audio(src)
     t0 = time.perf_counter()
     data = codec.compress(wav, sr, bitrate=args.bitrate)
     t_enc = time.perf_counter() - t0
     enc_path = out / f"{src.stem}.{codec.name}.ncdc"
     dec_path = out / f"{src.stem}.{codec.name}.wav"
-    audio.atomic_write_bytes(enc_path, data)
+    fileio.atomic_write_bytes(enc_path, data)
     t0 = time.perf_counter()
     rec, rsr = api.decompress(enc_path.read_bytes())
     t_dec = time.perf_counter() - t0
@@ -168,9 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    e = sub.add_parser("encode", help="compress an audio file into a .ncdc stream")
-    e.add_argument("input", help="audio file (wav, flac, ogg, mp3, ...; any rate and channel count)")
-    e.add_argument("output", help="output .ncdc file")
+    e = sub.add_parser(
+        "encode", help="compress an audio file into a .ncdc stream",
+        description="Compress audio into a .ncdc stream, block by block in bounded memory. '-' as INPUT reads "
+                    "stdin (WAV, or headerless PCM with --raw-format), '-' as OUTPUT writes stdout: "
+                    "'arecord -f S16_LE -r 16000 | neurocodec encode - - | neurocodec decode - - | aplay'. "
+                    "A regular output file is written under a temporary name and renamed when complete; "
+                    "FIFOs and devices are written through; the input itself is never overwritten.")
+    e.add_argument("input", help="audio file (wav, flac, ogg, mp3, ...; any rate and channel count) or '-' for stdin")
+    e.add_argument("output", help="output .ncdc file or '-' for stdout")
     e.add_argument("--codec", default=None, help="codec id (see 'neurocodec codecs'; default mdct)")
     e.add_argument("--bitrate", type=float, default=None,
                    help="target bitrate in kbps, the TOTAL over all channels (a stereo file at 32 codes each channel "
@@ -179,23 +252,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "lands on it for codecs with file-level rate control (mdct, cq, cmrl)")
     e.add_argument("--channels", type=int, choices=[1], default=None,
                    help="1 = downmix to mono before coding (default: code every channel)")
+    _add_raw_arguments(e, rate=True)
     e.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    e.add_argument("-q", "--quiet", action="store_true")
+    _add_common(e)
     e.set_defaults(func=cmd_encode)
 
-    d = sub.add_parser("decode", help="decode a .ncdc stream into an audio file")
-    d.add_argument("input", help=".ncdc file")
-    d.add_argument("output", help="output audio file (.wav or .flac)")
+    d = sub.add_parser(
+        "decode", help="decode a .ncdc stream into an audio file",
+        description="Decode a .ncdc stream, writing audio as it is decoded. '-' as INPUT reads the stream from "
+                    "stdin, '-' as OUTPUT writes WAV (or raw PCM with --raw-format) to stdout.")
+    d.add_argument("input", help=".ncdc file or '-' for stdin")
+    d.add_argument("output", help="output audio file (.wav or .flac) or '-' for WAV on stdout")
     d.add_argument("--sample-rate", type=int, default=None, help="output rate (default: the original rate)")
     d.add_argument("--codec", dest="decode_codec", default=None,
                    help="decode with this codec instead of the stream's (e.g. mdct-gen for an mdct stream)")
     d.add_argument("--seed", type=int, default=None, help="generative decoders: random seed (default 0)")
     d.add_argument("--mean", type=int, default=None, help="generative decoders: output the mean of N realizations")
-    d.add_argument("-q", "--quiet", action="store_true")
+    _add_raw_arguments(d, rate=False)
+    _add_common(d)
     d.set_defaults(func=cmd_decode)
 
     i = sub.add_parser("info", help="describe a .ncdc stream")
-    i.add_argument("input")
+    i.add_argument("input", help=".ncdc file or '-' for stdin")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
 
@@ -208,11 +286,31 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--bitrate", type=float, default=None, help="total bitrate in kbps over all channels")
     m.add_argument("--input", default=None, help="audio file (default: examples/speech.flac)")
     m.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    m.add_argument("--threads", type=int, default=None, help=f"torch threads (default {DEFAULT_THREADS})")
     m.set_defaults(func=cmd_demo)
 
     for add in _extensions():
         add(sub)
     return p
+
+
+def _add_raw_arguments(p: argparse.ArgumentParser, rate: bool) -> None:
+    from .fileio import RAW_FORMATS
+
+    what = "read headerless PCM" if rate else "write headerless PCM"
+    p.add_argument("--raw-format", choices=sorted(RAW_FORMATS), default=None,
+                   help=f"{what} in this sample format (interleaved channels) instead of "
+                        f"{'an audio file / WAV on stdin' if rate else 'WAV/FLAC'}")
+    if rate:
+        p.add_argument("--raw-rate", type=int, default=None, help="sample rate of raw input (default 16000)")
+        p.add_argument("--raw-channels", type=int, default=None, help="channels of raw input (default 1)")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None,
+                   help=f"torch threads of the learned codecs (default {DEFAULT_THREADS}; 0 = torch's default, "
+                        "one per core; bench/bench_threads.py measures both)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line and no progress bar on stderr")
 
 
 def _extensions() -> list[Callable]:
@@ -242,10 +340,27 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"{PROG}: warning: {message}", file=file or sys.stderr)
 
 
+def _terminated(signum, frame):
+    """SIGTERM unwinds like an exception, so that temporary outputs are removed."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     warnings.showwarning = _show_warning
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        return _main(argv, debug)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str], debug: bool) -> int:
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "codec", "") is None:

@@ -58,3 +58,7 @@ class MissingToolError(UserError):
 
 class WeightsError(UserError):
     """Trained weights for a codec are missing or do not match its configuration."""
+
+
+class OutputError(UserError):
+    """An output path cannot be written (missing folder, a folder, the input itself, no permission)."""

@@ -2,10 +2,15 @@
 
 from .container import (
     CHUNK_OVERHEAD_BYTES,
+    FLAG_LENGTH_AT_END,
+    FLAG_SEGMENTED,
     FORMAT_VERSION,
     MAGIC,
+    SegmentEnd,
     Stream,
     StreamHeader,
+    StreamReader,
+    StreamWriter,
     framing,
     iter_chunks,
     pack,
@@ -15,6 +20,7 @@ from .container import (
 )
 
 __all__ = [
-    "CHUNK_OVERHEAD_BYTES", "FORMAT_VERSION", "MAGIC", "Stream", "StreamHeader", "framing", "iter_chunks",
-    "pack", "read_header", "unpack", "write_stream",
+    "CHUNK_OVERHEAD_BYTES", "FLAG_LENGTH_AT_END", "FLAG_SEGMENTED", "FORMAT_VERSION", "MAGIC", "SegmentEnd",
+    "Stream", "StreamHeader", "StreamReader", "StreamWriter", "framing", "iter_chunks", "pack", "read_header",
+    "unpack", "write_stream",
 ]

@@ -62,6 +62,8 @@ class MdctGenCodec(MdctCodec):
     decodes_streams_of = ("mdct",)
     #: the payload is budgeted as an ``mdct`` stream's, so both write identical chunks
     payload_framing_of = "mdct"
+    #: encodes chunk by chunk as mdct does, but decodes whole streams (the SampleRNN looks ahead)
+    stream_decoder = None
     #: keyword options of :meth:`decompress` the CLI may pass
     decode_options = ("seed", "mean", "threads")
 

@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import CorruptStreamError
+from ..errors import AudioError, CorruptStreamError
 from .base import BitrateSpec, CodecModel, EncodedAudio
 
 
@@ -53,3 +53,67 @@ class PcmCodec(CodecModel):
             raise CorruptStreamError("pcm payload size does not match the header")
         q = np.frombuffer(data, dtype=">i2").reshape(num_samples, num_channels).T
         return (q.astype(np.float32) / 32768.0).copy()
+
+    def stream_encoder(self, bitrate_kbps: float, channels: int, num_samples: int | None = None,
+                       payload_budget_bytes: int | None = None) -> "PcmStreamEncoder":
+        """An incremental encoder: one chunk per second as soon as it is complete (same bytes as
+        :meth:`compress`; the rate is fixed, so the budget is not used)."""
+        self.validate_bitrate(bitrate_kbps, channels)
+        return PcmStreamEncoder(self.config.chunk_samples, channels)
+
+    def stream_decoder(self, bitrate_kbps: float, channels: int) -> "PcmStreamDecoder":
+        return PcmStreamDecoder(self.config.chunk_samples, channels)
+
+
+class PcmStreamEncoder:
+    """PCM chunks from ``(C, n)`` blocks; holds at most one chunk of signal."""
+
+    def __init__(self, chunk_samples: int, channels: int):
+        self.step, self.channels = int(chunk_samples), int(channels)
+        self.buf = np.zeros((self.channels, 0), dtype=np.float32)
+        self.received = 0
+
+    def _chunk(self, x: np.ndarray) -> bytes:
+        q = np.clip(np.round(np.asarray(x, dtype=np.float64) * 32768.0), -32768, 32767).astype(">i2")
+        return q.T.tobytes()
+
+    def push(self, block: np.ndarray) -> list[bytes]:
+        x = np.asarray(block, dtype=np.float32)
+        if x.ndim != 2 or x.shape[0] != self.channels:
+            raise AudioError(f"pcm encoder expects ({self.channels}, n) blocks, got shape {x.shape}")
+        self.buf = np.concatenate([self.buf, x], axis=1)
+        self.received += x.shape[1]
+        out = []
+        while self.buf.shape[1] >= self.step:
+            out.append(self._chunk(self.buf[:, :self.step]))
+            self.buf = self.buf[:, self.step:]
+        return out
+
+    def finish(self) -> list[bytes]:
+        if self.received == 0:
+            raise AudioError("audio is empty (0 samples)")
+        return [self._chunk(self.buf)] if self.buf.shape[1] else []
+
+
+class PcmStreamDecoder:
+    """Audio from PCM chunks as they arrive; every chunk but the last holds ``chunk_samples``."""
+
+    def __init__(self, chunk_samples: int, channels: int):
+        self.step, self.channels = int(chunk_samples), int(channels)
+        if self.channels < 1:
+            raise CorruptStreamError(f"pcm stream has {self.channels} channels")
+        self.decoded = 0
+        self.short = False
+
+    def push(self, chunk: bytes) -> np.ndarray:
+        if self.short or len(chunk) % (2 * self.channels) or len(chunk) > 2 * self.channels * self.step:
+            raise CorruptStreamError("pcm payload size does not match the header")
+        q = np.frombuffer(chunk, dtype=">i2").reshape(-1, self.channels).T
+        self.short = q.shape[1] < self.step
+        self.decoded += q.shape[1]
+        return (q.astype(np.float32) / 32768.0).copy()
+
+    def finish(self, num_samples: int) -> np.ndarray:
+        if self.decoded != int(num_samples):
+            raise CorruptStreamError("pcm payload size does not match the header")
+        return np.zeros((self.channels, 0), dtype=np.float32)
