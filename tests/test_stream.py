@@ -42,7 +42,8 @@ def _encode_blocks(model, x, rate, known: bool, block: int, bitrate=None) -> byt
 def test_mdct_blocks_give_the_bytes_of_compress(block):
     model = create("mdct")
     x = _signal(2.3, channels=2)
-    whole = model.compress(x, 16.0)
+    budget = stream.payload_budget(model, 16.0, x.shape[0], x.shape[1], 16000, x.shape[1])
+    whole = model.compress(x, 16.0, payload_budget_bytes=budget)  # the budget the stream layer hands it
     header_free = _encode_blocks(model, x, 16000, True, block, 16.0)
     assert unpack(header_free).chunks == whole.chunks
 
@@ -75,13 +76,13 @@ def test_streamed_resampling_matches_one_shot():
     model = create("pcm")
     y = audio.resample(x, 44100, 16000)
     header = StreamHeader("pcm", model.codec_version, model.stream_config_hash(256.0), 44100, 16000, 2,
-                          x.shape[1], y.shape[1], 256000)
-    expected = pack(header, model.compress(y, 256.0).chunks)
+                          x.shape[1], y.shape[1], 512000)  # the total over both channels
+    expected = pack(header, model.compress(y, 512.0).chunks)
     assert neurocodec.load("pcm").compress(x, 44100) == expected
     assert _encode_blocks(model, x, 44100, True, 999) == expected
     # and decoding resamples back to exactly the original length, as a one-shot would
     out, sr = api.decompress(expected)
-    ref = audio.fit_length(audio.resample(model.decompress(unpack(expected).chunks, 2, y.shape[1], 256.0),
+    ref = audio.fit_length(audio.resample(model.decompress(unpack(expected).chunks, 2, y.shape[1], 512.0),
                                           16000, 44100), x.shape[1])
     assert sr == 44100 and np.array_equal(out, ref)
 

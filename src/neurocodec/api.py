@@ -26,7 +26,7 @@ from . import stream
 from .bitstream import SegmentEnd, Stream, StreamReader, unpack
 from .codecs import registry
 from .codecs.base import CodecModel
-from .stream import MAX_SAMPLE_RATE, BandwidthWarning, _check_header, _check_rate, payload_budget  # noqa: F401
+from .stream import _WARNED, MAX_SAMPLE_RATE, BandwidthWarning, _check_header, _check_rate, payload_budget  # noqa: F401
 from .errors import UserError
 
 DEFAULT_CODEC = "mdct"

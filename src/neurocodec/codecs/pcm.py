@@ -57,8 +57,7 @@ class PcmCodec(CodecModel):
     def stream_encoder(self, bitrate_kbps: float, channels: int, num_samples: int | None = None,
                        payload_budget_bytes: int | None = None) -> "PcmStreamEncoder":
         """An incremental encoder: one chunk per second as soon as it is complete (same bytes as
-        :meth:`compress`; the rate is fixed, so the budget is not used)."""
-        self.validate_bitrate(bitrate_kbps, channels)
+        :meth:`compress`; the rate is fixed, so neither the rate nor the budget is used)."""
         return PcmStreamEncoder(self.config.chunk_samples, channels)
 
     def stream_decoder(self, bitrate_kbps: float, channels: int) -> "PcmStreamDecoder":
