@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["QuantizerOutput", "SoftToHardQuantizer", "anneal_alpha", "soft_histogram_entropy"]
+__all__ = ["QuantizerOutput", "SoftToHardQuantizer", "anneal_alpha", "soft_histogram_entropy", "kmeans_1d"]
 
 _OUTPUT_MODES = ("soft", "ste", "hard")
 
@@ -79,6 +79,30 @@ def anneal_alpha(progress: float, start: float = 5.0, end: float = 300.0) -> flo
     """Geometric interpolation of ``alpha`` from ``start`` (progress 0) to ``end`` (progress 1)."""
     t = min(max(float(progress), 0.0), 1.0)
     return float(start * (end / start) ** t)
+
+
+def kmeans_1d(values: torch.Tensor, k: int, iterations: int = 30) -> torch.Tensor:
+    """Sorted ``k`` centroids of scalar ``values`` by Lloyd's k-means, started on the values'
+    quantiles (deterministic).  An empty cluster keeps its previous centroid.  Kankanahalli
+    2018 initialises its quantization bins this way when quantization switches on."""
+    x = values.detach().reshape(-1).double()
+    if x.numel() < k:
+        raise ValueError(f"k-means needs at least {k} values, got {x.numel()}")
+    xs = torch.sort(x).values
+    c = xs[((torch.arange(k, dtype=torch.float64) + 0.5) * xs.numel() / k).long()]
+    for _ in range(iterations):
+        # 1-D: the nearest centroid's cells are bounded by the midpoints of sorted centroids
+        c = torch.sort(c).values
+        edges = torch.searchsorted(xs, 0.5 * (c[1:] + c[:-1]))
+        bounds = torch.cat([torch.zeros(1, dtype=torch.long), edges, torch.tensor([xs.numel()])])
+        csum = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(xs, 0)])
+        n = (bounds[1:] - bounds[:-1]).double()
+        s = csum[bounds[1:]] - csum[bounds[:-1]]
+        new = torch.where(n > 0, s / n.clamp_min(1), c)
+        if torch.allclose(new, c, rtol=0, atol=1e-12):
+            break
+        c = new
+    return torch.sort(c).values
 
 
 class SoftToHardQuantizer(nn.Module):
@@ -126,6 +150,11 @@ class SoftToHardQuantizer(nn.Module):
     def quantize_indices(self, x: torch.Tensor) -> torch.Tensor:
         """Index of the nearest centroid of every element (ties go to the lower index)."""
         return torch.argmin(self.distances(x), dim=-1)
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Set the centroids to :func:`kmeans_1d` of the values ``x`` (quantizer inputs)."""
+        self.centroids.copy_(kmeans_1d(x, self.num_centroids).to(self.centroids.dtype))
 
     def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
         """Centroid values of ``indices`` (``A_hard b``)."""

@@ -241,5 +241,5 @@ register_recipe("cmrl", "neurocodec.codecs.cmrl:CmrlConfig", "neurocodec.codecs.
                 config_for_bitrate="neurocodec.codecs.cmrl:cmrl_config", train=_CASCADE_TRAIN,
                 summary="CMRL cascaded residual autoencoders (zhen2019)")
 register_recipe("cq", "neurocodec.codecs.cq:CqConfig", "neurocodec.codecs.cq:CqCodec",
-                config_for_bitrate="neurocodec.codecs.cq:cq_config", train=_CASCADE_TRAIN,
+                config_for_bitrate="neurocodec.codecs.cq:cq_config", train={**_CASCADE_TRAIN, "lr": 2e-4},
                 summary="CQ collaborative LPC/residual quantization (zhen2020)")
