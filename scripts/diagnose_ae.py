@@ -31,7 +31,7 @@ import soundfile as sf
 import torch
 from torch.nn import functional as F
 
-from neurocodec.codecs.cascade import GAIN_FLOOR, LossWeights
+from neurocodec.codecs.cascade import GAIN_FLOOR, CascadeTraining, LossWeights
 from neurocodec.codecs.cmrl import CmrlCodec, CmrlConfig
 from neurocodec.data.manifest import Manifest
 from neurocodec.eval.metrics_ext import pesq_wb
@@ -51,7 +51,8 @@ def load_split(manifest: Manifest, split: str, sources=SPEECH, limit: int | None
 
 
 def build_codec(loss: LossWeights) -> CmrlCodec:
-    cfg = CmrlConfig(bitrate_kbps=15.85, modules=(AutoencoderConfig(),), greedy_learning_rates=(1e-4,), loss=loss)
+    cfg = CmrlConfig(bitrate_kbps=15.85, modules=(AutoencoderConfig(),),
+                     training=CascadeTraining(greedy_lr_factors=(1.0,), loss=loss))
     return CmrlCodec(cfg)
 
 
@@ -112,6 +113,8 @@ def main(argv=None) -> int:
     ap.add_argument("--identity", action="store_true", help="only check framing + overlap-add (no network)")
     ap.add_argument("--eval-ckpt", type=Path, help="only evaluate this ae.pt on train / valid / test speech files")
     ap.add_argument("--eval-files", type=int, default=8, help="--eval-ckpt: files per split and source")
+    ap.add_argument("--export-init", type=Path, help="with --eval-ckpt: write its weights as module 1 of a cascade "
+                    "(safetensors for `neurocodec train ... --init`)")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32, help="crops per step")
     ap.add_argument("--segment", type=int, default=2048, help="crop length (samples)")
@@ -137,6 +140,13 @@ def main(argv=None) -> int:
         ck = torch.load(a.eval_ckpt, weights_only=False)
         codec = build_codec(LossWeights())
         codec.coding_modules[0].autoencoder.load_state_dict(ck["ae"])
+        if a.export_init:
+            from safetensors.torch import save_file
+
+            save_file({f"coding_modules.0.autoencoder.{k}": v.contiguous() for k, v in ck["ae"].items()},
+                      str(a.export_init))
+            print(f"wrote {a.export_init} (step {ck['step']})")
+            return 0
         out = {"ckpt": str(a.eval_ckpt), "step": ck["step"]}
         for split in ("train", "valid", "test"):
             for src in SPEECH:

@@ -132,6 +132,17 @@ def test_entropy_weight_is_steered_between_evaluations_not_per_step():
     assert "rate_steer.weight" in model.state_dict()
 
 
+def test_first_module_share_sets_the_greedy_1_target():
+    model = tiny()
+    model.set_phase("greedy-1")
+    assert model.target_kbps_for_phase() == pytest.approx(15.85 / 2)  # by symbol rate
+    model = tiny(first_module_share=0.75)
+    model.set_phase("greedy-1")
+    assert model.target_kbps_for_phase() == pytest.approx(0.75 * 15.85)
+    model.set_phase("finetune")
+    assert model.target_kbps_for_phase() == pytest.approx(15.85)
+
+
 def test_training_settings_are_not_in_the_stream_hash(tmp_path):
     model = tiny()
     h = model.config_hash()

@@ -169,6 +169,7 @@ class CascadeTraining:
     rate_penalty: float = 0.1  # hinge: loss per kbps above the target
     rate_margin: float = 0.97  # the rate is held at this fraction of the target (framing overhead)
     rate_lower_penalty: float = 0.0  # hinge: loss per kbps below it
+    first_module_share: float = 0.0  # > 0: greedy-1's share of the target (0: by symbol rate)
     loss: LossWeights = LossWeights()
 
     def __post_init__(self) -> None:
@@ -937,7 +938,11 @@ class CascadeCodec(nn.Module, CodecModel):
 
     def target_kbps_for_phase(self) -> float:
         """Rate target of the modules running in the current phase: the codec target scaled
-        by their share of the symbol rate (full target in fine-tuning)."""
+        by their share of the symbol rate (full target in fine-tuning), or
+        ``training.first_module_share`` of it when only module 1 runs."""
+        share = self.config.training.first_module_share
+        if share > 0 and self._phase.active_modules == 1 and len(self.coding_modules) > 1:
+            return self.config.bitrate_kbps * share
         names = [n for n in self.quantizer_names if n == "lsp" or int(n[6:]) <= self._phase.active_modules]
         share = sum(self.symbols_per_second(n) for n in names) / sum(self.symbols_per_second(n)
                                                                        for n in self.quantizer_names)
