@@ -16,7 +16,7 @@ from neurocodec.codecs.cascade import CascadeTraining, LossWeights, RateSteer, c
 from neurocodec.codecs.cmrl import CmrlCodec, CmrlConfig, cmrl_config
 from neurocodec.data.manifest import Manifest, SegmentRecord
 from neurocodec.nn.cmrl_blocks import AutoencoderConfig
-from neurocodec.quant.soft_to_hard import kmeans_1d
+from neurocodec.quant.soft_to_hard import kmeans_1d, uniform_for_entropy
 from neurocodec.train.cli import default_build_data
 from neurocodec.train.protocol import schedule_phases
 from neurocodec.train.recipe import make_recipe, register_recipe, unregister_recipe
@@ -45,6 +45,28 @@ def test_kmeans_1d_finds_the_clusters():
     assert torch.equal(c, kmeans_1d(x, 4))  # deterministic, independent of the order
     with pytest.raises(ValueError, match="at least 4"):
         kmeans_1d(torch.zeros(3), 4)
+
+
+def test_uniform_grid_at_a_target_entropy():
+    x = torch.randn(20000, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.3 + 0.1
+    for bits in (1.0, 2.0, 3.5):
+        c = uniform_for_entropy(x, 32, bits)
+        assert c.numel() == 32 and torch.allclose(torch.diff(c), torch.diff(c)[:1].expand(31))
+        idx = torch.argmin((x[:, None] - c) ** 2, dim=1)
+        p = torch.bincount(idx, minlength=32).double() / x.numel()
+        h = float(-(p[p > 0] * torch.log2(p[p > 0])).sum())
+        assert h == pytest.approx(bits, abs=0.02)
+    # in the codec: greedy-1 starts at its target (first_module_share of 15.85 kbps)
+    model = tiny(centroid_init="entropy", first_module_share=0.75).train()
+    sched = schedule_phases(model, 60)
+    enter(model, sched[1])
+    xb = torch.randn(8, 1, 4096) * 0.1
+    model.training_step(xb, 10)
+    model.eval()
+    bits = 0.75 * 15.85 * 1000 / model.symbols_per_second("module1")
+    idx = model(xb).extras["indices"]["module1"].reshape(-1)
+    p = torch.bincount(idx, minlength=32).double() / idx.numel()
+    assert float(-(p[p > 0] * torch.log2(p[p > 0])).sum()) == pytest.approx(bits, abs=0.05)
 
 
 def test_pretraining_is_unquantized_and_evaluation_stays_hard():

@@ -137,7 +137,9 @@ class CascadeTraining:
     Schedule (zhen2019 §2.2.1, and the authors' code, cocosci/NSC): per module ``i`` an
     unquantized pre-training phase ``pretrain-i`` (``pretrain_share`` of the module's steps; 0
     skips it), then ``greedy-i`` with soft-to-hard quantization, whose centroids are first set
-    by k-means on the trained encoder's outputs (``kmeans_init``), then ``finetune``.
+    by k-means on the trained encoder's outputs (``kmeans_init``; ``centroid_init="entropy"``
+    instead sets an evenly spaced grid whose entropy on those outputs is the phase's target bits
+    per symbol, so that the quantized phase starts at its rate), then ``finetune``.
 
     Learning rates are *factors* of the recipe's ``train.lr`` (so ``--set train.lr=...``
     scales every phase): ``pretrain_lr_factor``, ``greedy_lr_factors[i]``, ``finetune_lr_factor``
@@ -158,7 +160,8 @@ class CascadeTraining:
     alpha_anneal_steps: int = 2000  # 0 keeps alpha fixed (a fixed alpha of 300 from step 0 did not learn)
     train_output: str = "soft"
     pretrain_share: float = 0.5  # fraction of each module's greedy budget trained without quantization
-    kmeans_init: bool = True  # centroids from k-means on the encoder outputs when quantization switches on
+    kmeans_init: bool = True  # centroids from the encoder outputs when quantization switches on
+    centroid_init: str = "kmeans"  # "kmeans" | "entropy": uniform grid at the phase's target bits/symbol
     pretrain_lr_factor: float = 1.0
     greedy_lr_factors: tuple[float, ...] = (1.0, 0.2)
     finetune_lr_factor: float = 0.2
@@ -176,6 +179,8 @@ class CascadeTraining:
         object.__setattr__(self, "greedy_lr_factors", tuple(float(v) for v in self.greedy_lr_factors))
         if self.rate_control not in RATE_CONTROLS:
             raise ValueError(f"rate_control must be one of {RATE_CONTROLS}")
+        if self.centroid_init not in ("kmeans", "entropy"):
+            raise ValueError("centroid_init must be 'kmeans' or 'entropy'")
         if not 0.0 <= self.pretrain_share < 1.0:
             raise ValueError("pretrain_share must be in [0, 1)")
         if self.steer_every < 1 or not self.steer_factor > 1.0:
@@ -929,11 +934,21 @@ class CascadeCodec(nn.Module, CodecModel):
             self.train(was)
         frames = res.extras["frames"]
         residual = frames
+        bits = None
+        if self.config.training.centroid_init == "entropy":
+            # the phase's target less what the frozen modules spend, per symbol of the trained ones
+            seconds = frames.shape[0] * self.config.hop / self.sample_rate
+            frozen = sum(float(res.extras["quantizers"][n].entropy_bits) * res.extras["quantizers"][n].num_symbols
+                         for n in res.extras["quantizers"]
+                         if n == "lsp" or int(n[6:]) - 1 not in self._phase.train_modules)
+            symbols = sum(self.symbols_per_second(f"module{i + 1}") for i in self._phase.train_modules) * seconds
+            target = self.config.training.rate_margin * self.target_kbps_for_phase()
+            bits = max((target * 1000 * seconds - frozen) / symbols, 0.1)
         for i, out in enumerate(res.extras["module_outputs"]):
             if i in self._phase.train_modules:
                 m = self.coding_modules[i]
                 code = m.code(residual) / m.code_scale
-                m.quantizer.init_from_data(code)
+                m.quantizer.init_from_data(code, bits)
             residual = residual - out.recon
 
     def target_kbps_for_phase(self) -> float:

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["QuantizerOutput", "SoftToHardQuantizer", "anneal_alpha", "soft_histogram_entropy", "kmeans_1d"]
+__all__ = ["QuantizerOutput", "SoftToHardQuantizer", "anneal_alpha", "soft_histogram_entropy", "kmeans_1d",
+           "uniform_for_entropy"]
 
 _OUTPUT_MODES = ("soft", "ste", "hard")
 
@@ -105,6 +106,34 @@ def kmeans_1d(values: torch.Tensor, k: int, iterations: int = 30) -> torch.Tenso
     return torch.sort(c).values
 
 
+def _grid_entropy(x: torch.Tensor, centre: float, step: float, k: int) -> float:
+    idx = torch.clamp(torch.round((x - centre) / step), -(k // 2), k - 1 - k // 2)
+    p = torch.unique(idx, return_counts=True)[1].double() / x.numel()
+    return float(-(p * torch.log2(p)).sum())
+
+
+def uniform_for_entropy(values: torch.Tensor, k: int, bits: float, iterations: int = 40) -> torch.Tensor:
+    """``k`` evenly spaced centroids around the median of ``values`` (one on it) whose
+    nearest-centroid assignment of ``values`` has an entropy of ``bits`` per symbol: the
+    entropy-coded uniform scalar quantizer, near-optimal at a given entropy (Gish and Pierce
+    1968), with its step found by bisection (on log step).  When even the finest step of the
+    search cannot reach ``bits`` (few distinct values), the finest is used."""
+    x = values.detach().reshape(-1).double()
+    if x.numel() < 2:
+        raise ValueError("need at least 2 values")
+    centre = float(x.median())
+    spread = float((x - centre).abs().max()) or 1.0
+    lo, hi = math.log(spread / (8 * k)), math.log(4 * spread)  # fine .. coarse (entropy falls with the step)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        if _grid_entropy(x, centre, math.exp(mid), k) > bits:
+            lo = mid
+        else:
+            hi = mid
+    step = math.exp(0.5 * (lo + hi))
+    return centre + step * (torch.arange(k, dtype=torch.float64) - k // 2)
+
+
 class SoftToHardQuantizer(nn.Module):
     """Scalar softmax quantizer with ``num_centroids`` learned centroids (1-D parameter).
 
@@ -152,9 +181,11 @@ class SoftToHardQuantizer(nn.Module):
         return torch.argmin(self.distances(x), dim=-1)
 
     @torch.no_grad()
-    def init_from_data(self, x: torch.Tensor) -> None:
-        """Set the centroids to :func:`kmeans_1d` of the values ``x`` (quantizer inputs)."""
-        self.centroids.copy_(kmeans_1d(x, self.num_centroids).to(self.centroids.dtype))
+    def init_from_data(self, x: torch.Tensor, bits: float | None = None) -> None:
+        """Set the centroids from the values ``x`` (quantizer inputs): :func:`kmeans_1d`, or
+        with ``bits`` the uniform grid of :func:`uniform_for_entropy` at that entropy."""
+        c = kmeans_1d(x, self.num_centroids) if bits is None else uniform_for_entropy(x, self.num_centroids, bits)
+        self.centroids.copy_(c.to(self.centroids.dtype))
 
     def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
         """Centroid values of ``indices`` (``A_hard b``)."""
