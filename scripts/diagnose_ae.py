@@ -65,7 +65,7 @@ def decode_file(codec: CmrlCodec, x: np.ndarray, gain_mode: str = "file", block:
         return np.concatenate([decode_file(codec, x[i:i + block], "file") for i in range(0, len(x), block)])
     geo = codec.geometry(len(x))
     prep = codec._prepare_channel(x, geo)
-    frames = ae(torch.from_numpy(prep.frames))[:, 0, :].numpy()
+    frames = ae(torch.from_numpy(prep.frames))[:, 0, :].float().numpy()
     return codec._synthesize_channel(frames, None, float(prep.gain), geo)
 
 

@@ -162,6 +162,7 @@ class CascadeTraining:
     pretrain_share: float = 0.5  # fraction of each module's greedy budget trained without quantization
     kmeans_init: bool = True  # centroids from the encoder outputs when quantization switches on
     centroid_init: str = "kmeans"  # "kmeans" | "entropy": uniform grid at the phase's target bits/symbol
+    relative_alpha: bool = True  # alpha in units of the code centroids' current mean spacing
     pretrain_lr_factor: float = 1.0
     greedy_lr_factors: tuple[float, ...] = (1.0, 0.2)
     finetune_lr_factor: float = 0.2
@@ -265,6 +266,7 @@ def config_from_json(cls: type, text: str) -> CascadeConfig:
             if fine is not None:
                 tr.setdefault("finetune_lr_factor", fine / greedy[0])
             tr.setdefault("pretrain_share", 0.0)
+            tr.setdefault("relative_alpha", False)
         if "loss" in tr:
             tr["loss"] = LossWeights(**tr["loss"])
         d["training"] = CascadeTraining(**tr)
@@ -524,6 +526,8 @@ class CascadeCodec(nn.Module, CodecModel):
             CodingModule(m, cfg.num_centroids, cfg.differential, cfg.training.train_output,
                          cfg.code_scale if i == 0 else 1.0)
             for i, m in enumerate(cfg.modules))
+        for m in self.coding_modules:  # training only: hard decisions do not depend on it
+            m.quantizer.relative_scale = cfg.training.relative_alpha
         if cfg.lpc is not None:
             lp = cfg.lpc
             levels = _mel_spaced_lsp_levels(lp.num_centroids, *lp.lsp_levels_hz, cfg.sample_rate)

@@ -163,6 +163,7 @@ class SoftToHardQuantizer(nn.Module):
         self.num_centroids = int(num_centroids)
         self.train_output = train_output
         self.scale = float(scale)
+        self.relative_scale = False  # distances in units of the current mean centroid spacing
         self.centroids = nn.Parameter(init.clone(), requires_grad=trainable)
 
     @property
@@ -173,7 +174,16 @@ class SoftToHardQuantizer(nn.Module):
     def distances(self, x: torch.Tensor) -> torch.Tensor:
         """``D = ((x - b) / scale)^2`` with shape ``x.shape + (J,)``."""
         b = self.centroids.to(x.dtype)
-        return ((x.unsqueeze(-1) - b) / self.scale) ** 2
+        return ((x.unsqueeze(-1) - b) / self.unit()) ** 2
+
+    def unit(self) -> float:
+        """The unit of the distances: ``scale``, or with ``relative_scale`` the current mean
+        spacing of the centroids (so that one ``alpha`` keeps its hardness after the
+        centroids move, e.g. after :meth:`init_from_data`); it does not change hard decisions."""
+        if not self.relative_scale:
+            return self.scale
+        c = self.centroids.detach()
+        return max(float(c.max() - c.min()) / (self.num_centroids - 1), 1e-12)
 
     @torch.no_grad()
     def quantize_indices(self, x: torch.Tensor) -> torch.Tensor:
