@@ -24,11 +24,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 KEYS = ("val/pesq_wb", "val/pesq")
 
 
-def read(run: Path) -> tuple[list[int], list[float], list[float]]:
+def read(run: Path, keys=KEYS) -> tuple[list[int], list[float], list[float]]:
     steps, wall, pesq = [], [], []
     for line in (run / "metrics.jsonl").read_text().splitlines():
         rec = json.loads(line)
-        key = next((k for k in KEYS if k in rec), None)
+        key = next((k for k in keys if k in rec), None)
         if key is None or rec[key] != rec[key]:  # absent or NaN
             continue
         steps.append(int(rec["step"]))
@@ -43,11 +43,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--title", default="validation PESQ-WB (hard path)")
     ap.add_argument("--hline", action="append", default=[], help="LABEL=VALUE reference line")
+    ap.add_argument("--key", action="append", default=[],
+                    help="metric to plot (repeatable; default val/pesq_wb or val/pesq), e.g. test_real/pesq")
     a = ap.parse_args(argv)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for item in a.runs:
+    for item, key in [(r, k) for r in a.runs for k in (a.key or [None])]:
         label, _, path = item.partition("=")
-        steps, wall, pesq = read(Path(path))
+        steps, wall, pesq = read(Path(path), (key,) if key else KEYS)
+        if key and len(a.key) > 1:
+            label = f"{label}, {key.split('/')[0]}"
         if not steps:
             print(f"{label}: no PESQ lines in {path}", file=sys.stderr)
             continue
