@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--title", default="validation PESQ-WB (hard path)")
     ap.add_argument("--hline", action="append", default=[], help="LABEL=VALUE reference line")
+    ap.add_argument("--xlabel", default="step")
     ap.add_argument("--key", action="append", default=[],
                     help="metric to plot (repeatable; default val/pesq_wb or val/pesq), e.g. test_real/pesq")
     a = ap.parse_args(argv)
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
         for ax in axes:
             ax.axhline(float(value), ls="--", lw=0.8, color="grey")
         axes[0].annotate(label, (0, float(value)), fontsize=8, va="bottom")
-    axes[0].set_xlabel("step (batch of 160 frames of 512 samples)")
+    axes[0].set_xlabel(a.xlabel)
     axes[1].set_xlabel("wall-clock hours (shared 2-core CPU)")
     axes[0].set_ylabel("PESQ-WB")
     for ax in axes:
