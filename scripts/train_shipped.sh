@@ -14,6 +14,8 @@
 #   bash scripts/train_shipped.sh continue-e      # session 4: cmrl-23.85k, 600 more steps
 #   bash scripts/train_shipped.sh continue-f      # session 4: cmrl-8.85k, 600 more steps
 #   bash scripts/train_shipped.sh continue-g      # session 5: cmrl-15.85k, 1200 more steps
+#   bash scripts/train_shipped.sh issue12-diag    # session 6: the Table-1 autoencoder alone, unquantized
+#   bash scripts/train_shipped.sh issue12-cmrl    # session 6: cmrl-15.85k with the authors' procedure
 #   bash scripts/train_shipped.sh export [NAME..] # trim the rates, fit the entropy coders, write the weights
 #   python scripts/update_golden.py               # then: the golden bitstream md5s of the shipped weights
 #
@@ -113,6 +115,35 @@ case "${1:-}" in
   # the export below still takes -r3
   continue-g)
     run cmrl-15.85k-r4 cmrl --bitrate 15.85 --steps 1200 --init runs/cmrl-15.85k-r3 "${S3[@]}" "${CMRL_LR[@]}" --set model.rate_margin=1.15 ;;
+  # Session 6 (issue 12), on the 2-core VM shared by eight sessions (load 15-20: each niced
+  # process got about 8% of a core).  issue12-diag: the Table-1 autoencoder alone, no
+  # quantization, crops normalised by their own RMS (what the trainer does) or by their file's
+  # (what the encoder does); validation PESQ-WB on the codec's inference path every 100 steps
+  # (docs/training.md, "Diagnosis").  issue12-cmrl: cmrl-15.85k with the new procedure
+  # (pretrain-i, quantization switched on with its centroids from the encoder's outputs, the
+  # entropy weight steered every 25/20 steps); -k: from scratch, k-means centroids; -e3: module 1
+  # from the diagnosis autoencoder (file gain, step 500), centroids on the evenly spaced grid
+  # at greedy-1's target entropy (70% of the rate), 300 steps of 4 x 8192 samples.
+  issue12-diag)
+    for g in segment file; do
+      .venv/bin/python scripts/diagnose_ae.py --data "$DATA" --out runs/diag-$g-b8 --gain $g --batch 8 --steps 3000 \
+        --eval-every 100 >>runs/diag-$g-b8.log 2>&1 &
+    done
+    wait ;;
+  issue12-cmrl)
+    I12=(--set train.batch_size=4 --set train.segment_samples=8192 --set train.val_segment_samples=32000
+         --set train.val_batches=1 --set train.val_every=50 --set train.ckpt_every=25 --set train.log_every=10
+         --set train.schedule=cosine --set train.lr_min=5e-5 --set train.lr=5e-4 --set model.training.alpha_anneal_steps=100
+         --set model.training.train_output=ste --set model.training.rate_margin=1.0
+         --set model.training.first_module_share=0.7)
+    run cmrl-15.85k-k cmrl --bitrate 15.85 --steps 700 "${I12[@]}" --set model.training.alpha_start=30 \
+      --set model.training.steer_every=25 &
+    .venv/bin/python scripts/diagnose_ae.py --eval-ckpt runs/diag-file-b8/ae.pt --export-init runs/init-ae-file.safetensors
+    run cmrl-15.85k-e3 cmrl --bitrate 15.85 --steps 300 --init runs/init-ae-file.safetensors \
+      --set train.phases=greedy-1,pretrain-2,greedy-2,finetune "${I12[@]}" --set model.training.alpha_start=5 \
+      --set model.training.steer_every=20 --set model.training.centroid_init=entropy \
+      --set model.training.greedy_lr_factors=0.4,0.4 --set model.training.loss.entropy=0.01
+    wait ;;
   export)
     # Session 4: every point trimmed so that 120 s of held-out training speech (after the
     # 300 s the tables are fitted on) come out at the nominal rate, total bytes over total

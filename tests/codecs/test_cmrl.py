@@ -6,7 +6,7 @@ architecture, framing, LPC, quantization and bitstream code paths are the full o
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import math
 
@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from neurocodec.codecs.cascade import CascadeConfig, ModuleOutput, config_from_json, config_to_json
+from neurocodec.codecs.cascade import CascadeConfig, CascadeTraining, ModuleOutput, config_from_json, config_to_json
 from neurocodec.codecs.cascade_tables import SymbolCounts
 from neurocodec.codecs.cmrl import CMRL_BITRATES, CmrlCodec, CmrlConfig, LpcCmrlCodec, cmrl_config
 from neurocodec.errors import AudioError, BitrateError, CorruptStreamError, UserError, WeightsError
@@ -40,7 +40,8 @@ def tiny_cmrl(kbps: float = 15.85, lpc: bool = False, **kw) -> CmrlCodec:
     torch.manual_seed(0)
     cfg = cmrl_config(kbps, lpc=lpc)
     mods = (TINY, TINY2) if kbps == 8.85 else (TINY, TINY)
-    cfg = replace(cfg, modules=mods, **kw)
+    tr = {k: kw.pop(k) for k in list(kw) if k in {f.name for f in fields(CascadeTraining)}}
+    cfg = replace(cfg, modules=mods, training=replace(cfg.training, **tr), **kw)
     return (LpcCmrlCodec if lpc else CmrlCodec)(cfg)
 
 
@@ -107,7 +108,7 @@ def test_forward_with_identity_modules_reconstructs_input():
     q = codec.coding_modules[0].quantizer
 
     class Identity(torch.nn.Module):
-        def forward(self, r, alpha, hard=None, amp_dtype=None):
+        def forward(self, r, alpha, hard=None, amp_dtype=None, quantize=True):
             return ModuleOutput(recon=r, code=r, quant=q(torch.zeros(r.shape[0], 2), alpha))
 
     codec.coding_modules[0] = Identity()
@@ -127,11 +128,19 @@ def test_numpy_pipeline_perfect_reconstruction(speech):
 def test_phases_schedule_and_freezing():
     codec = tiny_cmrl()
     names = [p.name for p in codec.training_phases()]
-    assert names == ["greedy-1", "greedy-2", "finetune"]
-    lrs = {p.name: p.lr for p in codec.training_phases()}
-    assert lrs == {"greedy-1": 1e-4, "greedy-2": 2e-5, "finetune": 2e-5}  # zhen2019 §3.1
+    assert names == ["pretrain-1", "greedy-1", "pretrain-2", "greedy-2", "finetune"]
+    # factors of train.lr (1e-4 in the recipe): zhen2019 §3.1's 1e-4, 2e-5, 2e-5
+    lrs = {p.name: p.lr_factor for p in codec.training_phases()}
+    assert lrs == {"pretrain-1": 1.0, "greedy-1": 1.0, "pretrain-2": 1.0, "greedy-2": 0.2, "finetune": 0.2}
+    assert all(p.lr is None for p in codec.training_phases())  # train.lr always applies
     sched = codec.phases(1000)
-    assert sum(p.steps for p in sched) == 1000 and sched[1].trainable == ("coding_modules.1.",)
+    assert [p.steps for p in sched] == [166, 167, 166, 167, 334]
+    assert sched[3].trainable == ("coding_modules.1.",) and sched[2].trainable == ("coding_modules.1.autoencoder.",)
+    assert [p.quantize for p in sched] == [False, True, False, True, True]
+    assert [p.kmeans for p in sched] == [False, True, False, True, False]
+    plain = tiny_cmrl(pretrain_share=0.0)
+    assert [p.name for p in plain.training_phases()] == ["greedy-1", "greedy-2", "finetune"]
+    assert [p.steps for p in plain.phases(1000)] == [333, 333, 334]
     codec.set_phase("greedy-2")
     trained = [m for m in codec.coding_modules if all(p.requires_grad for p in m.parameters())]
     assert trained == [codec.coding_modules[1]]
@@ -149,7 +158,7 @@ def test_phases_schedule_and_freezing():
 
 
 def test_loss_terms_and_rate_control():
-    codec = tiny_cmrl().train()
+    codec = tiny_cmrl(rate_control="hinge").train()
     x = torch.randn(2, 1, 2000) * 0.1
     out = codec.loss(x)
     for key in ("loss/total", "loss/time_mse", "loss/mel", "loss/quantization", "loss/entropy",
@@ -167,12 +176,12 @@ def test_loss_terms_and_rate_control():
     codec.training_step(x, 0).total.backward()
     assert codec.coding_modules[0].autoencoder.encoder.output.weight.grad.abs().sum() > 0
     # below the target only rate_lower_penalty acts
-    low = tiny_cmrl(bitrate_kbps=1000.0, rate_lower_penalty=0.5).train()
+    low = tiny_cmrl(bitrate_kbps=1000.0, rate_lower_penalty=0.5, rate_control="hinge").train()
     o = low.loss(x)
     under = 0.97 * 1000.0 - float(o.terms["rate/estimated_kbps"])
     assert under > 0 and float(o.terms["loss/rate"]) == pytest.approx(0.5 * under, rel=1e-5)
     # without rate control the papers' lambda_4 * E term is used
-    plain = tiny_cmrl(rate_control=False).train()
+    plain = tiny_cmrl(rate_control="fixed").train()
     o = plain.loss(x)
     expected = (o.terms["loss/time_mse"] + o.terms["loss/mel"] + 0.1 * o.terms["loss/quantization"]
                 + 0.05 * o.terms["loss/entropy"])

@@ -39,7 +39,7 @@ def test_operating_points_of_zhen2020():
     assert shapes == {9.0: [128], 16.0: [256], 20.0: [256], 24.0: [256, 256]}
     cfg = cq_config(20)
     assert cfg.differential and cfg.lpc.trainable and cfg.lpc.num_centroids == 256 and cfg.lpc.order == 16
-    assert cfg.lpc.preemphasis == 0.68 and cfg.lpc.analysis_length == 1024 and cfg.alpha == 300.0
+    assert cfg.lpc.preemphasis == 0.68 and cfg.lpc.analysis_length == 1024 and cfg.training.alpha == 300.0
     with pytest.raises(BitrateError):
         cq_config(8.85)
     with pytest.raises(ValueError, match="LPC"):
@@ -66,8 +66,10 @@ def test_lsp_centroids_get_gradients_through_lpc_and_synthesis():
     codec.loss(torch.randn(2, 1, 4000) * 0.1).total.backward()
     assert codec.lsp_quantizer.centroids.grad is None
     assert all(p.grad is None for p in codec.coding_modules[0].parameters())
-    assert [p.name for p in codec.training_phases()] == ["greedy-1", "greedy-2", "finetune"]
-    assert codec.training_phases()[0].trainable == ("coding_modules.0.", "lsp_quantizer.")
+    assert [p.name for p in codec.training_phases()] == ["pretrain-1", "greedy-1", "pretrain-2", "greedy-2", "finetune"]
+    assert codec.training_phases()[1].trainable == ("coding_modules.0.", "lsp_quantizer.")
+    # unquantized pre-training trains the autoencoder only (the LSP centroids wait for greedy-1)
+    assert codec.training_phases()[0].trainable == ("coding_modules.0.autoencoder.",)
 
 
 def test_differential_code():
@@ -85,7 +87,7 @@ def test_forward_with_identity_module_reconstructs_highpassed_input():
     q = codec.coding_modules[0].quantizer
 
     class Identity(torch.nn.Module):
-        def forward(self, r, alpha, hard=None, amp_dtype=None):
+        def forward(self, r, alpha, hard=None, amp_dtype=None, quantize=True):
             return ModuleOutput(recon=r, code=r, quant=q(torch.zeros(r.shape[0], 2), alpha))
 
     codec.coding_modules[0] = Identity()
@@ -174,7 +176,7 @@ def test_alpha_annealing_restarts_in_every_phase():
     from neurocodec.train.protocol import schedule_phases
 
     model = CqCodec.for_bitrate(16)
-    cfg = model.config
+    cfg = model.config.training
     assert cfg.alpha_anneal_steps > 0
     sched = schedule_phases(model, 2 * cfg.alpha_anneal_steps)
     assert len(sched) >= 2

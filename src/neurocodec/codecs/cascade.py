@@ -65,7 +65,7 @@ from .cascade_tables import (CODERS, ChunkContent, EntropyTable, SymbolCounts, d
                              rate_step_multiplier)
 
 __all__ = [
-    "LossWeights", "LpcConfig", "CascadeConfig", "Geometry", "ModuleOutput", "CodingModule",
+    "LossWeights", "LpcConfig", "CascadeTraining", "CascadeConfig", "RATE_CONTROLS", "Geometry", "ModuleOutput", "CodingModule",
     "TrainingPhase", "LossOutput", "CascadeCodec", "config_to_json", "config_from_json",
 ]
 
@@ -125,9 +125,78 @@ class LpcConfig:
             raise ValueError("analysis frames must be centred on the segments")
 
 
+#: rate controls of training (:class:`CascadeTraining` ``rate_control``)
+RATE_CONTROLS = ("steer", "hinge", "fixed")
+
+
+@dataclass(frozen=True)
+class CascadeTraining:
+    """How a cascade codec is trained: none of it is part of the bitstream (not in the stream
+    header's config hash, :meth:`CascadeCodec.config_dict`); set with ``--set model.training.X=...``.
+
+    Schedule (zhen2019 §2.2.1, and the authors' code, cocosci/NSC): per module ``i`` an
+    unquantized pre-training phase ``pretrain-i`` (``pretrain_share`` of the module's steps; 0
+    skips it), then ``greedy-i`` with soft-to-hard quantization, whose centroids are first set
+    by k-means on the trained encoder's outputs (``kmeans_init``; ``centroid_init="entropy"``
+    instead sets an evenly spaced grid whose entropy on those outputs is the phase's target bits
+    per symbol, so that the quantized phase starts at its rate), then ``finetune``.
+
+    Learning rates are *factors* of the recipe's ``train.lr`` (so ``--set train.lr=...``
+    scales every phase): ``pretrain_lr_factor``, ``greedy_lr_factors[i]``, ``finetune_lr_factor``
+    (CMRL: 1e-4 for module 1, 2e-5 for module 2 and fine-tuning, zhen2019 §3.1, with
+    ``train.lr=1e-4``).
+
+    Rate (``rate_control``): ``"steer"`` (default) is the papers' ``lambda_4 * E`` with
+    ``lambda_4`` steered toward the target between evaluations, as the authors' code does once per
+    epoch: every ``steer_every`` steps the mean estimated rate of those steps is compared with
+    ``rate_margin`` x the target and ``lambda_4`` is multiplied (above ``1 + steer_tolerance``)
+    or divided (below ``1 - steer_tolerance``) by ``steer_factor``; it starts at
+    ``loss.entropy``.  ``"hinge"`` is ``rate_penalty * max(0, kbps - rate_margin * target)`` (+
+    ``rate_lower_penalty`` below it); ``"fixed"`` is ``loss.entropy * E``.
+    """
+
+    alpha: float = 300.0
+    alpha_start: float = 5.0
+    alpha_anneal_steps: int = 2000  # 0 keeps alpha fixed (a fixed alpha of 300 from step 0 did not learn)
+    train_output: str = "soft"
+    pretrain_share: float = 0.5  # fraction of each module's greedy budget trained without quantization
+    kmeans_init: bool = True  # centroids from the encoder outputs when quantization switches on
+    centroid_init: str = "kmeans"  # "kmeans" | "entropy": uniform grid at the phase's target bits/symbol
+    relative_alpha: bool = True  # alpha in units of the code centroids' current mean spacing
+    pretrain_lr_factor: float = 1.0
+    greedy_lr_factors: tuple[float, ...] = (1.0, 0.2)
+    finetune_lr_factor: float = 0.2
+    rate_control: str = "steer"
+    steer_every: int = 100
+    steer_factor: float = 1.5
+    steer_tolerance: float = 0.03
+    rate_penalty: float = 0.1  # hinge: loss per kbps above the target
+    rate_margin: float = 0.97  # the rate is held at this fraction of the target (framing overhead)
+    rate_lower_penalty: float = 0.0  # hinge: loss per kbps below it
+    first_module_share: float = 0.0  # > 0: greedy-1's share of the target (0: by symbol rate)
+    loss: LossWeights = LossWeights()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "greedy_lr_factors", tuple(float(v) for v in self.greedy_lr_factors))
+        if self.rate_control not in RATE_CONTROLS:
+            raise ValueError(f"rate_control must be one of {RATE_CONTROLS}")
+        if self.centroid_init not in ("kmeans", "entropy"):
+            raise ValueError("centroid_init must be 'kmeans' or 'entropy'")
+        if not 0.0 <= self.pretrain_share < 1.0:
+            raise ValueError("pretrain_share must be in [0, 1)")
+        if self.steer_every < 1 or not self.steer_factor > 1.0:
+            raise ValueError("steer_every must be >= 1 and steer_factor > 1")
+
+
+#: fields that configs written before :class:`CascadeTraining` held at the top level
+_LEGACY_TRAINING = ("alpha", "alpha_start", "alpha_anneal_steps", "train_output", "rate_penalty", "rate_margin",
+                    "rate_lower_penalty", "loss")
+
+
 @dataclass(frozen=True)
 class CascadeConfig:
-    """Everything that defines a cascade codec (and its bitstream)."""
+    """What defines a cascade codec and its bitstream (hashed into the stream header), plus
+    ``training`` (:class:`CascadeTraining`, not hashed)."""
 
     bitrate_kbps: float = 16.0
     modules: tuple[AutoencoderConfig, ...] = (AutoencoderConfig(),)
@@ -137,26 +206,15 @@ class CascadeConfig:
     overlap: int = 32
     num_centroids: int = 32
     differential: bool = False
-    alpha: float = 300.0
-    alpha_start: float = 5.0
-    alpha_anneal_steps: int = 2000  # 0 keeps alpha fixed (a fixed alpha of 300 from step 0 did not learn)
-    train_output: str = "soft"
     normalize: bool = True
     chunk_frames: int = 32
     entropy_coder: str = "huffman"  # "huffman" | "range" | "best" (per chunk, the shorter of the two)
-    greedy_learning_rates: tuple[float, ...] = (1e-4, 2e-5)
-    finetune_learning_rate: float = 2e-5
-    rate_control: bool = True  # hinge on the rate estimate instead of a fixed lambda_4 (see loss)
-    rate_penalty: float = 0.1  # loss per kbps above the target
-    rate_margin: float = 0.97  # the hinge starts at this fraction of the target (framing overhead)
-    rate_lower_penalty: float = 0.0  # loss per kbps below it (> 0 pulls a warm-started model up to a higher rate)
     code_scale: float = 1.0  # module 1's code is quantized on centroids * code_scale (export-time rate trim)
     file_rate_control: bool = False  # compress: per-chunk ladder steps land each file on the nominal rate
-    loss: LossWeights = LossWeights()
+    training: CascadeTraining = CascadeTraining()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modules", tuple(self.modules))
-        object.__setattr__(self, "greedy_learning_rates", tuple(float(v) for v in self.greedy_learning_rates))
         if not self.modules:
             raise ValueError("a cascade needs at least one module")
         for m in self.modules:
@@ -172,8 +230,8 @@ class CascadeConfig:
             raise ValueError("chunk_frames must be positive")
         if self.lpc is not None and (self.chunk_frames * self.hop) % self.lpc.segment_length:
             raise ValueError("a chunk must hold a whole number of LPC segments (chunk_frames * hop % 512)")
-        if len(self.greedy_learning_rates) < len(self.modules):
-            raise ValueError("one greedy learning rate per module is needed")
+        if len(self.training.greedy_lr_factors) < len(self.modules):
+            raise ValueError("one greedy learning-rate factor per module is needed")
         if not (math.isfinite(self.code_scale) and self.code_scale > 0):
             raise ValueError("code_scale must be a positive number")
 
@@ -188,12 +246,30 @@ def config_to_json(cfg: CascadeConfig) -> str:
 
 
 def config_from_json(cls: type, text: str) -> CascadeConfig:
-    """Rebuild a config of class ``cls`` from :func:`config_to_json` output (WeightsError if invalid)."""
+    """Rebuild a config of class ``cls`` from :func:`config_to_json` output (WeightsError if
+    invalid).  Configs written before the training settings had their own section keep them at
+    the top level: they move into ``training``, and the old absolute learning rates and the
+    boolean ``rate_control`` (a hinge) are read as today's factors and ``"hinge"``."""
     try:
         d = dict(json.loads(text))
         d["modules"] = tuple(AutoencoderConfig(**m) for m in d["modules"])
         d["lpc"] = None if d.get("lpc") is None else LpcConfig(**d["lpc"])
-        d["loss"] = LossWeights(**d["loss"])
+        tr = dict(d.pop("training", None) or {})
+        for key in _LEGACY_TRAINING:
+            if key in d:
+                tr.setdefault(key, d.pop(key))
+        if "rate_control" in d:
+            tr.setdefault("rate_control", "hinge" if d.pop("rate_control") else "fixed")
+        greedy, fine = d.pop("greedy_learning_rates", None), d.pop("finetune_learning_rate", None)
+        if greedy:  # absolute rates of old configs: factors of their first rate
+            tr.setdefault("greedy_lr_factors", tuple(g / greedy[0] for g in greedy))
+            if fine is not None:
+                tr.setdefault("finetune_lr_factor", fine / greedy[0])
+            tr.setdefault("pretrain_share", 0.0)
+            tr.setdefault("relative_alpha", False)
+        if "loss" in tr:
+            tr["loss"] = LossWeights(**tr["loss"])
+        d["training"] = CascadeTraining(**tr)
         return cls(**d)
     except (TypeError, ValueError, KeyError) as exc:
         raise WeightsError(f"checkpoint config is invalid for {cls.__name__}: {exc}") from None
@@ -264,11 +340,11 @@ def _active_autocast(x: torch.Tensor) -> torch.dtype | None:
 @dataclass
 class ModuleOutput:
     """Reconstruction ``(N, S)`` of one module, its real-valued code (``dh`` with differential
-    coding) and the quantizer output."""
+    coding) and the quantizer output (None when it ran unquantized)."""
 
     recon: torch.Tensor
     code: torch.Tensor
-    quant: QuantizerOutput
+    quant: QuantizerOutput | None
 
 
 class CodingModule(nn.Module):
@@ -308,14 +384,15 @@ class CodingModule(nn.Module):
         return h
 
     def forward(self, frames: torch.Tensor, alpha: float, hard: bool | None = None,
-                amp_dtype: torch.dtype | None = None) -> ModuleOutput:
+                amp_dtype: torch.dtype | None = None, quantize: bool = True) -> ModuleOutput:
         """Code, quantize and decode ``frames`` (N, S).  ``amp_dtype`` (training only) runs the
         encoder and decoder convolutions under autocast; the code, the quantizer and the
-        reconstruction stay float32."""
+        reconstruction stay float32.  ``quantize=False`` (unquantized pre-training) feeds the
+        real-valued code to the decoder; ``quant`` is then None."""
         code = self.code(frames, amp_dtype)
-        q = self.quantizer(code / self.code_scale, alpha, hard)
+        q = self.quantizer(code / self.code_scale, alpha, hard) if quantize else None
         with _autocast(frames, amp_dtype):
-            recon = self.autoencoder.decode(q.output * self.code_scale)
+            recon = self.autoencoder.decode(q.output * self.code_scale if q is not None else code)
         return ModuleOutput(recon=recon[:, 0, :].float(), code=code, quant=q)
 
     @torch.no_grad()
@@ -344,18 +421,29 @@ class TrainingPhase:
 
     ``active_modules`` modules run in ``forward``; those in ``train_modules`` (0-based) are
     trained, the others are frozen and hard-quantized; ``train_lpc`` trains the LSP centroids
-    (CQ).  ``trainable`` lists the parameter-name prefixes of the phase, ``steps`` and ``lr``
-    its share of the step budget and learning rate (the fields the trainer reads).
+    (CQ).  ``quantize=False`` (``pretrain-i``) runs the trained modules (and the LSPs)
+    unquantized in training; ``kmeans`` sets the trained modules' centroids by k-means on their
+    codes at the phase's first step.  ``trainable`` lists the parameter-name prefixes of the
+    phase, ``steps`` its share of the step budget and ``lr_scale`` the factor of the recipe's
+    ``train.lr`` per prefix (the fields the trainer reads; ``lr`` stays None so that
+    ``train.lr`` always applies).
     """
 
     name: str
     active_modules: int
     train_modules: tuple[int, ...]
     train_lpc: bool
-    lr: float
+    lr_factor: float = 1.0
     steps: int = 0
     epochs: int | None = None
     trainable: tuple[str, ...] = ()
+    quantize: bool = True
+    kmeans: bool = False
+    lr: None = None
+
+    @property
+    def lr_scale(self) -> tuple[tuple[str, float], ...]:
+        return tuple((p, self.lr_factor) for p in self.trainable)
 
 
 @dataclass
@@ -375,6 +463,41 @@ class LossOutput:
     total: torch.Tensor
     terms: dict[str, Any] = field(default_factory=dict)
     result: ForwardResult | None = None
+
+
+class RateSteer(nn.Module):
+    """The entropy weight ``lambda_4`` steered toward the rate target between evaluations
+    (:class:`CascadeTraining` ``rate_control="steer"``; the authors' code adjusts it once per
+    epoch).  Its state is buffers, so a training checkpoint resumes it exactly; exported
+    weights leave it out (:meth:`CascadeCodec.save_pretrained`)."""
+
+    def __init__(self, initial: float) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.tensor(float(initial), dtype=torch.float64))
+        self.register_buffer("rate_sum", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("count", torch.zeros((), dtype=torch.int64))
+
+    def reset(self, weight: float) -> None:
+        self.weight.fill_(float(weight))
+        self.rate_sum.zero_()
+        self.count.zero_()
+
+    def observe(self, kbps: float, target: float, every: int, factor: float, tolerance: float) -> float | None:
+        """Record one step's estimated rate; after ``every`` steps compare their mean with
+        ``target`` and multiply or divide the weight by ``factor``.  Returns the mean when it
+        decided, else None."""
+        self.rate_sum += float(kbps)
+        self.count += 1
+        if int(self.count) < every:
+            return None
+        mean = float(self.rate_sum) / int(self.count)
+        if mean > target * (1.0 + tolerance):
+            self.weight *= factor
+        elif mean < target * (1.0 - tolerance):
+            self.weight /= factor
+        self.rate_sum.zero_()
+        self.count.zero_()
+        return mean
 
 
 def _mel_spaced_lsp_levels(n: int, lo_hz: float, hi_hz: float, sample_rate: int) -> np.ndarray:
@@ -400,21 +523,25 @@ class CascadeCodec(nn.Module, CodecModel):
         self.sample_rate = cfg.sample_rate
         self.bitrates = BitrateSpec(default=cfg.bitrate_kbps, choices=(cfg.bitrate_kbps,))
         self.coding_modules = nn.ModuleList(
-            CodingModule(m, cfg.num_centroids, cfg.differential, cfg.train_output, cfg.code_scale if i == 0 else 1.0)
+            CodingModule(m, cfg.num_centroids, cfg.differential, cfg.training.train_output,
+                         cfg.code_scale if i == 0 else 1.0)
             for i, m in enumerate(cfg.modules))
+        for m in self.coding_modules:  # training only: hard decisions do not depend on it
+            m.quantizer.relative_scale = cfg.training.relative_alpha
         if cfg.lpc is not None:
             lp = cfg.lpc
             levels = _mel_spaced_lsp_levels(lp.num_centroids, *lp.lsp_levels_hz, cfg.sample_rate)
             spacing = float(levels[-1] - levels[0]) / (lp.num_centroids - 1)
             self.lsp_quantizer = SoftToHardQuantizer(lp.num_centroids, centroids=levels, trainable=lp.trainable,
-                                                     train_output=cfg.train_output, scale=spacing)
+                                                     train_output=cfg.training.train_output, scale=spacing)
         else:
             self.lsp_quantizer = None
         self.entropy_tables = nn.ModuleDict(
             {name: EntropyTable(self.quantizer(name).num_centroids) for name in self.quantizer_names})
         self.register_buffer("ola_window", torch.tensor(lpcdsp.overlap_add_window(cfg.frame_length, cfg.overlap),
                                                         dtype=torch.float32), persistent=False)
-        self.alpha = float(cfg.alpha)
+        self.alpha = float(cfg.training.alpha)
+        self.rate_steer = RateSteer(cfg.training.loss.entropy)
         self.phase_start_step = 0  # global step where the current phase began (set by the trainer)
         self._phase = self._phase_named("finetune")
         self._mel: nn.ModuleList | None = None
@@ -452,15 +579,19 @@ class CascadeCodec(nn.Module, CodecModel):
     def weights_digest(self) -> bytes:
         h = hashlib.sha256()
         for name, t in sorted(self.state_dict().items()):
+            if name.startswith("rate_steer."):  # training state
+                continue
             t = t.detach().cpu().contiguous()
             h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
             h.update(t.numpy().tobytes())
         return h.digest()
 
     def config_dict(self) -> dict[str, Any]:
-        """The config in the stream header's hash; an untrimmed ``code_scale`` (1) is left out so
+        """The config in the stream header's hash: what defines the bitstream, without the
+        training settings (``training``); an untrimmed ``code_scale`` (1) is left out so
         that configs written before the trim existed keep their hash."""
         d = asdict(self.config)
+        del d["training"]
         if d.get("code_scale") == 1.0:
             del d["code_scale"]
         if not d.get("file_rate_control"):
@@ -498,28 +629,42 @@ class CascadeCodec(nn.Module, CodecModel):
                         f"(choose one of {', '.join(p.name for p in self.training_phases())})")
 
     def training_phases(self) -> list[TrainingPhase]:
-        """greedy-1 .. greedy-N (30 epochs each in both papers), then finetune (until the
+        """[pretrain-i,] greedy-i for every module i (30 epochs each in both papers; the
+        authors' code pre-trains each module unquantized first), then finetune (until the
         entropy reaches the target; no epoch count)."""
-        cfg = self.config
+        cfg, tr = self.config, self.config.training
         n = len(cfg.modules)
         lpc_trainable = cfg.lpc is not None and cfg.lpc.trainable
         out = []
         for i in range(n):
             prefixes = (f"coding_modules.{i}.",) + (("lsp_quantizer.",) if lpc_trainable and i == 0 else ())
+            if tr.pretrain_share > 0:
+                # the centroids do not train unquantized: only the autoencoder
+                out.append(TrainingPhase(f"pretrain-{i + 1}", i + 1, (i,), False, tr.pretrain_lr_factor,
+                                         trainable=(f"coding_modules.{i}.autoencoder.",), quantize=False))
             out.append(TrainingPhase(f"greedy-{i + 1}", i + 1, (i,), lpc_trainable and i == 0,
-                                     cfg.greedy_learning_rates[i], epochs=30, trainable=prefixes))
+                                     tr.greedy_lr_factors[i], epochs=30, trainable=prefixes,
+                                     kmeans=tr.pretrain_share > 0 and tr.kmeans_init))
         prefixes = tuple(f"coding_modules.{i}." for i in range(n)) + (("lsp_quantizer.",) if lpc_trainable else ())
-        out.append(TrainingPhase("finetune", n, tuple(range(n)), lpc_trainable, cfg.finetune_learning_rate,
+        out.append(TrainingPhase("finetune", n, tuple(range(n)), lpc_trainable, tr.finetune_lr_factor,
                                  epochs=None, trainable=prefixes))
         return out
 
     def phases(self, total_steps: int) -> list[TrainingPhase]:
-        """The schedule on a step budget (trainer protocol): equal shares per phase, the
-        remainder to fine-tuning (the papers give epochs, not steps)."""
+        """The schedule on a step budget (trainer protocol): equal shares per module and for
+        fine-tuning, the remainder to fine-tuning (the papers give epochs, not steps); a
+        module's share is split ``pretrain_share`` : rest between its two phases."""
         plist = self.training_phases()
-        share = int(total_steps) // len(plist)
-        out = [replace(p, steps=share) for p in plist[:-1]]
-        out.append(replace(plist[-1], steps=int(total_steps) - share * (len(plist) - 1)))
+        n = len(self.config.modules)
+        share = int(total_steps) // (n + 1)
+        pre = int(round(share * self.config.training.pretrain_share))
+        out = []
+        for p in plist[:-1]:
+            if p.name.startswith("pretrain-"):
+                out.append(replace(p, steps=pre))
+            else:
+                out.append(replace(p, steps=share - pre if self.config.training.pretrain_share > 0 else share))
+        out.append(replace(plist[-1], steps=int(total_steps) - sum(p.steps for p in out)))
         return out
 
     @property
@@ -545,8 +690,11 @@ class CascadeCodec(nn.Module, CodecModel):
             raise AudioError(f"forward expects floating-point audio, got {x.dtype}")
         return x
 
-    def _lpc_forward(self, s_seg: torch.Tensor, geo: Geometry, train: bool) -> tuple[torch.Tensor, QuantizerOutput]:
-        """Quantized LPC filters (B, nseg, p+1) in float64 and the LSP quantizer output."""
+    def _lpc_forward(self, s_seg: torch.Tensor, geo: Geometry, train: bool,
+                     quantize: bool = True) -> tuple[torch.Tensor, QuantizerOutput]:
+        """Quantized LPC filters (B, nseg, p+1) in float64 and the LSP quantizer output
+        (``quantize=False``, pre-training: the LSPs are used as they are; the quantizer output
+        is still computed for the statistics)."""
         lp = self.config.lpc
         with torch.no_grad():
             frames = lpcdsp.analysis_frames(s_seg.detach().cpu().double().numpy(), geo.num_segments,
@@ -560,7 +708,7 @@ class CascadeCodec(nn.Module, CodecModel):
             with torch.no_grad():
                 q = self.lsp_quantizer(lsp, self.alpha, hard=True)
         gap = 2.0 * math.pi * lp.lsp_min_gap_hz / self.config.sample_rate
-        w = lpcdsp.stabilize_lsp_torch(q.output.double(), gap)
+        w = lpcdsp.stabilize_lsp_torch((q.output if quantize else lsp).double(), gap)
         a_q = lpcdsp.lsp_to_lpc_torch(w)
         with torch.no_grad():
             f = torch.as_tensor(lpcdsp.stability_factors(a_q.detach().cpu().numpy()), device=a_q.device)
@@ -619,7 +767,8 @@ class CascadeCodec(nn.Module, CodecModel):
             s = lpcdsp.preemphasis_torch(y_ref, lp.preemphasis)
             nL = geo.num_segments * geo.segment_length
             s_seg = F.pad(s, (o, P - o - T))[:, :nL]
-            a, quants["lsp"] = self._lpc_forward(s_seg, geo, ph.train_lpc and lp.trainable)
+            a, quants["lsp"] = self._lpc_forward(s_seg, geo, ph.train_lpc and lp.trainable,
+                                                 quantize=ph.quantize or not self.training)
             e = lpcdsp.lpc_residual_torch(s_seg, a, lp.segment_length, lp.subframe_length)
             coded = F.pad(e, (0, P - nL)).to(xs.dtype)
             y_ref = y_ref.to(xs.dtype)
@@ -634,12 +783,15 @@ class CascadeCodec(nn.Module, CodecModel):
         for i in range(ph.active_modules):
             m = self.coding_modules[i]
             if i in ph.train_modules:
-                out = m(residual, self.alpha, amp_dtype=amp_dtype)
+                # unquantized pre-training runs the trained module without its quantizer in
+                # training mode; eval mode (validation, reconstruct) is always the hard path
+                out = m(residual, self.alpha, amp_dtype=amp_dtype, quantize=ph.quantize or not self.training)
             else:
                 with torch.no_grad():
                     out = m(residual, self.alpha, hard=True, amp_dtype=amp_dtype)
             outputs.append(out)
-            quants[f"module{i + 1}"] = out.quant
+            if out.quant is not None:
+                quants[f"module{i + 1}"] = out.quant
             total = total + out.recon
             residual = residual - out.recon
         rec = self._overlap_add(total.reshape(B, geo.num_frames, geo.frame_length), geo)
@@ -683,7 +835,7 @@ class CascadeCodec(nn.Module, CodecModel):
 
     # -- loss and trainer hooks ---------------------------------------------------------
     def _mel_loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        lw = self.config.loss
+        lw = self.config.training.loss
         if self._mel is None:
             self._mel = nn.ModuleList(
                 MelSpectrogram(self.config.sample_rate, lw.mel_n_fft, lw.mel_hop, n_mels=b) for b in lw.mel_bands)
@@ -695,36 +847,39 @@ class CascadeCodec(nn.Module, CodecModel):
         """zhen2020 eq. 2 on ``batch`` (B, 1, T): ``time * T + mel * F + quantization * Q +
         R``; Q is summed over the quantizers trained in this phase.
 
-        The rate term ``R`` replaces the papers' ``lambda_4 * E``, whose weight they tune "until
-        the entropy is within the target range": with ``rate_control`` it is the hinge
-        ``rate_penalty * max(0, kbps - rate_margin * target)`` on the entropy-estimated bitrate
-        of the modules that run (an exact penalty: above the multiplier of the rate constraint
-        it holds the rate at the target instead of trading it), plus ``rate_lower_penalty``
-        per kbps below it (an equality constraint, for models warm-started at a lower rate);
-        without, ``loss.entropy * E``
-        with E the entropies (bits/symbol) summed over the trained quantizers.  Two adaptive
-        lambda_4 controllers (x1.01 per step; proportional) overshot by 2x and collapsed the
-        CQ residual code before settling."""
+        The rate term ``R`` (:class:`CascadeTraining` ``rate_control``): ``"steer"``, the
+        papers' ``lambda_4 * E`` with E the entropies (bits/symbol) summed over the trained
+        quantizers and ``lambda_4`` steered between evaluations (:class:`RateSteer`, updated
+        in :meth:`training_step`); ``"hinge"``, ``rate_penalty * max(0, kbps - rate_margin *
+        target)`` on the entropy-estimated bitrate of the modules that run, plus
+        ``rate_lower_penalty`` per kbps below it; ``"fixed"``, ``loss.entropy * E``.  In
+        unquantized pre-training there is no Q and no R.  (Two per-step lambda_4 controllers,
+        x1.01 per step and proportional, overshot by 2x and collapsed the CQ residual code.)"""
         res = self(batch)
         with torch.autocast(batch.device.type, enabled=False):  # the loss in full precision
             return self._loss_terms(res)
 
     def _loss_terms(self, res: ForwardResult) -> LossOutput:
-        lw = self.config.loss
+        tr = self.config.training
+        lw = tr.loss
         ex = res.extras
         y, y_hat = ex["normalized_target"], ex["normalized_output"]
         time_mse = F.mse_loss(y_hat, y)
         mel = self._mel_loss(y_hat, y) if lw.mel > 0 else torch.zeros((), device=y.device)
-        trained = [f"module{i + 1}" for i in self._phase.train_modules]
+        trained = [f"module{i + 1}" for i in self._phase.train_modules if f"module{i + 1}" in ex["quantizers"]]
         if self._phase.train_lpc and "lsp" in ex["quantizers"]:
             trained.append("lsp")
         zero = torch.zeros((), device=y.device)
         penalty = sum((ex["quantizers"][n].penalty for n in trained), zero)
         entropy = sum((ex["quantizers"][n].entropy_bits for n in trained), zero)
         target = self.target_kbps_for_phase()
-        if self.config.rate_control:
-            gap = ex["estimated_kbps"] - self.config.rate_margin * target
-            rate = self.config.rate_penalty * F.relu(gap) + self.config.rate_lower_penalty * F.relu(-gap)
+        if not trained:
+            rate = zero
+        elif tr.rate_control == "hinge":
+            gap = ex["estimated_kbps"] - tr.rate_margin * target
+            rate = tr.rate_penalty * F.relu(gap) + tr.rate_lower_penalty * F.relu(-gap)
+        elif tr.rate_control == "steer":
+            rate = float(self.rate_steer.weight) * entropy
         else:
             rate = lw.entropy * entropy
         total = lw.time * time_mse + lw.mel * mel + lw.quantization * penalty + rate
@@ -735,7 +890,7 @@ class CascadeCodec(nn.Module, CodecModel):
             "loss/total": total.detach(), "loss/time_mse": time_mse.detach(), "loss/mel": mel.detach(),
             "loss/quantization": penalty.detach(), "loss/entropy": entropy.detach(), "loss/rate": rate.detach(),
             "rate/estimated_kbps": ex["estimated_kbps"].detach(), "rate/target_kbps": target,
-            "quant/alpha": self.alpha, "metrics/snr_db": snr,
+            "quant/alpha": self.alpha, "metrics/snr_db": snr, "rate/entropy_weight": float(self.rate_steer.weight),
         }
         for name, q in ex["quantizers"].items():
             terms[f"rate/entropy_bits/{name}"] = q.entropy_bits.detach()
@@ -743,19 +898,66 @@ class CascadeCodec(nn.Module, CodecModel):
         return LossOutput(total=total, terms=terms, result=res)
 
     def training_step(self, batch: torch.Tensor, step: int) -> LossOutput:
-        """Trainer hook: anneal ``alpha`` from the start of the current phase (when
-        ``alpha_anneal_steps``; the trainer sets ``phase_start_step``), then the loss."""
-        cfg = self.config
-        if cfg.alpha_anneal_steps > 0:
+        """Trainer hook: at the first step of a ``kmeans`` phase set the trained modules'
+        centroids by k-means on their codes of this batch (:meth:`init_centroids`) and restart
+        the entropy weight; anneal ``alpha`` from the start of the current phase (when
+        ``alpha_anneal_steps``; the trainer sets ``phase_start_step``); the loss; with
+        ``rate_control="steer"`` feed the step's rate estimate to :class:`RateSteer`."""
+        tr = self.config.training
+        local = max(step - self.phase_start_step, 0)
+        if step == self.phase_start_step and self._phase.quantize:
+            if self._phase.kmeans:
+                self.init_centroids(batch)
+            if tr.rate_control == "steer":
+                self.rate_steer.reset(tr.loss.entropy)
+        if tr.alpha_anneal_steps > 0:
             # Each phase trains a freshly initialised module (greedy CMRL rounds) or all of them
             # together, so the soft-to-hard annealing restarts at the phase's first step.
-            self.alpha = anneal_alpha(max(step - self.phase_start_step, 0) / cfg.alpha_anneal_steps,
-                                      cfg.alpha_start, cfg.alpha)
-        return self.loss(batch)
+            self.alpha = anneal_alpha(local / tr.alpha_anneal_steps, tr.alpha_start, tr.alpha)
+        out = self.loss(batch)
+        if tr.rate_control == "steer" and self._phase.quantize:
+            self.rate_steer.observe(float(out.terms["rate/estimated_kbps"]), tr.rate_margin * self.target_kbps_for_phase(),
+                                    tr.steer_every, tr.steer_factor, tr.steer_tolerance)
+        return out
+
+    @torch.no_grad()
+    def init_centroids(self, batch: torch.Tensor) -> None:
+        """Centroids of the modules trained in the current phase from k-means on the codes
+        their encoders give for ``batch`` (B, 1, T) (module ``i`` sees the residual of the
+        hard-quantized modules before it), as Kankanahalli 2018 initialises its quantization
+        bins when quantization switches on after unquantized pre-training."""
+        was = self.training
+        self.eval()
+        try:
+            res = self(batch)  # eval mode: every module hard-quantized; codes are pre-quantization
+        finally:
+            self.train(was)
+        frames = res.extras["frames"]
+        residual = frames
+        bits = None
+        if self.config.training.centroid_init == "entropy":
+            # the phase's target less what the frozen modules spend, per symbol of the trained ones
+            seconds = frames.shape[0] * self.config.hop / self.sample_rate
+            frozen = sum(float(res.extras["quantizers"][n].entropy_bits) * res.extras["quantizers"][n].num_symbols
+                         for n in res.extras["quantizers"]
+                         if n == "lsp" or int(n[6:]) - 1 not in self._phase.train_modules)
+            symbols = sum(self.symbols_per_second(f"module{i + 1}") for i in self._phase.train_modules) * seconds
+            target = self.config.training.rate_margin * self.target_kbps_for_phase()
+            bits = max((target * 1000 * seconds - frozen) / symbols, 0.1)
+        for i, out in enumerate(res.extras["module_outputs"]):
+            if i in self._phase.train_modules:
+                m = self.coding_modules[i]
+                code = m.code(residual) / m.code_scale
+                m.quantizer.init_from_data(code, bits)
+            residual = residual - out.recon
 
     def target_kbps_for_phase(self) -> float:
         """Rate target of the modules running in the current phase: the codec target scaled
-        by their share of the symbol rate (full target in fine-tuning)."""
+        by their share of the symbol rate (full target in fine-tuning), or
+        ``training.first_module_share`` of it when only module 1 runs."""
+        share = self.config.training.first_module_share
+        if share > 0 and self._phase.active_modules == 1 and len(self.coding_modules) > 1:
+            return self.config.bitrate_kbps * share
         names = [n for n in self.quantizer_names if n == "lsp" or int(n[6:]) <= self._phase.active_modules]
         share = sum(self.symbols_per_second(n) for n in names) / sum(self.symbols_per_second(n)
                                                                        for n in self.quantizer_names)
@@ -979,7 +1181,8 @@ class CascadeCodec(nn.Module, CodecModel):
         """Write weights, entropy tables and the config (JSON metadata) as one safetensors file."""
         from safetensors.torch import save
 
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()
+                 if not k.startswith("rate_steer.")}  # training state, not part of the model
         meta = {"format": _CHECKPOINT_FORMAT, "format_version": "1", "codec_id": self.codec_id,
                 "config_class": type(self.config).__name__, "config": config_to_json(self.config)}
         atomic_write_bytes(path, save(state, metadata=meta))
@@ -1011,6 +1214,7 @@ class CascadeCodec(nn.Module, CodecModel):
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as exc:
             raise WeightsError(f"{p} does not match its config: {exc}") from None
+        missing = [k for k in missing if not k.startswith("rate_steer.")]
         if missing or unexpected:
             raise WeightsError(f"{p} does not match its config (missing {sorted(missing)[:5]}, "
                                f"unexpected {sorted(unexpected)[:5]})")

@@ -6,7 +6,8 @@ the symbols (§2.3).  Operating points (§3.1): 8.85, 15.85, 19.85 and 23.85 kbp
 8.85 kbps the second module downsamples each frame to 128 symbols, otherwise both produce
 256.  The rate of the other points is set by the entropy regularizer during training (the
 architectures are identical).  Learning rates: 1e-4 for module 1, 2e-5 for module 2 and for
-fine-tuning; 30 epochs per module, batch of 128 frames.
+fine-tuning (factors 1, 0.2, 0.2 of the recipe's ``train.lr``); 30 epochs per module, batch of
+128 frames.
 
 :class:`LpcCmrlCodec` ("LPC-CMRL") puts a fixed LPC module first (zhen2019 §3.1: "the LPC
 coefficients are quantized and sent directly to the receiver side at 2.4 kbps") and codes
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from ..errors import BitrateError
 from ..nn.cmrl_blocks import AutoencoderConfig
 from .base import match_rate
-from .cascade import CascadeCodec, CascadeConfig, LpcConfig
+from .cascade import CascadeCodec, CascadeConfig, CascadeTraining, LpcConfig
 
 __all__ = ["CMRL_BITRATES", "CmrlConfig", "cmrl_config", "CmrlCodec", "LpcCmrlCodec", "LPC_CMRL_LPC"]
 
@@ -42,8 +43,8 @@ class CmrlConfig(CascadeConfig):
     bitrate_kbps: float = 15.85
     modules: tuple[AutoencoderConfig, ...] = (AutoencoderConfig(), AutoencoderConfig())
     differential: bool = False
-    greedy_learning_rates: tuple[float, ...] = (1e-4, 2e-5)
-    finetune_learning_rate: float = 2e-5
+    # zhen2019 §3.1: 1e-4 for module 1, 2e-5 for module 2 and fine-tuning (with train.lr = 1e-4)
+    training: CascadeTraining = CascadeTraining(greedy_lr_factors=(1.0, 0.2), finetune_lr_factor=0.2)
 
 
 def cmrl_config(bitrate_kbps: float, lpc: bool = False) -> CmrlConfig:

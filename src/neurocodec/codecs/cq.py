@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..errors import BitrateError
 from ..nn.cmrl_blocks import AutoencoderConfig
 from .base import match_rate
-from .cascade import CascadeCodec, CascadeConfig, LpcConfig
+from .cascade import CascadeCodec, CascadeConfig, CascadeTraining, LpcConfig
 
 __all__ = ["CQ_BITRATES", "CqConfig", "cq_config", "CqCodec"]
 
@@ -37,8 +37,8 @@ class CqConfig(CascadeConfig):
     modules: tuple[AutoencoderConfig, ...] = (AutoencoderConfig(),)
     lpc: LpcConfig | None = LpcConfig()
     differential: bool = True
-    greedy_learning_rates: tuple[float, ...] = (2e-4, 2e-4)
-    finetune_learning_rate: float = 2e-4
+    # zhen2020 §4.1: one learning rate, 2e-4 (the recipe's train.lr), for every phase
+    training: CascadeTraining = CascadeTraining(greedy_lr_factors=(1.0, 1.0), finetune_lr_factor=1.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()

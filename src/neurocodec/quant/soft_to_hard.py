@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["QuantizerOutput", "SoftToHardQuantizer", "anneal_alpha", "soft_histogram_entropy"]
+__all__ = ["QuantizerOutput", "SoftToHardQuantizer", "anneal_alpha", "soft_histogram_entropy", "kmeans_1d",
+           "uniform_for_entropy"]
 
 _OUTPUT_MODES = ("soft", "ste", "hard")
 
@@ -81,6 +82,58 @@ def anneal_alpha(progress: float, start: float = 5.0, end: float = 300.0) -> flo
     return float(start * (end / start) ** t)
 
 
+def kmeans_1d(values: torch.Tensor, k: int, iterations: int = 30) -> torch.Tensor:
+    """Sorted ``k`` centroids of scalar ``values`` by Lloyd's k-means, started on the values'
+    quantiles (deterministic).  An empty cluster keeps its previous centroid.  Kankanahalli
+    2018 initialises its quantization bins this way when quantization switches on."""
+    x = values.detach().reshape(-1).double()
+    if x.numel() < k:
+        raise ValueError(f"k-means needs at least {k} values, got {x.numel()}")
+    xs = torch.sort(x).values
+    c = xs[((torch.arange(k, dtype=torch.float64) + 0.5) * xs.numel() / k).long()]
+    for _ in range(iterations):
+        # 1-D: the nearest centroid's cells are bounded by the midpoints of sorted centroids
+        c = torch.sort(c).values
+        edges = torch.searchsorted(xs, 0.5 * (c[1:] + c[:-1]))
+        bounds = torch.cat([torch.zeros(1, dtype=torch.long), edges, torch.tensor([xs.numel()])])
+        csum = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(xs, 0)])
+        n = (bounds[1:] - bounds[:-1]).double()
+        s = csum[bounds[1:]] - csum[bounds[:-1]]
+        new = torch.where(n > 0, s / n.clamp_min(1), c)
+        if torch.allclose(new, c, rtol=0, atol=1e-12):
+            break
+        c = new
+    return torch.sort(c).values
+
+
+def _grid_entropy(x: torch.Tensor, centre: float, step: float, k: int) -> float:
+    idx = torch.clamp(torch.round((x - centre) / step), -(k // 2), k - 1 - k // 2)
+    p = torch.unique(idx, return_counts=True)[1].double() / x.numel()
+    return float(-(p * torch.log2(p)).sum())
+
+
+def uniform_for_entropy(values: torch.Tensor, k: int, bits: float, iterations: int = 40) -> torch.Tensor:
+    """``k`` evenly spaced centroids around the median of ``values`` (one on it) whose
+    nearest-centroid assignment of ``values`` has an entropy of ``bits`` per symbol: the
+    entropy-coded uniform scalar quantizer, near-optimal at a given entropy (Gish and Pierce
+    1968), with its step found by bisection (on log step).  When even the finest step of the
+    search cannot reach ``bits`` (few distinct values), the finest is used."""
+    x = values.detach().reshape(-1).double()
+    if x.numel() < 2:
+        raise ValueError("need at least 2 values")
+    centre = float(x.median())
+    spread = float((x - centre).abs().max()) or 1.0
+    lo, hi = math.log(spread / (8 * k)), math.log(4 * spread)  # fine .. coarse (entropy falls with the step)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        if _grid_entropy(x, centre, math.exp(mid), k) > bits:
+            lo = mid
+        else:
+            hi = mid
+    step = math.exp(0.5 * (lo + hi))
+    return centre + step * (torch.arange(k, dtype=torch.float64) - k // 2)
+
+
 class SoftToHardQuantizer(nn.Module):
     """Scalar softmax quantizer with ``num_centroids`` learned centroids (1-D parameter).
 
@@ -110,6 +163,7 @@ class SoftToHardQuantizer(nn.Module):
         self.num_centroids = int(num_centroids)
         self.train_output = train_output
         self.scale = float(scale)
+        self.relative_scale = False  # distances in units of the current mean centroid spacing
         self.centroids = nn.Parameter(init.clone(), requires_grad=trainable)
 
     @property
@@ -120,12 +174,28 @@ class SoftToHardQuantizer(nn.Module):
     def distances(self, x: torch.Tensor) -> torch.Tensor:
         """``D = ((x - b) / scale)^2`` with shape ``x.shape + (J,)``."""
         b = self.centroids.to(x.dtype)
-        return ((x.unsqueeze(-1) - b) / self.scale) ** 2
+        return ((x.unsqueeze(-1) - b) / self.unit()) ** 2
+
+    def unit(self) -> float:
+        """The unit of the distances: ``scale``, or with ``relative_scale`` the current mean
+        spacing of the centroids (so that one ``alpha`` keeps its hardness after the
+        centroids move, e.g. after :meth:`init_from_data`); it does not change hard decisions."""
+        if not self.relative_scale:
+            return self.scale
+        c = self.centroids.detach()
+        return max(float(c.max() - c.min()) / (self.num_centroids - 1), 1e-12)
 
     @torch.no_grad()
     def quantize_indices(self, x: torch.Tensor) -> torch.Tensor:
         """Index of the nearest centroid of every element (ties go to the lower index)."""
         return torch.argmin(self.distances(x), dim=-1)
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor, bits: float | None = None) -> None:
+        """Set the centroids from the values ``x`` (quantizer inputs): :func:`kmeans_1d`, or
+        with ``bits`` the uniform grid of :func:`uniform_for_entropy` at that entropy."""
+        c = kmeans_1d(x, self.num_centroids) if bits is None else uniform_for_entropy(x, self.num_centroids, bits)
+        self.centroids.copy_(c.to(self.centroids.dtype))
 
     def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
         """Centroid values of ``indices`` (``A_hard b``)."""

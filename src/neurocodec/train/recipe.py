@@ -269,7 +269,7 @@ _CASCADE_TRAIN = {"lr": 1e-4, "batch_size": 32, "segment_samples": 2048, "val_se
                   "val_every": 500, "ckpt_every": 250, "threads": 1, "steps": 20000, "sources": SPEECH_SOURCES}
 
 register_codec_recipe("cmrl", train=_CASCADE_TRAIN, summary="CMRL cascaded residual autoencoders (zhen2019)")
-register_codec_recipe("cq", train=_CASCADE_TRAIN, summary="CQ collaborative LPC/residual quantization (zhen2020)")
+register_codec_recipe("cq", train={**_CASCADE_TRAIN, "lr": 2e-4}, summary="CQ collaborative LPC/residual quantization (zhen2020)")
 register_codec_recipe("lpc-cmrl", train=_CASCADE_TRAIN, summary="LPC-CMRL: fixed LPC + CMRL cascade (zhen2019)")
 
 #: EnCodec (defossez2022 §4.4): Adam 3e-4, betas (0.5, 0.9), 1 s segments; the balancer's surrogate
