@@ -235,7 +235,7 @@ def test_cpu_dry_run_without_optional_modules_packs_and_exports(tmp_path, corpus
     # the recipe of the packed job is the plan's, with the clock settings added
     recipe = json.loads((work / "runs" / "cq-16k" / "recipe.json").read_text())
     assert recipe["train"]["amp"] == "bf16" and recipe["train"]["phases"] == ["finetune"]
-    assert recipe["model"]["rate_margin"] == 1.074 and 0 < recipe["train"]["max_seconds"] <= 2
+    assert recipe["model"]["training"]["rate_margin"] == 1.074 and 0 < recipe["train"]["max_seconds"] <= 2
 
     # import: run folders whose weights are those of the jobs' last checkpoints; export one
     gpu_import = _script("gpu_import")
