@@ -177,14 +177,15 @@ def cmd_codecs(args) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'codec':<9} {'rate':>6} {'band':>8} {'kbps/channel':<22} {'params':>9} {'weights':<8} description")
+    w = max([len("codec")] + [len(r["codec"]) for r in rows])
+    print(f"{'codec':<{w}} {'rate':>6} {'band':>8} {'kbps/channel':<22} {'params':>10} {'weights':<8} description")
     for r in rows:
         if not r["available"]:
-            print(f"{r['codec']:<9} {'-':>6} {'-':>8} {'unavailable':<22} {'-':>9} {'-':<8} {r['reason']}")
+            print(f"{r['codec']:<{w}} {'-':>6} {'-':>8} {'unavailable':<22} {'-':>10} {'-':<8} {r['reason']}")
             continue
         params = f"{r['parameters']:,}" if r["parameters"] else "0"
         band = f"{r['bandwidth_hz'] / 1000:g} kHz"
-        print(f"{r['codec']:<9} {r['sample_rate']:>6} {band:>8} {r['bitrates_kbps']:<22} {params:>9} {r['weights']:<8} "
+        print(f"{r['codec']:<{w}} {r['sample_rate']:>6} {band:>8} {r['bitrates_kbps']:<22} {params:>10} {r['weights']:<8} "
               f"{r['description']}")
     print("rate: the codec's internal sample rate (Hz; input is resampled to it); band: highest frequency coded; "
           "kbps/channel: the rates of one channel (--bitrate is the total over all channels)")
