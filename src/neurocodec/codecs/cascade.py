@@ -63,6 +63,7 @@ from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult
 from .cascade_rate import plan_rate_steps
 from .cascade_tables import (CODERS, ChunkContent, EntropyTable, SymbolCounts, decode_chunk, encode_chunk,
                              rate_step_multiplier)
+from .weights_file import check_state_match, read_weights
 
 __all__ = [
     "LossWeights", "LpcConfig", "CascadeTraining", "CascadeConfig", "RATE_CONTROLS", "Geometry", "ModuleOutput", "CodingModule",
@@ -1190,34 +1191,14 @@ class CascadeCodec(nn.Module, CodecModel):
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "CascadeCodec":
         """Rebuild a codec from :meth:`save_pretrained` output; the checkpoint alone defines it."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load
-
         p = Path(path)
-        if not p.is_file():
-            raise WeightsError(f"checkpoint not found: {p}")
-        data = p.read_bytes()
-        try:
-            import safetensors
-
-            with safetensors.safe_open(str(p), framework="pt") as f:
-                meta = f.metadata() or {}
-            state = load(data)
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise WeightsError(f"{p} is not a valid safetensors checkpoint: {exc}") from None
-        if meta.get("format") != _CHECKPOINT_FORMAT or "config" not in meta:
-            raise WeightsError(f"{p} is not a neurocodec cascade checkpoint")
-        if meta.get("codec_id") != cls.codec_id:
-            raise WeightsError(f"{p} holds a '{meta.get('codec_id')}' model, not '{cls.codec_id}'")
+        state, meta = read_weights(p, _CHECKPOINT_FORMAT, cls.codec_id, "cascade")
         model = cls(config_from_json(cls.config_class, meta["config"]))
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as exc:
             raise WeightsError(f"{p} does not match its config: {exc}") from None
-        missing = [k for k in missing if not k.startswith("rate_steer.")]
-        if missing or unexpected:
-            raise WeightsError(f"{p} does not match its config (missing {sorted(missing)[:5]}, "
-                               f"unexpected {sorted(unexpected)[:5]})")
+        check_state_match(p, [k for k in missing if not k.startswith("rate_steer.")], unexpected)
         model._trained = True
         model.eval()
         return model

@@ -64,6 +64,7 @@ from ..entropy.range_coder import RangeDecoder, RangeEncoder
 from ..entropy.tables import ESCAPE_LIMIT, TableSet
 from ..nn.resglu import KERNEL, ResGLUBlock, ResGLULayer
 from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult
+from .weights_file import check_state_match, read_weights
 
 __all__ = ["PerceptualConfig", "PerceptualCodec", "PerceptualFemCodec", "PerceptualHpmCodec",
            "PERCEPTUAL_BITRATES", "perceptual_config", "fem_config", "hpm_config", "PerceptualPhase",
@@ -646,22 +647,8 @@ class PerceptualCodec(nn.Module, CodecModel):
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "PerceptualCodec":
-        from safetensors import SafetensorError, safe_open
-        from safetensors.torch import load
-
         p = Path(path)
-        if not p.is_file():
-            raise WeightsError(f"checkpoint not found: {p}")
-        try:
-            with safe_open(str(p), framework="pt") as f:
-                meta = f.metadata() or {}
-            state = load(p.read_bytes())
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise WeightsError(f"{p} is not a valid safetensors checkpoint: {exc}") from None
-        if meta.get("format") != _FORMAT or "config" not in meta:
-            raise WeightsError(f"{p} is not a neurocodec perceptual checkpoint")
-        if meta.get("codec_id") != cls.codec_id:
-            raise WeightsError(f"{p} holds a '{meta.get('codec_id')}' model, not '{cls.codec_id}'")
+        state, meta = read_weights(p, _FORMAT, cls.codec_id, "perceptual")
         try:
             raw = json.loads(meta["config"])
             known = {f.name for f in fields(PerceptualConfig)}
@@ -675,9 +662,7 @@ class PerceptualCodec(nn.Module, CodecModel):
             tables.setdefault(name, {})[field] = state.pop(k).numpy()
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise WeightsError(f"{p} does not match its config (missing {sorted(missing)[:5]}, "
-                               f"unexpected {sorted(unexpected)[:5]})")
+        check_state_match(p, missing, unexpected)
         if tables:
             model._tables = {name: TableSet.from_arrays(a) for name, a in tables.items()}
         model._trained = True
