@@ -175,6 +175,8 @@ class MelSpectrogram(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x = x.reshape(-1, shape[-1])
+        if x.dtype in (torch.bfloat16, torch.float16):  # cuFFT has no bf16; fp16 needs power-of-2 sizes
+            x = x.float()
         if self.center:
             p = self.n_fft // 2
             mode = _center_pad_mode(x.shape[-1], self.n_fft)

@@ -115,7 +115,7 @@ class PsychoacousticModel1(nn.Module):
 
     def spectrum_db(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized power spectrum (step 1) of frames ``(B, N)``, float64 dB."""
-        spec = torch.fft.rfft(x.double() * self.window, dim=-1) / self.n_fft
+        spec = torch.fft.rfft(x.double() * self.window.to(x.device), dim=-1) / self.n_fft
         return POWER_NORM_DB + 10.0 * torch.log10(spec.real ** 2 + spec.imag ** 2 + 1e-30)
 
     @torch.no_grad()
@@ -237,7 +237,7 @@ class PerceptualLoss(nn.Module):
         return g, l.reshape(x.shape[0], sub.shape[1], -1)
 
     def _nmr(self, noise_frames: torch.Tensor, mask: torch.Tensor, pam: PsychoacousticModel1, name: str):
-        spec = torch.fft.rfft(noise_frames.double() * pam.window, dim=-1) / pam.n_fft
+        spec = torch.fft.rfft(noise_frames.double() * pam.window.to(noise_frames.device), dim=-1) / pam.n_fft
         n = (spec.real ** 2 + spec.imag ** 2) * 10.0 ** (POWER_NORM_DB / 10.0)
         out = 0.0
         for i in range(self.num_banks):
