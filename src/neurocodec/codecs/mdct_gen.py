@@ -18,7 +18,8 @@ decoded signal itself.
 
 Weights: ``assets/weights/<codec id>-16k/model.safetensors`` (fp16, trained on conditioning
 from 16 kbps streams; the same model decodes every ``mdct`` rate) with ``config.json`` and
-``MODEL_CARD.md`` (``python -m neurocodec.train.samplernn export``).
+``MODEL_CARD.md`` (``python -m neurocodec.train.samplernn export``, or ``neurocodec export --fp16`` of a
+``neurocodec train mdct-gen`` run).
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ class MdctGenCodec(MdctCodec):
                 raise WeightsError(f"no trained weights for '{self.codec_id}' (expected {path} and {cfg_path}); "
                                    "train them with 'python -m neurocodec.train.samplernn' (docs/mdct_gen.md)")
             try:
-                cfg = SampleRnnConfig.from_dict(json.loads(cfg_path.read_text())["model"])
+                stored = json.loads(cfg_path.read_text())
+                # ``python -m neurocodec.train.samplernn export`` stores the net as "model",
+                # ``neurocodec export`` of a ``train mdct-gen`` run as "net" (the recipe config)
+                cfg = SampleRnnConfig.from_dict(stored["net"] if "net" in stored else stored["model"])
                 model = SampleRnn(cfg)
                 state = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
                 model.load_state_dict(state)

@@ -255,7 +255,10 @@ class SampleRnn(nn.Module):
         h = F.relu(pre.mlp_input + above + self.mlp_x(prev))
         h = F.relu(self.mlp_2(h))
         h = F.relu(self.mlp_3(h))
-        out = self.mlp_out(h)
+        # the output layer and the mixture stay float32 under autocast: a bf16 logistic mean would
+        # be off by about one 16-bit step, a bf16 log-scale by 1-2 %
+        with torch.autocast(x.device.type, enabled=False):
+            out = self.mlp_out(h.float())
         L = cfg.num_logistics
         return torch.cat([out[..., :L], out[..., L:2 * L] + pre.coded.unsqueeze(-1), out[..., 2 * L:]], dim=-1)
 

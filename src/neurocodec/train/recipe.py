@@ -296,3 +296,14 @@ register_recipe("perceptual-fem", "neurocodec.codecs.perceptual:PerceptualConfig
 register_recipe("perceptual-hpm", "neurocodec.codecs.perceptual:PerceptualConfig",
                 "neurocodec.codecs.perceptual:PerceptualHpmCodec", config_for_bitrate="neurocodec.codecs.perceptual:hpm_config",
                 train=_PERCEPTUAL_TRAIN, summary="byun2023 perceptual coder, mean-scale hyperprior (HPM)")
+
+#: fejgin2020 §3.2 (Adam 2e-4; the module CLI's x0.3-on-plateau schedule is not the shared trainer's:
+#: constant here), batches of 16 crops of 10 codec blocks, mdct conditioning computed once per run
+_MDCT_GEN_TRAIN = {"lr": 2e-4, "batch_size": 16, "grad_clip": 1.0, "val_every": 100, "val_batches": 4,
+                   "ckpt_every": 100, "threads": 1, "steps": 100000}
+register_recipe("mdct-gen", "neurocodec.train.samplernn:MdctGenConfig", "neurocodec.train.samplernn:MdctGenTrainable",
+                build_data="neurocodec.train.samplernn:build_data", train=_MDCT_GEN_TRAIN,
+                summary="conditional SampleRNN decoder of mdct streams, speech (fejgin2020)")
+register_recipe("mdct-gen-piano", "neurocodec.train.samplernn:MdctGenPianoConfig",
+                "neurocodec.train.samplernn:MdctGenTrainable", build_data="neurocodec.train.samplernn:build_data",
+                train=_MDCT_GEN_TRAIN, summary="conditional SampleRNN decoder of mdct streams, piano (fejgin2020)")

@@ -34,8 +34,10 @@ import numpy as np
 import torch
 
 from ..nn.samplernn import SampleRnn, SampleRnnConfig, pad_conditioning
+from .errors import RecipeError
 
-__all__ = ["FitConfig", "select_items", "prepare", "CropSampler", "fit", "export"]
+__all__ = ["FitConfig", "select_items", "condition_signals", "prepare", "CropSampler", "fit", "export",
+           "MdctGenConfig", "MdctGenPianoConfig", "MdctGenTrainable", "MdctGenCrops", "build_data"]
 
 KINDS = ("speech", "piano")
 
@@ -55,40 +57,60 @@ def select_items(manifest: str | os.PathLike, kind: str, split: str) -> list[dic
     return out
 
 
-def prepare(manifest: str | os.PathLike, kind: str, split: str, out: str | os.PathLike, kbps: float = 16.0,
-            cfg: SampleRnnConfig | None = None, limit: int | None = None) -> dict:
-    """Encode every selected file with ``mdct`` at ``kbps`` and store targets and conditioning in
-    one ``.npz``: ``x`` int16 (concatenated, each file padded with zeros to whole blocks),
-    ``xhat`` float32 and ``env`` float32 per file in the :func:`pad_conditioning` layout,
-    ``offsets`` the block index where each file starts.  Returns a summary."""
-    from ..audio import read_audio, resample
+def condition_signals(signals, kbps: float = 16.0, cfg: SampleRnnConfig | None = None) -> dict:
+    """Encode each mono signal (``(T,)`` float32 on the 16-bit grid ``v / 32768``, 16 kHz) with
+    ``mdct`` at ``kbps``, decode it once with ``decode_detailed`` and lay the result out as the
+    ``.npz`` of :func:`prepare` stores it: ``x`` int16 (concatenated, each file padded with zeros
+    to whole blocks), ``xhat`` float32 and ``env`` float32 per file in the
+    :func:`pad_conditioning` layout, ``blocks`` per file, ``kbps``.  Only NumPy/SciPy code runs
+    here (the ``mdct`` coder's Huffman tables, no soundfile/soxr/constriction), so the GPU
+    machine computes it too."""
     from ..codecs.mdct import MdctCodec
 
     cfg = cfg or SampleRnnConfig()
     codec = MdctCodec()
-    base = Path(manifest).parent
-    items = select_items(manifest, kind, split)[:limit]
     xs, xhs, envs, blocks = [], [], [], []
-    seconds = 0.0
-    for r in items:
-        wav, sr = read_audio(base / r["path"])
-        wav = wav[:1] if wav.ndim == 2 else wav[None]
-        if sr != codec.sample_rate:
-            wav = resample(wav, sr, codec.sample_rate)
-        wav = np.clip(np.round(wav * 32768), -32768, 32767) / 32768
-        wav = wav.astype(np.float32)
+    for wav in signals:
+        wav = np.asarray(wav, dtype=np.float32).reshape(1, -1)
         enc = codec.compress(wav, kbps)
         dec = codec.decode_detailed(enc.chunks, 1, wav.shape[1])
         xp, ep, nb = pad_conditioning(dec.audio[0], dec.envelope[0], cfg)
         x16 = np.zeros(nb * cfg.hop, dtype=np.int16)
         x16[:wav.shape[1]] = np.round(wav[0] * 32768).clip(-32768, 32767).astype(np.int16)
         xs.append(x16), xhs.append(xp), envs.append(ep), blocks.append(nb)
-        seconds += wav.shape[1] / codec.sample_rate
+    if not xs:
+        raise ValueError("no signal to condition")
+    return {"x": np.concatenate(xs), "blocks": np.array(blocks), "xhat": np.concatenate(xhs),
+            "env": np.concatenate(envs), "kbps": float(kbps)}
+
+
+def prepare(manifest: str | os.PathLike, kind: str, split: str, out: str | os.PathLike, kbps: float = 16.0,
+            cfg: SampleRnnConfig | None = None, limit: int | None = None) -> dict:
+    """Encode every selected file with ``mdct`` at ``kbps`` and store targets and conditioning in
+    one ``.npz`` (layout of :func:`condition_signals`, plus ``kind``, ``split``, ``paths``).
+    Returns a summary."""
+    from ..audio import read_audio, resample
+
+    cfg = cfg or SampleRnnConfig()
+    base = Path(manifest).parent
+    items = select_items(manifest, kind, split)[:limit]
+    seconds = 0.0
+
+    def signals():
+        nonlocal seconds
+        for r in items:
+            wav, sr = read_audio(base / r["path"])
+            wav = wav[:1] if wav.ndim == 2 else wav[None]
+            if sr != 16000:
+                wav = resample(wav, sr, 16000)
+            wav = (np.clip(np.round(wav * 32768), -32768, 32767) / 32768).astype(np.float32)
+            seconds += wav.shape[1] / 16000
+            yield wav[0]
+
+    d = condition_signals(signals(), kbps, cfg)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(out) + ".tmp.npz")
-    np.savez(tmp, x=np.concatenate(xs), blocks=np.array(blocks), xhat=np.concatenate(xhs),
-             env=np.concatenate(envs), kbps=kbps, kind=kind, split=split,
-             paths=np.array([r["path"] for r in items]))
+    np.savez(tmp, **d, kind=kind, split=split, paths=np.array([r["path"] for r in items]))
     os.replace(tmp, out)
     return {"files": len(items), "seconds": round(seconds, 1), "kbps": kbps, "out": str(out)}
 
@@ -98,9 +120,12 @@ class CropSampler:
     :class:`~neurocodec.nn.samplernn.SampleRnn` layout (history of ``TS(4)`` samples, zeros
     before a file's start)."""
 
-    def __init__(self, path: str | os.PathLike, cfg: SampleRnnConfig):
-        with np.load(path) as z:  # every access of an NpzFile member re-reads it: read each once
-            d = {k: z[k] for k in ("x", "xhat", "env", "blocks", "kbps")}
+    def __init__(self, path: str | os.PathLike | dict, cfg: SampleRnnConfig):
+        if isinstance(path, dict):  # what condition_signals returned
+            d = path
+        else:
+            with np.load(path) as z:  # every access of an NpzFile member re-reads it: read each once
+                d = {k: z[k] for k in ("x", "xhat", "env", "blocks", "kbps")}
         self.cfg = cfg
         hop, P = cfg.hop, cfg.history
         self.blocks = d["blocks"].astype(np.int64)
@@ -296,6 +321,202 @@ def export(run: str | os.PathLike, out_dir: str | os.PathLike, name: str, note: 
         lines += ["", note]
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
     return out
+
+
+# -- the shared trainer's recipes ``mdct-gen`` / ``mdct-gen-piano`` -----------------------------
+#
+# ``neurocodec train mdct-gen --data MANIFEST_OR_PACK --bitrate K --out RUN`` trains the same model
+# with the shared :class:`~neurocodec.train.trainer.Trainer` (checkpoints in RUN/checkpoints/,
+# ``train.max_seconds``, ``train.ckpt_every_seconds``, ``train.amp``, ``--device``, ``--init``,
+# ``--resume``), which is what the GPU plan (scripts/gpu_train.py) runs; ``neurocodec export RUN
+# --name mdct-gen-16k --fp16`` writes weights the codec loads.  The trainer hands a model one
+# float32 tensor per batch, so a crop travels as one flat vector (:func:`pack_crop`).
+
+SPEECH_SOURCES = ("speech-real", "speech-tts", "user")
+
+
+@dataclass
+class MdctGenConfig:
+    """Recipe ``mdct-gen``: the SampleRNN (``net``, fejgin2020 §4.1 speech: TS = 2, 2, 16, 160,
+    L = 10) trained on ``mdct`` conditioning at ``bitrate_kbps`` (``--bitrate``), on random crops
+    of ``crop_blocks`` codec blocks (20 ms each)."""
+
+    kind: str = "speech"
+    bitrate_kbps: float = 16.0
+    crop_blocks: int = 10
+    sample_rate: int = 16000
+    net: SampleRnnConfig = field(default_factory=SampleRnnConfig.speech)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if not 8.0 <= float(self.bitrate_kbps) <= 32.0:
+            raise ValueError(f"bitrate_kbps must be an mdct rate between 8 and 32, not {self.bitrate_kbps}")
+        if self.crop_blocks < 1:
+            raise ValueError("crop_blocks must be at least 1")
+        if self.sample_rate != 16000:
+            raise ValueError("the mdct coder runs at 16000 Hz")
+
+
+@dataclass
+class MdctGenPianoConfig(MdctGenConfig):
+    """Recipe ``mdct-gen-piano``: fejgin2020 §4.1 piano (TS = 8, 8, 64, 320, L = 1), trained on
+    the corpus's piano renderings (``music-rendered`` items with ``style=piano``)."""
+
+    kind: str = "piano"
+    net: SampleRnnConfig = field(default_factory=SampleRnnConfig.piano)
+
+
+def crop_length(cfg: SampleRnnConfig, nb: int) -> int:
+    """Length of a flat crop of ``nb`` blocks: ``P + 320 nb`` targets (with history),
+    ``320 (nb + 3)`` decoded samples, ``(nb + 3) N`` envelope values."""
+    return cfg.history + nb * cfg.hop + (nb + 3) * cfg.hop + (nb + 3) * cfg.num_bands
+
+
+def pack_crop(x, xhat, env):
+    """One flat vector ``[x, xhat, env]`` (numpy arrays or tensors of one crop, module layout)."""
+    if isinstance(x, torch.Tensor):
+        return torch.cat([x, xhat, env.reshape(-1)])
+    return np.concatenate([x, xhat, env.reshape(-1)])
+
+
+def unpack_crops(batch: torch.Tensor, cfg: SampleRnnConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`pack_crop` for a batch ``(B, 1, L)`` or ``(B, L)``: ``x (B, P + T)``,
+    ``xhat (B, 320 + T + 640)``, ``env (B, NB + 3, N)`` (the number of blocks follows from ``L``)."""
+    flat = batch.reshape(batch.shape[0], -1).float()
+    P, hop, N = cfg.history, cfg.hop, cfg.num_bands
+    rest = flat.shape[1] - P - 3 * hop - 3 * N
+    nb = rest // (2 * hop + N)
+    if nb < 1 or rest != nb * (2 * hop + N):
+        raise ValueError(f"a batch of length {flat.shape[1]} is not a packed SampleRNN crop")
+    a, b = P + nb * hop, P + nb * hop + (nb + 3) * hop
+    return flat[:, :a], flat[:, a:b], flat[:, b:].reshape(flat.shape[0], nb + 3, N)
+
+
+class MdctGenTrainable(SampleRnn):
+    """:class:`SampleRnn` with the shared trainer's protocol (``training_step``,
+    ``validation_step``); its ``state_dict`` is the codec's, so ``--init`` reads the shipped
+    ``mdct-gen-16k`` weights and ``neurocodec export`` writes weights ``mdct-gen`` loads."""
+
+    def __init__(self, config: MdctGenConfig | None = None):
+        config = config or MdctGenConfig()
+        super().__init__(config.net)
+        self.recipe_config = config
+        self.sample_rate = config.sample_rate
+
+    def _nll(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.nll(*unpack_crops(batch, self.config))  # the likelihood itself runs in float32
+
+    def training_step(self, batch: torch.Tensor, step: int) -> dict:
+        """NLL in nats per sample (fejgin2020 §3.2) of a batch of packed crops."""
+        loss = self._nll(batch)
+        return {"loss": loss, "loss/nll": loss.detach(), "loss/bits_per_sample": loss.detach() / math.log(2)}
+
+    def validation_step(self, batch: torch.Tensor) -> dict:
+        v = self._nll(batch)
+        return {"nll": v, "bits_per_sample": v / math.log(2)}
+
+
+class MdctGenCrops:
+    """Map-style dataset of packed crops (:func:`pack_crop`) of ``crop_blocks`` blocks, with the
+    ``mdct`` conditioning computed once for the whole split (:func:`condition_signals`).  Crop
+    ``i`` of epoch ``e`` depends on ``(seed, e, i)`` alone: a file drawn in proportion to the
+    crops it holds, a uniformly random first block.  An epoch has ``sum(blocks) / crop_blocks``
+    crops.  ``to_device`` keeps the split on the GPU (a crop is then a few views)."""
+
+    def __init__(self, conditioned: dict, cfg: SampleRnnConfig, crop_blocks: int, seed: int = 0):
+        self.sampler = CropSampler(conditioned, cfg)
+        self.cfg, self.nb, self.seed, self.epoch = cfg, int(crop_blocks), int(seed), 0
+        blocks = self.sampler.blocks
+        w = np.maximum(blocks - self.nb + 1, 0).astype(np.float64)
+        if w.sum() == 0:
+            raise RecipeError(f"no file is as long as one crop of {self.nb} blocks "
+                              f"({self.nb * cfg.hop / 16000:g} s); lower model.crop_blocks")
+        self._cum = np.cumsum(w / w.sum())
+        self._cum[-1] = 1.0
+        self.length = max(1, int(blocks.sum()) // self.nb)
+        self.seconds = self.sampler.seconds
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def to_device(self, device) -> None:
+        device = torch.device(device)
+        if device.type == "cpu":
+            return
+        self.sampler.files = [tuple(a.to(device) if isinstance(a, torch.Tensor)
+                                    else torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in f)
+                              for f in self.sampler.files]
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.length:
+            raise IndexError(f"crop index {index} out of range 0..{self.length - 1}")
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        i = int(np.searchsorted(self._cum, rng.random(), side="right").clip(0, len(self._cum) - 1))
+        b0 = int(rng.integers(0, self.sampler.blocks[i] - self.nb + 1))
+        flat = pack_crop(*self.sampler.crop(i, b0, self.nb))
+        return flat[None] if isinstance(flat, torch.Tensor) else torch.from_numpy(flat)[None]
+
+
+def _split_signals(data: Path, split: str, config: MdctGenConfig, sources) -> tuple[list[np.ndarray], str]:
+    """Mono 16 kHz float32 signals of ``split``: from an audio pack (its ``sources`` files) or a
+    manifest (speech: the rows of ``sources``; piano: the piano renderings)."""
+    from ..data.packed import is_pack, read_pack
+
+    if is_pack(data):
+        if config.kind == "piano":
+            raise RecipeError("mdct-gen-piano trains on the piano renderings (manifest origin 'style=piano'), "
+                              "which an audio pack does not mark: pass --data MANIFEST")
+        pack = read_pack(data)
+        if pack.sample_rate != 16000:
+            raise RecipeError(f"{data} holds {pack.sample_rate} Hz audio; the mdct coder needs 16000 Hz")
+        if split not in pack.splits:
+            raise RecipeError(f"{data} has no split '{split}' (it has {', '.join(sorted(pack.splits))})")
+        sp = pack.splits[split].select(sources)
+        sigs = [sp.audio[sp.offsets[k]:sp.offsets[k + 1]].astype(np.float32) / 32768 for k in range(sp.num_files)]
+        return [s for s in sigs if s.size], f"{data.name} ({', '.join(sorted(set(sp.sources)))})"
+    from ..audio import read_audio, resample
+
+    if config.kind == "piano":
+        rows = select_items(data, "piano", split)
+    else:
+        rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
+        rows = [r for r in rows if r.get("split") == split and (not sources or r.get("source") in sources)]
+    sigs = []
+    for r in rows:
+        wav, sr = read_audio(data.parent / r["path"])
+        wav = wav[:1] if wav.ndim == 2 else wav[None]
+        if sr != 16000:
+            wav = resample(wav, sr, 16000)
+        sigs.append((np.clip(np.round(wav[0] * 32768), -32768, 32767) / 32768).astype(np.float32))
+    return sigs, f"{data.name} ({config.kind})"
+
+
+def build_data(data: str | os.PathLike, split: str, recipe, sample_rate: int) -> MdctGenCrops:
+    """The recipes' ``build_data``: crops of ``split`` of a manifest or an audio pack
+    (``.ncpack``) with their ``mdct`` conditioning at ``model.bitrate_kbps``, computed here once.
+    The time this takes is taken off ``train.max_seconds`` (the session's wall-clock budget
+    covers it, so a GPU plan job still stops before its deadline)."""
+    t0 = time.monotonic()
+    config: MdctGenConfig = recipe.model
+    sources = tuple(recipe.train.sources) or (SPEECH_SOURCES if config.kind == "speech" else ())
+    sigs, what = _split_signals(Path(data), split, config, sources)
+    if not sigs:
+        raise RecipeError(f"no {config.kind} audio in split '{split}' of {data}")
+    ds = MdctGenCrops(condition_signals(sigs, config.bitrate_kbps, config.net), config.net, config.crop_blocks,
+                      recipe.train.seed)
+    spent = time.monotonic() - t0
+    t = recipe.train
+    note = ""
+    if t.max_seconds:
+        t.max_seconds = max(1.0, t.max_seconds - spent)
+        note = f"; train.max_seconds now {t.max_seconds:.1f}"
+    print(f"mdct-gen: split '{split}' of {what}: {len(sigs)} files, {ds.seconds:.0f} s, mdct conditioning at "
+          f"{config.bitrate_kbps:g} kbps computed in {spent:.1f} s{note}", file=sys.stderr, flush=True)
+    return ds
 
 
 def _parse_set(pairs: list[str]) -> dict:
