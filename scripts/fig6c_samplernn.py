@@ -71,7 +71,8 @@ def main() -> None:
         for r in rates:
             enc = codec.compress(x, r)
             dec = codec.decode_detailed(enc.chunks, 1, x.shape[1])
-            reals = codec.generate(dec.audio[0], dec.envelope[0], 0, seed=0, realizations=a.realizations)
+            reals = codec.generate(dec.audio[0], dec.envelope[0], 0, seed=0, realizations=a.realizations,
+                                   bitrate_kbps=r)
             s_hat, keep = band_snrs(x[0], dec.audio[0], codec, a.floor_db)
             s_til, _ = band_snrs(x[0], reals[0], codec, a.floor_db)
             s_bar, _ = band_snrs(x[0], reals.mean(axis=0), codec, a.floor_db)

@@ -17,14 +17,18 @@ with the recurrent state carried across, so memory does not grow with the length
 decoded signal itself.
 
 Weights: ``assets/weights/<codec id>-16k/model.safetensors`` (fp16, trained on conditioning
-from 16 kbps streams; the same model decodes every ``mdct`` rate) with ``config.json`` and
+from 16 kbps streams) with ``config.json`` and
 ``MODEL_CARD.md`` (``python -m neurocodec.train.samplernn export``, or ``neurocodec export --fp16`` of a
-``neurocodec train mdct-gen`` run).
+``neurocodec train mdct-gen`` run).  Where models trained at other rates are shipped as well
+(``<codec id>-<K>k``, e.g. from the GPU plan's ``mdct-gen-8k`` and ``mdct-gen-32k``), a stream
+decodes with the one trained nearest to its rate; otherwise the 16 kbps model decodes every rate.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -71,23 +75,50 @@ class MdctGenCodec(MdctCodec):
     def __init__(self, config: MdctConfig | None = None, tables: MdctTables | None = None,
                  weights_path: str | Path | None = None, seed: int = 0, mean: int = 1):
         super().__init__(config, tables)
+        self.explicit_weights = weights_path is not None
         self.weights_path = Path(weights_path) if weights_path else WEIGHTS_DIR / self.weights_name / "model.safetensors"
         self.seed, self.mean = int(seed), int(mean)
-        self._model = None
+        self._models: dict[Path, object] = {}
 
     # -- weights --------------------------------------------------------------------------------
     def has_trained_weights(self) -> bool:
         return self.weights_path.is_file()
 
-    def load_model(self):
-        """The SampleRNN (loaded from the shipped fp16 weights on first use)."""
-        if self._model is None:
+    def rate_weights(self) -> dict[float, Path]:
+        """Shipped models of this codec by the ``mdct`` rate their conditioning was made at:
+        ``assets/weights/<codec id>-<K>k/model.safetensors`` (e.g. ``mdct-gen-8k``,
+        ``mdct-gen-16k``, ``mdct-gen-32k``)."""
+        pattern = re.compile(rf"^{re.escape(self.codec_id)}-(\d+(?:\.\d+)?)k$")
+        out = {}
+        if WEIGHTS_DIR.is_dir():
+            for d in WEIGHTS_DIR.iterdir():
+                m = pattern.match(d.name)
+                if m and (d / "model.safetensors").is_file():
+                    out[float(m.group(1))] = d / "model.safetensors"
+        return out
+
+    def weights_for(self, bitrate_kbps: float | None = None) -> Path:
+        """The weights that decode a stream of ``bitrate_kbps``: the ones given to the
+        constructor, else the shipped model trained nearest to that rate (log scale; the lower
+        rate on a tie), else the default (``weights_name``)."""
+        if self.explicit_weights or bitrate_kbps is None:
+            return self.weights_path
+        rates = self.rate_weights()
+        if not rates:
+            return self.weights_path
+        best = min(rates, key=lambda k: (abs(math.log(k / float(bitrate_kbps))), k))
+        return rates[best]
+
+    def load_model(self, bitrate_kbps: float | None = None):
+        """The SampleRNN for streams of ``bitrate_kbps`` (:meth:`weights_for`; loaded from the
+        fp16 weights on first use)."""
+        path = self.weights_for(bitrate_kbps)
+        if path not in self._models:
             import torch
             from safetensors.torch import load_file
 
             from ..nn.samplernn import SampleRnn, SampleRnnConfig
 
-            path = self.weights_path
             cfg_path = path.parent / "config.json"
             if not path.is_file() or not cfg_path.is_file():
                 raise WeightsError(f"no trained weights for '{self.codec_id}' (expected {path} and {cfg_path}); "
@@ -102,8 +133,8 @@ class MdctGenCodec(MdctCodec):
                 model.load_state_dict(state)
             except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
                 raise WeightsError(f"cannot load {path}: {exc}") from None
-            self._model = model.eval()
-        return self._model
+            self._models[path] = model.eval()
+        return self._models[path]
 
     def num_parameters(self) -> int:
         return self.load_model().num_parameters() if self.has_trained_weights() else 0
@@ -123,12 +154,13 @@ class MdctGenCodec(MdctCodec):
         return seed, mean, (None if threads is None else max(1, int(threads)))
 
     def generate(self, xhat: np.ndarray, envelope: np.ndarray, channel: int = 0, seed: int = 0,
-                 realizations: int = 1) -> np.ndarray:
+                 realizations: int = 1, bitrate_kbps: float | None = None) -> np.ndarray:
         """``(R, T)`` float32 realizations for one channel's decoded waveform ``(T,)`` and
-        envelope ``(F, N)`` (what :meth:`decode_detailed` returns)."""
+        envelope ``(F, N)`` (what :meth:`decode_detailed` returns) of a stream of
+        ``bitrate_kbps`` (which picks the model, :meth:`weights_for`)."""
         from ..nn.samplernn import pad_conditioning
 
-        model = self.load_model()
+        model = self.load_model(bitrate_kbps)
         cfg = model.config
         T = xhat.shape[-1]
         xp, ep, nb = pad_conditioning(xhat, envelope, cfg)
@@ -149,13 +181,13 @@ class MdctGenCodec(MdctCodec):
         """Decode an ``mdct`` payload generatively: ``(C, T)`` float32, the mean of ``mean``
         realizations drawn with ``seed``."""
         seed, mean, threads = self._options(seed, mean, threads)
-        self.load_model()  # fail on missing weights before decoding anything
+        self.load_model(bitrate_kbps)  # fail on missing weights before decoding anything
         dec = self.decode_detailed(chunks, num_channels, num_samples)
         if threads is not None:
             from ..nn.samplernn_kernel import set_threads
 
             set_threads(threads)
-        out = np.stack([self.generate(dec.audio[c], dec.envelope[c], c, seed, mean).mean(axis=0)
+        out = np.stack([self.generate(dec.audio[c], dec.envelope[c], c, seed, mean, bitrate_kbps).mean(axis=0)
                         for c in range(dec.audio.shape[0])])
         return out.astype(np.float32)
 
