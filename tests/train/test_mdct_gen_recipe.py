@@ -67,6 +67,11 @@ def test_crops_pack_and_unpack_and_depend_on_seed_epoch_index_alone():
     sampler = ds.sampler
     xa, xha, eva = sampler.crop(0, 0, 3)
     assert not xa[:160].any() and np.array_equal(xa[160:], sigs[0][:960])
+    # on a GPU the split is held as tensors (to_device): the same crops come out
+    on_device = tr.MdctGenCrops(cond, cfg, crop_blocks=3, seed=5)
+    on_device.sampler.files = [tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in f)
+                               for f in on_device.sampler.files]
+    assert all(torch.equal(on_device[i], ds[i]) for i in (0, 4, 20))
     with pytest.raises(ValueError, match="not a packed SampleRNN crop"):
         tr.unpack_crops(torch.zeros(1, 1, 1000), cfg)
     with pytest.raises(tr.RecipeError, match="lower model.crop_blocks"):

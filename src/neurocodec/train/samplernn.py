@@ -17,6 +17,17 @@ minimises the NLL (nats per sample) with Adam (lr 2e-4) and multiplies the learn
 or ``max_steps``, checkpoints every ``checkpoint_seconds`` and on exit (``RUN/last.pt``, and
 ``RUN/best.pt`` at the best validation NLL), and resumes from ``RUN/last.pt`` when it exists.
 ``export`` writes the best checkpoint as fp16 safetensors with its config and a model card.
+
+The same model also trains with the shared trainer, as the recipes ``mdct-gen`` and
+``mdct-gen-piano`` (registered in :mod:`.recipe`; :class:`MdctGenConfig`,
+:class:`MdctGenTrainable`, :func:`build_data`)::
+
+    neurocodec train mdct-gen --data PACK_OR_MANIFEST --bitrate 16 --out RUN [--init WEIGHTS] [--device cuda]
+    neurocodec export RUN --name mdct-gen-16k --fp16
+
+which is what the GPU plan (``scripts/gpu_plan/samplernn.yaml``) runs: an audio pack (``.ncpack``)
+or a manifest, the conditioning computed once per run (its time taken off ``train.max_seconds``),
+checkpoints in ``RUN/checkpoints/``, ``train.amp``/``--device``/``--init``/``--resume``.
 """
 
 from __future__ import annotations
