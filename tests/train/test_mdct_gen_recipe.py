@@ -138,6 +138,24 @@ def test_piano_needs_a_manifest(tmp_path, capsys):
     assert "piano renderings" in err and "Traceback" not in err
 
 
+def test_piano_trains_on_the_piano_renderings_of_a_manifest(tmp_path, capsys):
+    import soundfile as sf
+
+    rows = []
+    for i, (split, source, origin) in enumerate([("train", "music-rendered", "midi style=piano"),
+                                                 ("train", "music-rendered", "midi style=ensemble"),
+                                                 ("train", "speech-real", ""), ("valid", "music-rendered", "midi style=piano")]):
+        sf.write(tmp_path / f"{i}.flac", _signal(12800, 110 * (i + 1), i), 16000, subtype="PCM_16")
+        rows.append({"path": f"{i}.flac", "source": source, "split": split, "origin": origin})
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli_main(["train", "mdct-gen-piano", "--data", str(tmp_path / "manifest.jsonl"), "--out",
+                     str(tmp_path / "run"), "--steps", "1", "--no-quality", "-q", *TINY]) == 0
+    err = capsys.readouterr().err
+    assert "split 'train' of manifest.jsonl (piano): 1 files" in err and "split 'valid' of manifest.jsonl (piano): 1 files" in err
+    ck = torch.load(tmp_path / "run" / "checkpoints" / "step_00000001.pt", weights_only=False)
+    assert ck["recipe"]["model"]["net"]["frame_sizes"] == [8, 8, 64, 320] and "val/nll" in ck["metrics"]["val"]
+
+
 def test_codec_picks_the_model_trained_nearest_to_the_stream_rate(tmp_path, monkeypatch):
     torch.manual_seed(0)
     for name, width in (("mdct-gen-8k", 8), ("mdct-gen-16k", 12), ("mdct-gen-piano-16k", 16)):
