@@ -376,10 +376,12 @@ class _MadeOnCpu(torch.nn.Module):
             return y * self.window
         if self.mistake == "numpy":
             return y + torch.from_numpy(np.ones(8, dtype=np.float32))
+        if self.mistake == "to numpy":
+            return torch.as_tensor(np.tanh(y.detach().numpy())).to(x)
         return torch.cat([torch.full((x.shape[0], 2), -1.0, device=x.device), y * self.window.to(x)], 1)
 
 
-@pytest.mark.parametrize("mistake", ["pad", "attribute", "numpy", None])
+@pytest.mark.parametrize("mistake", ["pad", "attribute", "numpy", "to numpy", None])
 def test_device_guard_finds_tensors_created_on_the_cpu(mistake):
     from neurocodec.train.device_guard import DeviceGuard, WrongDeviceError
 
@@ -389,7 +391,9 @@ def test_device_guard_finds_tensors_created_on_the_cpu(mistake):
         if mistake is None:
             m(x).sum().backward()
             return
-        with pytest.raises(WrongDeviceError, match=r"created on the CPU at .*test_gpu_plan.py:\d+"):
+        where = (r"Tensor.numpy at .*test_gpu_plan.py:\d+ converts a tensor on the training device" if mistake == "to numpy"
+                 else r"created on the CPU at .*test_gpu_plan.py:\d+")
+        with pytest.raises(WrongDeviceError, match=where):
             m(x)
     # without the guard the same code runs: only a GPU (or the guard) sees the mistake
     m(x)

@@ -17,7 +17,8 @@
      other operands.
 
    An operation whose operands include a device tensor and a host tensor with at least one
-   dimension raises :class:`WrongDeviceError`, naming the line that created the host tensor.
+   dimension raises :class:`WrongDeviceError`, naming the line that created the host tensor; so
+   does ``.numpy()`` of a device tensor (CUDA tensors need ``.cpu()`` first).
    Zero-dimensional host tensors are allowed (CUDA accepts CPU scalars in operations), and so are
    the calls that legitimately take operands from another device (``Tensor.to``, ``copy_``,
    indexing with CPU indices, ``new_tensor``).
@@ -190,6 +191,11 @@ class DeviceGuard(TorchFunctionMode):
             return "device" if kwargs.get("device") is not None else "host"
         if func is torch.Tensor.cpu:
             return "host"
+        if func in (torch.Tensor.numpy, torch.Tensor.__array__) and place_of(args[0]) == "device" \
+                and self.check_devices:
+            raise WrongDeviceError(f"{_name(func)} at {_caller()} converts a tensor on the training device to "
+                                   f"numpy: on a GPU this raises 'can't convert cuda:0 device type tensor to "
+                                   f"numpy' (.cpu() first)")
         if func is torch.Tensor.to or func is torch.Tensor.cuda:
             moved = [_device_arg(a) for a in list(args[1:]) + [kwargs.get("device"), kwargs.get("other")]]
             moved = [m for m in moved if m is not None]
