@@ -6,7 +6,8 @@
     python scripts/gpu_import.py OUT_DIR --runs /tmp/r --export --only cq-16k --dest /tmp/w --plain-export \
         --export-args '--fit-seconds 30'
 
-Every job in the packs (``pack-K.safetensors``) becomes ``RUNS/NAME/checkpoints/step_N.pt``: a
+Every job in the packs (``pack-K.safetensors``; a job too large for one file is split over
+several, each holding part of its tensors: all its parts must be there) becomes ``RUNS/NAME/checkpoints/step_N.pt``: a
 training checkpoint with the job's recipe, step, metrics and run metadata and its model weights
 (float32), but no optimizer state, so it is continued with ``neurocodec train ... --init
 RUNS/NAME`` rather than ``--resume``.  The metadata records the pack file, and ``manifest`` names
@@ -44,6 +45,7 @@ def read_packs(paths: list[Path]) -> dict[str, tuple[dict, dict]]:
     if not files:
         raise ImportErrorOfPack(f"no pack-*.safetensors in {', '.join(map(str, paths))}")
     jobs: dict[str, tuple[dict, dict]] = {}
+    parts: dict[str, dict[int, str]] = {}  # job -> {part index: file}
     for f in files:
         try:
             with safe_open(str(f), framework="pt") as sf:
@@ -59,11 +61,26 @@ def read_packs(paths: list[Path]) -> dict[str, tuple[dict, dict]]:
                     rec["pack_file"], rec["pack"] = f.name, pack_meta
                     prefix = f"{name}/"
                     tensors = {k[len(prefix):]: sf.get_tensor(k) for k in sf.keys() if k.startswith(prefix)}
-                    jobs[name] = (rec, tensors)
+                    if name in jobs:  # another part of a job split over several files
+                        first = jobs[name][0]
+                        if (first["checkpoint"], first.get("parts")) != (rec["checkpoint"], rec.get("parts")):
+                            raise ImportErrorOfPack(f"{name}: {f.name} holds a part of {rec['checkpoint']}, "
+                                                    f"{first['pack_file']} one of {first['checkpoint']} (packs "
+                                                    "of different moments: use the files of one run)")
+                        jobs[name][1].update(tensors)
+                    else:
+                        jobs[name] = (rec, tensors)
+                    parts.setdefault(name, {})[int(rec.get("part", 1))] = f.name
         except ImportErrorOfPack:
             raise
         except Exception as e:
             raise ImportErrorOfPack(f"cannot read {f}: {type(e).__name__}: {e}") from None
+    for name, (rec, _) in jobs.items():
+        want = set(range(1, int(rec.get("parts", 1)) + 1))
+        if set(parts[name]) != want:
+            raise ImportErrorOfPack(f"{name} is split over {len(want)} pack files, but only part(s) "
+                                    f"{sorted(parts[name])} are here ({', '.join(sorted(parts[name].values()))})")
+        rec["pack_file"] = ",".join(parts[name][i] for i in sorted(want))
     return jobs
 
 

@@ -2,20 +2,30 @@
 """Train every job of the GPU plan at once on one GPU, on wall-clock, and pack the results.
 
     python3 scripts/gpu_train.py --out "$OUT"                 # on the lent GPU machine (docs/training.md)
-    python3 scripts/gpu_train.py --check                      # validate plan, data and weights; train nothing
+    python scripts/gpu_train.py --check --device cpu          # before: plan, data, weights, smoke step, sizes
     python scripts/gpu_train.py --device cpu --seconds 90 --job-seconds 5 --only cq-16k,cmrl-15.85k \\
-        --set train.batch_size=2 --out /tmp/gpu-out           # the CPU dry run (tests/scripts/test_gpu_plan.py)
+        --set train.batch_size=2 --out /tmp/gpu-out           # the CPU dry run (tests/train/test_gpu_plan.py)
 
 The plan is data: every ``scripts/gpu_plan/*.yaml`` lists jobs (weights name, recipe, bitrate,
-init weights, overrides, export arguments; see ``cq.yaml``), so a new codec joins by adding a
-file.  Each job runs as its own process (``neurocodec train RECIPE --data PACK --device cuda``)
-sharing the GPU: the audio pack (``scripts/gpu_pack_data.py``) is held on the GPU, the step runs
-under bf16 autocast, and ``train.max_seconds`` stops every job, with a checkpoint, before the
-total budget (``--seconds``, default 540) is spent.  Every ``--pack-every`` seconds (60) the
-model weights of every job's latest checkpoint are packed into at most six safetensors files in
-``--out`` (each under 15.5 MiB, 58 MiB together: what the device tool brings back), next to
-``summary.json`` and ``gpu_train.log``.  ``scripts/gpu_import.py`` turns those into run folders
-and ``neurocodec export`` into shipped weights.
+init weights, overrides, export arguments, smoke-step overrides; see ``cq.yaml``), so a new codec
+joins by adding a file.  Each job runs as its own process (``neurocodec train RECIPE --data PACK
+--device cuda``) sharing the GPU: the audio pack (``scripts/gpu_pack_data.py``) is held on the
+GPU, the step runs under bf16 autocast (a job may set ``train.amp=off``), and
+``train.max_seconds`` stops every job, with a checkpoint, before the total budget (``--seconds``,
+default 540) is spent.  Every ``--pack-every`` seconds (60) the model tensors of every job's
+latest checkpoint are packed into at most six safetensors files in ``--out`` (each under
+15.5 MiB, 62 MiB together: what the device tool brings back; a job too large for one file is
+split over several, float32 becomes float16 when everything does not fit, and no file is ever
+written over the limit), next to ``summary.json`` and ``gpu_train.log``.
+``scripts/gpu_import.py`` turns those into run folders and ``neurocodec export`` into shipped
+weights.
+
+``--check`` (run it here, before the device call) also runs the *smoke step* of every job: two
+training steps, a validation and a checkpoint of the job's real training path on the CPU, under
+bf16 autocast as on the GPU and under :class:`neurocodec.train.device_guard.DeviceGuard`, which
+fails a tensor created on the CPU that meets the training device's tensors and a bfloat16 tensor
+that reaches an FFT (the two ways the first GPU run lost its jobs); the sizes of the smoke
+checkpoints give the pack layout it reports.
 
 The machine lacks soundfile, soxr and constriction (and pesq, pystoi): nothing on the training
 path calls them, so a missing one is replaced by a placeholder module that raises ImportError
@@ -26,6 +36,8 @@ when used (:func:`install_placeholders`); validation reports the loss terms and 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
@@ -45,8 +57,8 @@ DEFAULT_DATA = ROOT / "gpu-data" / "speech-16k.ncpack"
 #: modules imported at module level by the package that the GPU machine lacks
 OPTIONAL_MODULES = ("soundfile", "soxr", "constriction")
 #: what the device tool brings back from $OUT: 8 files of at most 16 MiB, 64 MiB in all; two are
-#: summary.json and gpu_train.log
-MAX_PACK_FILES, MAX_PACK_BYTES, MAX_TOTAL_BYTES = 6, int(15.5 * 2**20), 58 * 2**20
+#: summary.json and gpu_train.log (a few hundred KiB: 2 MiB are kept for them)
+MAX_PACK_FILES, MAX_PACK_BYTES, MAX_TOTAL_BYTES = 6, int(15.5 * 2**20), 62 * 2**20
 PACK_FORMAT = "neurocodec-gpu-pack"
 #: settings of every job (before the plan's and the command line's)
 BASE_SETTINGS = ("train.amp=bf16", "train.threads=1", "train.keep_last=2", "train.val_batches=2",
@@ -105,6 +117,7 @@ class Job:
     steps: int | None = None
     set: list[str] = field(default_factory=list)
     export: list[str] = field(default_factory=list)
+    smoke: list[str] = field(default_factory=list)
 
     def run_dir(self, work: Path) -> Path:
         return work / "runs" / self.name
@@ -135,16 +148,16 @@ def load_plan(plan_dir: Path = PLAN_DIR, only: list[str] | None = None) -> list[
         if unknown or not isinstance(data.get("jobs"), list):
             raise PlanError(f"{path}: expected 'defaults' and a 'jobs' list (unknown: {sorted(unknown)})")
         defaults = data.get("defaults") or {}
-        if set(defaults) - {"set", "steps", "export"}:
-            raise PlanError(f"{path}: defaults may hold set, steps, export (got {sorted(defaults)})")
+        if set(defaults) - {"set", "steps", "export", "smoke"}:
+            raise PlanError(f"{path}: defaults may hold set, steps, export, smoke (got {sorted(defaults)})")
         for i, entry in enumerate(data["jobs"]):
             where = f"{path.name} job {i + 1}"
             if not isinstance(entry, dict):
                 raise PlanError(f"{where}: expected a mapping")
-            extra = set(entry) - {"name", "recipe", "bitrate", "init", "steps", "set", "export"}
+            extra = set(entry) - {"name", "recipe", "bitrate", "init", "steps", "set", "export", "smoke"}
             if extra or "name" not in entry or "recipe" not in entry:
                 raise PlanError(f"{where}: needs name and recipe; known fields are name, recipe, bitrate, init, "
-                                f"steps, set, export (unknown: {sorted(extra)})")
+                                f"steps, set, export, smoke (unknown: {sorted(extra)})")
             name = str(entry["name"])
             if not _NAME_RE.match(name):
                 raise PlanError(f"{where}: name '{name}' must be letters, digits, '.', '_' or '-'")
@@ -153,7 +166,8 @@ def load_plan(plan_dir: Path = PLAN_DIR, only: list[str] | None = None) -> list[
                             bitrate=None if entry.get("bitrate") is None else float(entry["bitrate"]),
                             init=entry.get("init"), steps=None if steps is None else int(steps),
                             set=_str_list(defaults.get("set"), where) + _str_list(entry.get("set"), where),
-                            export=_str_list(entry.get("export", defaults.get("export")), where)))
+                            export=_str_list(entry.get("export", defaults.get("export")), where),
+                            smoke=_str_list(defaults.get("smoke"), where) + _str_list(entry.get("smoke"), where)))
     names = [j.name for j in jobs]
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:
@@ -192,9 +206,14 @@ def train_argv(job: Job, data: Path, work: Path, device: str, settings: list[str
     return argv
 
 
-def check_jobs(jobs: list[Job], extra: list[str]) -> dict[str, int]:
+#: the size of a job's tensors: ``(name, bytes as checkpointed, float32 that float16 can hold)`` each
+TensorSizes = list[tuple[str, int, bool]]
+
+
+def check_jobs(jobs: list[Job], extra: list[str]) -> dict[str, TensorSizes]:
     """Build every job's recipe and model (catching typos in names, overrides and export
-    arguments) and check its init weights; returns each job's model size in bytes (float32)."""
+    arguments) and check its init weights; returns the tensors of each freshly built model (an
+    estimate of what is packed: the smoke step measures what a checkpoint really holds)."""
     _import_path()
     from neurocodec.train.cli import add_export_parser
     from neurocodec.train.recipe import build_model, make_recipe
@@ -207,6 +226,8 @@ def check_jobs(jobs: list[Job], extra: list[str]) -> dict[str, int]:
     for job in jobs:
         try:
             recipe = make_recipe(job.recipe, job_settings(job, extra, 60.0, 30.0), bitrate_kbps=job.bitrate)
+            if job.smoke:
+                make_recipe(job.recipe, job_settings(job, extra, 60.0, 30.0) + job.smoke, bitrate_kbps=job.bitrate)
             model = build_model(recipe)
         except UserError as e:
             raise PlanError(f"job {job.name}: {e}") from None
@@ -220,36 +241,108 @@ def check_jobs(jobs: list[Job], extra: list[str]) -> dict[str, int]:
             raise PlanError(f"job {job.name}: bad export arguments {job.export}: {e}") from None
         if rest:
             raise PlanError(f"job {job.name}: unknown export arguments {rest}")
-        sizes[job.name] = sum(t.numel() * 4 if t.is_floating_point() else t.numel() * t.element_size()
-                              for t in model.state_dict().values())
+        sizes[job.name] = tensor_sizes(model.state_dict())
     return sizes
 
 
 # -- packing checkpoints -------------------------------------------------------------------------
 
-def assign_files(sizes: dict[str, int], max_files: int = MAX_PACK_FILES, max_bytes: int = MAX_PACK_BYTES,
-                 max_total: int = MAX_TOTAL_BYTES) -> tuple[list[list[str]], str]:
-    """Jobs per pack file (first fit, largest first) and the float dtype to store: float32 when
-    everything fits the limits, else float16 (half the bytes)."""
-    for dtype, scale in (("float32", 1.0), ("float16", 0.5)):
-        if sum(sizes.values()) * scale > max_total:
+#: bytes of a safetensors header entry per tensor (besides its name), of a job's record in a file's
+#: metadata (recipe, metrics, run metadata as JSON), and of the rest of a file's header
+TENSOR_OVERHEAD, JOB_OVERHEAD, FILE_OVERHEAD = 160, 48 * 1024, 16 * 1024
+_F16_MAX = 65504.0
+
+
+def _halvable(t) -> bool:
+    """A float32 tensor that float16 holds without overflow."""
+    import torch
+
+    if t.dtype != torch.float32:
+        return False
+    return t.numel() == 0 or bool(torch.isfinite(t).all()) and float(t.abs().max()) < _F16_MAX
+
+
+def tensor_sizes(state: dict[str, Any]) -> TensorSizes:
+    """:data:`TensorSizes` of a state dict (a checkpoint's ``model``)."""
+    return [(k, t.numel() * t.element_size(), _halvable(t)) for k, t in state.items()]
+
+
+def stored_tensor(t, dtype: str):
+    """A checkpoint tensor as a pack stores it: on the CPU, float32 as float16 when ``dtype`` is
+    float16 and the values fit (:func:`_halvable`)."""
+    import torch
+
+    t = t.detach().cpu()
+    if dtype == "float16" and _halvable(t):
+        t = t.to(torch.float16)
+    return t.contiguous().clone()
+
+
+@dataclass
+class Part:
+    """The tensors of one job (all of them, or part ``index`` of ``count``) in one pack file."""
+
+    job: str
+    index: int
+    count: int
+    keys: list[str]
+    bytes: int
+
+
+def split_job(name: str, sizes: TensorSizes, dtype: str, cap: int) -> list[Part]:
+    """A job's tensors, in order, in as few parts of at most ``cap`` bytes as they fill."""
+    chunks: list[tuple[list[str], int]] = []
+    keys: list[str] = []
+    used = JOB_OVERHEAD
+    for key, nbytes, half in sizes:
+        b = (nbytes // 2 if dtype == "float16" and half else nbytes) + TENSOR_OVERHEAD + len(name) + 1 + len(key)
+        if JOB_OVERHEAD + b > cap:
+            raise PlanError(f"job {name}: tensor {key} alone ({b / 2**20:.1f} MiB in {dtype}) does not fit a "
+                            f"pack file of {cap / 2**20:.1f} MiB")
+        if keys and used + b > cap:
+            chunks.append((keys, used))
+            keys, used = [], JOB_OVERHEAD
+        keys.append(key)
+        used += b
+    chunks.append((keys, used))
+    return [Part(name, i + 1, len(chunks), k, b) for i, (k, b) in enumerate(chunks)]
+
+
+def assign_files(sizes: dict[str, TensorSizes], max_files: int = MAX_PACK_FILES, max_bytes: int = MAX_PACK_BYTES,
+                 max_total: int = MAX_TOTAL_BYTES) -> tuple[list[list[Part]], str]:
+    """The parts of every job in each pack file, and the float dtype to store: float32 when
+    everything fits the limits, else float16 (half the bytes).  A job larger than a file is
+    split over several (tensor by tensor); parts are placed first fit, largest first, never two
+    parts of one job in one file.  Raises :class:`PlanError` when even float16 does not fit."""
+    cap = max_bytes - FILE_OVERHEAD
+    for dtype in ("float32", "float16"):
+        parts = [p for name in sorted(sizes) for p in split_job(name, sizes[name], dtype, cap)]
+        if sum(p.bytes for p in parts) > max_total:
             continue
-        bins: list[list[str]] = []
-        used: list[float] = []
-        for name in sorted(sizes, key=lambda n: (-sizes[n], n)):
-            s = sizes[name] * scale + 4096  # + header
+        bins: list[list[Part]] = []
+        used: list[int] = []
+        for p in sorted(parts, key=lambda p: (-p.bytes, p.job, p.index)):
             for i, u in enumerate(used):
-                if u + s <= max_bytes:
-                    bins[i].append(name)
-                    used[i] += s
+                if u + p.bytes <= cap and all(q.job != p.job for q in bins[i]):
+                    bins[i].append(p)
+                    used[i] += p.bytes
                     break
             else:
-                bins.append([name])
-                used.append(s)
-        if len(bins) <= max_files and all(u <= max_bytes for u in used):
-            return [sorted(b) for b in bins], dtype
-    raise PlanError(f"the jobs' weights ({sum(sizes.values()) / 2**20:.1f} MiB in float32) do not fit "
-                    f"{max_files} files of {max_bytes / 2**20:.1f} MiB even in float16: split the plan")
+                bins.append([p])
+                used.append(p.bytes)
+        if len(bins) <= max_files:
+            return [sorted(b, key=lambda p: (p.job, p.index)) for b in bins], dtype
+    total = sum(n for s in sizes.values() for _, n, _ in s)
+    raise PlanError(f"the jobs' weights ({total / 2**20:.1f} MiB as checkpointed) do not fit {max_files} files of "
+                    f"{max_bytes / 2**20:.1f} MiB, {max_total / 2**20:.0f} MiB in all, even in float16: split the plan")
+
+
+def describe_layout(files: list[list[Part]], dtype: str) -> str:
+    """One line: how many files, their sizes, and the jobs split over several."""
+    split = sorted({p.job for b in files for p in b if p.count > 1})
+    return (f"{len(files)} pack file(s) of " + ", ".join(f"{sum(p.bytes for p in b) / 2**20:.1f}" for b in files)
+            + f" MiB ({sum(p.bytes for b in files for p in b) / 2**20:.1f} MiB), stored as {dtype}"
+            + (f"; split over files: {', '.join(split)}" if split else ""))
 
 
 def read_latest(job: Job, work: Path):
@@ -279,33 +372,147 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_packs(jobs: list[Job], work: Path, out: Path, bins: list[list[str]], dtype: str,
-                extra_meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Pack every job's latest checkpoint (model tensors and record) into ``out/pack-K.safetensors``;
-    returns the records by job name (jobs without a checkpoint yet are left out)."""
-    import torch
+@dataclass
+class PackResult:
+    records: dict[str, dict[str, Any]]  # by job name: what the packs hold about it
+    files: list[str]
+    dtype: str
+    left_out: list[str]  # jobs with a checkpoint that no pack holds (they did not fit: see the log)
+    layout: str
+
+
+def write_packs(jobs: list[Job], work: Path, out: Path, extra_meta: dict[str, Any], *,
+                max_files: int = MAX_PACK_FILES, max_bytes: int = MAX_PACK_BYTES,
+                max_total: int = MAX_TOTAL_BYTES) -> PackResult:
+    """Pack every job's latest checkpoint (model tensors and record) into ``out/pack-K.safetensors``
+    (laid out by :func:`assign_files` on what the checkpoints hold now).  No file is ever written
+    over ``max_bytes``: when the checkpoints do not fit the limits at all, the largest jobs are
+    left out (``left_out``) until the rest does; pack files of an earlier, larger layout are
+    removed.  Jobs without a checkpoint yet are not in the packs."""
     from safetensors.torch import save
 
     by_name = {j.name: j for j in jobs}
+    states = {}
+    for job in jobs:
+        ck, state = read_latest(job, work)
+        if state is not None:
+            states[job.name] = (ck, state)
+    sizes = {name: tensor_sizes(st["model"]) for name, (_, st) in states.items()}
+    left_out: list[str] = []
+    while True:
+        try:
+            files, dtype = assign_files(sizes, max_files, max_bytes, max_total)
+            break
+        except PlanError:
+            drop = max(sizes, key=lambda n: (sum(b for _, b, _ in sizes[n]), n))
+            left_out.append(drop)
+            del sizes[drop]
     records: dict[str, dict[str, Any]] = {}
-    for k, names in enumerate(bins, 1):
+    written: list[str] = []
+    for k, parts in enumerate(files, 1):
         tensors: dict[str, Any] = {}
         meta = {"format": PACK_FORMAT, "pack": json.dumps(extra_meta)}
-        for name in names:
-            ck, state = read_latest(by_name[name], work)
-            if state is None:
-                continue
-            for key, t in state["model"].items():
-                t = t.detach().cpu()
-                if dtype == "float16" and t.dtype == torch.float32:
-                    t = t.to(torch.float16)
-                tensors[f"{name}/{key}"] = t.contiguous().clone()
-            rec = job_record(by_name[name], ck, state, dtype)
-            meta[f"job/{name}"] = json.dumps(rec)
-            records[name] = rec
-        if tensors:
-            _atomic_write(out / f"pack-{k}.safetensors", save(tensors, metadata=meta))
-    return records
+        recs = {}
+        for p in parts:
+            ck, state = states[p.job]
+            for key in p.keys:
+                tensors[f"{p.job}/{key}"] = stored_tensor(state["model"][key], dtype)
+            rec = job_record(by_name[p.job], ck, state, dtype)
+            rec.update(part=p.index, parts=p.count, tensors=len(p.keys))
+            meta[f"job/{p.job}"] = json.dumps(rec)
+            recs[p.job] = rec
+        blob = save(tensors, metadata=meta)
+        path = out / f"pack-{k}.safetensors"
+        if len(blob) > max_bytes:  # the overheads above make this unreachable; never write such a file
+            left_out += sorted(recs)
+            path.unlink(missing_ok=True)
+            continue
+        _atomic_write(path, blob)
+        written.append(path.name)
+        for name, rec in recs.items():
+            records.setdefault(name, {k: v for k, v in rec.items() if k not in ("part", "tensors")})
+    for old in out.glob("pack-*.safetensors"):
+        m = re.fullmatch(r"pack-(\d+)\.safetensors", old.name)
+        if m and int(m.group(1)) > len(files):
+            old.unlink()
+    left_out = sorted(set(left_out))
+    for name in left_out:
+        records.pop(name, None)
+    return PackResult(records, written, dtype, left_out, describe_layout(files, dtype))
+
+
+# -- the smoke step ------------------------------------------------------------------------------
+
+def smoke_settings(steps: int) -> list[str]:
+    """What the smoke step changes in a job's settings: ``steps`` steps of batch 2, validation and
+    a checkpoint at the end (so that what the checkpoint holds is measured)."""
+    return [f"train.steps={steps}", "train.batch_size=2", f"train.val_every={steps}", "train.val_batches=1",
+            f"train.ckpt_every={steps}", "train.log_every=1", "train.keep_last=1", "train.audio_samples=0",
+            "train.num_workers=0"]
+
+
+def _where(e: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``e``'s traceback inside the package."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if "/neurocodec/" in f.filename.replace(os.sep, "/")
+              and not f.filename.endswith("device_guard.py")]
+    if not frames:
+        return ""
+    f = frames[-1]
+    name = f.filename.replace(os.sep, "/")
+    return f" [{name[name.rindex('/neurocodec/') + 1:]}:{f.lineno}]"
+
+
+def smoke_jobs(jobs: list[Job], data: Path, extra: list[str], steps: int = 2,
+               say=print) -> tuple[dict[str, TensorSizes], list[str]]:
+    """Run every job's real training path (``neurocodec train`` in this process, on the CPU) for
+    ``steps`` steps of batch 2 with its plan settings (bf16 autocast included, on the CPU) and the
+    job's ``smoke`` settings (e.g. an adversarial phase that starts at step 1 instead of 3000),
+    under :class:`neurocodec.train.device_guard.DeviceGuard`: a tensor created on the CPU that meets
+    the training device's tensors, or a bfloat16 tensor that reaches an FFT, fails the job here
+    as it would on the GPU.  Returns what each passing job's checkpoint holds (what the packs
+    will carry) and a line for each job that failed."""
+    import shutil
+    import tempfile
+
+    _import_path()
+    from neurocodec.train.cli import add_train_parser
+    from neurocodec.train.device_guard import DeviceGuard
+
+    parser = argparse.ArgumentParser(prog="neurocodec")
+    add_train_parser(parser.add_subparsers())
+    sizes: dict[str, TensorSizes] = {}
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="gpu_smoke_") as tmp:
+        work = Path(tmp)
+        for job in jobs:
+            t = time.time()
+            settings = job_settings(job, extra, None, None) + smoke_settings(steps) + job.smoke
+            targs = parser.parse_args(train_argv(job, data, work, "cpu", settings))
+            log = io.StringIO()
+            try:
+                guard = DeviceGuard()
+                with guard, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    targs.func(targs)
+                ck, state = read_latest(job, work)
+                if state is None or int(state["step"]) != steps:
+                    raise RuntimeError(f"no checkpoint at step {steps} ({ck})")
+                sizes[job.name] = tensor_sizes(state["model"])
+                mib = sum(n for _, n, _ in sizes[job.name]) / 2**20
+                amp = next((s.split("=", 1)[1] for s in reversed(settings) if s.startswith("train.amp=")), "off")
+                say(f"smoke {job.name}: {steps} step(s) and a validation on the CPU under the device guard "
+                    f"(amp {amp}, {guard.calls} torch calls) in {time.time() - t:.1f} s; its checkpoint holds "
+                    f"{mib:.1f} MiB of tensors")
+            except Exception as e:  # every failure of a job's training path is the job's
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                failures.append(f"{job.name}: {type(e).__name__}: {msg}{_where(e)}")
+                tail = "\n".join(log.getvalue().strip().splitlines()[-8:])
+                say(f"smoke {job.name}: FAILED after {time.time() - t:.1f} s: {failures[-1]}"
+                    + (f"\n  its output ended with:\n{tail}" if tail else ""))
+            finally:
+                shutil.rmtree(job.run_dir(work), ignore_errors=True)
+    return sizes, failures
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -377,10 +584,22 @@ def run(args) -> int:
     if args.device == "cuda":
         say(f"GPU {torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     sizes = check_jobs(jobs, extra)
-    bins, dtype = assign_files(sizes)
-    say(f"checked {len(jobs)} job(s) ({sum(sizes.values()) / 2**20:.1f} MiB of float32 weights): "
-        f"{len(bins)} pack file(s), stored as {dtype}")
+    files, dtype = assign_files(sizes)
+    say(f"checked {len(jobs)} job(s); their freshly built models would need " + describe_layout(files, dtype))
     if args.check:
+        failures: list[str] = []
+        if args.smoke_steps > 0:
+            measured, failures = smoke_jobs(jobs, data, extra, args.smoke_steps, say)
+            sizes = {**sizes, **measured}
+            limits = (f"the limits: {MAX_PACK_FILES} files of {MAX_PACK_BYTES / 2**20:.1f} MiB, "
+                      f"{MAX_TOTAL_BYTES / 2**20:.1f} MiB in all")
+            try:
+                files, dtype = assign_files(sizes)
+                say("what the smoke checkpoints hold" + (" (and the fresh models of the jobs that failed)"
+                                                         if failures else "")
+                    + " needs " + describe_layout(files, dtype) + f" ({limits})")
+            except PlanError as e:
+                failures.append(f"pack sizes: {e} ({limits})")
         sent = travel_bytes(data)
         if sent is not None:
             say(f"the device tool would send about {sent / 2**20:.1f} MiB (tracked and untracked files and the "
@@ -388,6 +607,9 @@ def run(args) -> int:
         for job in jobs:
             print(" ".join(["neurocodec", *train_argv(job, data, work, args.device,
                                                        job_settings(job, extra, None, None))]))
+        if failures:
+            raise PlanError(f"the smoke step failed for {len(failures)} job(s) (a GPU run would lose them):\n  "
+                            + "\n  ".join(failures))
         return 0
 
     budget = float(args.seconds)
@@ -404,14 +626,14 @@ def run(args) -> int:
         raise PlanError(f"{', '.join(taken)} exist(s): use a fresh --work folder")
     mps = args.mps and args.device == "cuda" and start_mps(say)
     try:
-        return _train(args, t0, out, work, data, pack, jobs, extra, bins, dtype, say, log_lines, deadline,
+        return _train(args, t0, out, work, data, pack, jobs, extra, say, log_lines, deadline,
                       kill_at, ckpt_seconds, env, budget)
     finally:
         if mps:
             stop_mps()
 
 
-def _train(args, t0, out, work, data, pack, jobs, extra, bins, dtype, say, log_lines, deadline, kill_at,
+def _train(args, t0, out, work, data, pack, jobs, extra, say, log_lines, deadline, kill_at,
            ckpt_seconds, env, budget) -> int:
     import torch
 
@@ -430,7 +652,7 @@ def _train(args, t0, out, work, data, pack, jobs, extra, bins, dtype, say, log_l
 
     pack_meta = {"data": str(data), "data_header": {k: pack.header.get(k) for k in ("manifest", "manifest_sha256",
                                                                                      "sample_rate", "stats")},
-                 "device": args.device, "budget_s": budget, "bins": bins, "dtype": dtype,
+                 "device": args.device, "budget_s": budget,
                  "torch": torch.__version__,
                  "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else None}
     records: dict[str, dict[str, Any]] = {}
@@ -457,12 +679,14 @@ def _train(args, t0, out, work, data, pack, jobs, extra, bins, dtype, say, log_l
             for r in alive:
                 r.proc.kill()
         if now >= next_pack:
-            _pack(jobs, work, out, bins, dtype, pack_meta, records, say)
+            _pack(jobs, work, out, pack_meta, records, say)
             if args.device == "cuda":
                 say(_gpu_usage())
             next_pack = now + args.pack_every
-    _pack(jobs, work, out, bins, dtype, pack_meta, records, say)
+    last = _pack(jobs, work, out, pack_meta, records, say)
     summary = {"wall_s": round(time.time() - t0, 1), **pack_meta,
+               "packs": None if last is None else {"files": last.files, "dtype": last.dtype, "layout": last.layout,
+                                                   "left_out": last.left_out},
                "jobs": {r.job.name: {"returncode": r.returncode,
                                      "step": records.get(r.job.name, {}).get("step"),
                                      "metrics": records.get(r.job.name, {}).get("metrics"),
@@ -545,13 +769,21 @@ def _gpu_usage() -> str:
         return f"nvidia-smi: {e}"
 
 
-def _pack(jobs, work, out, bins, dtype, pack_meta, records, say) -> None:
-    """:func:`write_packs`, logging (not raising) what goes wrong, so the jobs keep training."""
+def _pack(jobs, work, out, pack_meta, records, say):
+    """:func:`write_packs`, logging (not raising) what goes wrong, so the jobs keep training;
+    ``records`` becomes what the packs hold now.  Returns the :class:`PackResult` or None."""
     try:
-        records.update(write_packs(jobs, work, out, bins, dtype, pack_meta))
-        say("packed: " + ("; ".join(f"{n} step {records[n]['step']}" for n in sorted(records)) or "no checkpoint yet"))
+        res = write_packs(jobs, work, out, pack_meta)
     except Exception as e:  # a full disk, an unreadable checkpoint: the next pack may work
         say(f"packing failed: {type(e).__name__}: {e}")
+        return None
+    records.clear()
+    records.update(res.records)
+    say("packed: " + ("; ".join(f"{n} step {records[n]['step']}" for n in sorted(records)) or "no checkpoint yet")
+        + (f" ({res.layout})" if res.files else ""))
+    if res.left_out:
+        say(f"WARNING: left out of the packs (their checkpoints do not fit the limits): {', '.join(res.left_out)}")
+    return res
 
 
 def child(args, train_args: list[str]) -> int:
@@ -605,7 +837,11 @@ def main(argv=None) -> int:
     ap.add_argument("--pack-every", type=float, default=60.0, help="seconds between packs of the checkpoints")
     ap.add_argument("--threads", type=int, default=1, help="OMP threads per job process")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every job")
-    ap.add_argument("--check", action="store_true", help="check plan, data, recipes and weights; train nothing")
+    ap.add_argument("--check", action="store_true",
+                    help="check plan, data, recipes and weights, and run the smoke step of every job; train nothing")
+    ap.add_argument("--smoke-steps", type=int, default=2,
+                    help="--check: training steps of each job's smoke step on the CPU under the device guard "
+                         "(0: no smoke step)")
     ap.add_argument("--mps", action="store_true",
                     help="run the jobs under NVIDIA MPS (kernels of all jobs side by side; untested; falls back)")
     args = ap.parse_args(argv)

@@ -54,6 +54,8 @@ class StftDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         b, c, t = x.shape
+        if x.dtype in (torch.bfloat16, torch.float16):  # cuFFT has no bf16 (train.amp=bf16): STFT in float32
+            x = x.float()
         spec = torch.stft(x.reshape(b * c, t), self.n_fft, self.n_fft // 4, window=self.window,
                           normalized=True, center=True, return_complex=True)
         z = torch.cat([spec.real, spec.imag], dim=0).view(2, b, c, *spec.shape[-2:])
