@@ -25,6 +25,8 @@ def main(argv=None) -> int:
     ap.add_argument("run", help="training run folder (its latest checkpoint)")
     ap.add_argument("--data", required=True)
     ap.add_argument("--split", default="valid")
+    ap.add_argument("--sources", default=None, help="comma-separated manifest sources (default: the recipe's)")
+    ap.add_argument("--interleave", action="store_true", help="take the files of the sources in turn")
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--tolerance", type=float, default=0.01)
     ap.add_argument("--trials", type=int, default=6)
@@ -43,7 +45,9 @@ def main(argv=None) -> int:
     model.load_state_dict(state["model"], strict=True)
     model.eval()
     target = float(model.bitrates.default)
-    signals = list(manifest_signals(args.data, args.split, recipe.train.sources, model.sample_rate, args.seconds))
+    sources = args.sources.split(",") if args.sources else recipe.train.sources
+    signals = list(manifest_signals(args.data, args.split, sources, model.sample_rate, args.seconds,
+                                    interleave=args.interleave))
     x = 0.0
     best = None
     below = above = None  # the bracket: (ln g, kbps) under and over the target
