@@ -52,6 +52,7 @@ for k in 9 13; do
   nice -n 10 neurocodec train perceptual-fem --bitrate $k --data "$DATA" --out "$RUNS/fem-${k}k" $W $T \
     --init "$RUNS/trunk-fem.pt" $S7 --set train.steps=1000 --set train.val_every=1000 --set model.rate_steer=0.003
 done
+# (An HPM 13 kbps run from the trunk was stopped after 2 minutes when these results came in.)
 # Shipped: each point starts from the nearest finished session-6 model (its rate weight already
 # near the balance), 800 steps, rate_steer=0.003; HPM 9 from HPM 16 with 400 steps and 0.006
 # (from the trunk its main latent collapsed in session 6).
