@@ -76,7 +76,8 @@ BLOCKS: dict[str, list[str]] = {
     ],
     "eval-perceptual": [
         CORPUS,
-        f"{NC} eval --codecs perceptual-fem,perceptual-hpm,amrwb,opus --bitrates 9,16,24 --data corpus16/manifest.jsonl "
+        f"{NC} eval --codecs perceptual-fem,perceptual-hpm,amrwb,opus,cmrl,cq --bitrates 9,13,16,20,24 "
+        "--data corpus16/manifest.jsonl "
         "--sources speech-real,speech-tts --metrics snr,pesq_wb,visqol_speech,twof --jobs 2 -q --out reports/speech16-perceptual",
     ],
     "long-input-mdct": [".venv/bin/python bench/bench_long_input.py --seconds 3600 --codecs mdct"],

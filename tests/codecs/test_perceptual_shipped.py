@@ -21,13 +21,20 @@ import neurocodec
 from neurocodec import audio
 
 GOLDEN_CPU = "AVX512"
-#: operating points that ship weights (the others are missing; see the model cards)
-SHIPPED = [("perceptual-fem", 16.0), ("perceptual-hpm", 16.0), ("perceptual-hpm", 24.0)]
+#: operating points that ship weights: all five rates of both variants (byun2023 §4.2)
+SHIPPED = [(c, k) for c in ("perceptual-fem", "perceptual-hpm") for k in (9.0, 13.0, 16.0, 20.0, 24.0)]
 #: md5 of the .ncdc file of the first 2 s of examples/speech.flac (one torch thread)
 GOLDEN: dict[tuple[str, float], str] = {
     ("perceptual-fem", 16.0): "a76b51d3a3ffe73f61b5d5249830945a",
     ("perceptual-hpm", 16.0): "0893592afe45f3b03ba841a2952138bd",
     ("perceptual-hpm", 24.0): "0383845c640e8acc5ed0d6b9565a99ef",
+    ("perceptual-fem", 9.0): "3a95efe9c351b45f5257c6e41a7e9066",
+    ("perceptual-hpm", 9.0): "df799fafcf6395482ac1308fae3db523",
+    ("perceptual-fem", 13.0): "fa52b1e81ab538172b32dae3e4d17b6a",
+    ("perceptual-hpm", 13.0): "7c0fd91ab92caaa41bc629c9eee30d60",
+    ("perceptual-fem", 20.0): "cd609770f806ce5cab8e5acf5158995e",
+    ("perceptual-hpm", 20.0): "4170b0cd1859db786f116218543589f7",
+    ("perceptual-fem", 24.0): "8dcd805f9a0777910098e4064dbcbe14",
 }
 
 

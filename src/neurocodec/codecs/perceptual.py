@@ -148,14 +148,15 @@ class PerceptualPhase:
 
 # -- framing ------------------------------------------------------------------------------------
 
-def _ramp(overlap: int) -> torch.Tensor:
-    n = torch.arange(overlap, dtype=torch.float64)
+def _ramp(overlap: int, device=None) -> torch.Tensor:
+    n = torch.arange(overlap, dtype=torch.float64, device=device)
     return torch.sin(math.pi * (n + 0.5) / (2 * overlap))
 
 
-def _window(frame: int, overlap: int) -> torch.Tensor:
-    w = torch.ones(frame, dtype=torch.float64)
-    r = _ramp(overlap)
+def _window(frame: int, overlap: int, device=None) -> torch.Tensor:
+    """The analysis/synthesis window (float64, on ``device``)."""
+    w = torch.ones(frame, dtype=torch.float64, device=device)
+    r = _ramp(overlap, device)
     w[:overlap] = r
     w[-overlap:] = r.flip(0)
     return w
@@ -174,7 +175,7 @@ def frame_signal(x: torch.Tensor, frame: int, overlap: int) -> torch.Tensor:
     n = num_frames(x.shape[-1], frame, overlap)
     total = n * hop + overlap
     x = F.pad(x, (overlap, total - overlap - x.shape[-1]))
-    return x.unfold(-1, frame, hop) * _window(frame, overlap).to(x.dtype)
+    return x.unfold(-1, frame, hop) * _window(frame, overlap, x.device).to(x.dtype)
 
 
 def overlap_add(frames: torch.Tensor, num_samples: int, overlap: int) -> torch.Tensor:
@@ -182,7 +183,7 @@ def overlap_add(frames: torch.Tensor, num_samples: int, overlap: int) -> torch.T
     cut to ``num_samples`` (inverse of :func:`frame_signal` for unchanged frames)."""
     b, n, frame = frames.shape
     hop = frame - overlap
-    y = frames * _window(frame, overlap).to(frames.dtype)
+    y = frames * _window(frame, overlap, frames.device).to(frames.dtype)
     out = F.fold(y.transpose(1, 2), output_size=(1, n * hop + overlap), kernel_size=(1, frame), stride=(1, hop))
     return out.reshape(b, -1)[:, overlap:overlap + num_samples]
 
@@ -370,11 +371,16 @@ class PerceptualCodec(nn.Module, CodecModel):
             raise ValueError(f"unknown phase {name!r}")
         self._phase = name
 
-    def perceptual_loss(self):
+    def perceptual_loss(self, device=None):
+        """The PAM-1/NMR loss module (built on first use), on ``device`` when given (it is built
+        after the model may have been moved to an accelerator, and its buffers must follow the
+        frames it is applied to)."""
         if self._loss is None:
             from ..dsp.pam1 import PerceptualLoss
 
             self._loss = PerceptualLoss(self.sample_rate, self.config.frame)
+        if device is not None and self._loss.pam_g.window.device != torch.device(device):
+            self._loss.to(device)
         return self._loss
 
     def _frames_of_batch(self, batch: torch.Tensor) -> torch.Tensor:
@@ -392,7 +398,7 @@ class PerceptualCodec(nn.Module, CodecModel):
         out = self.code_frames(frames, quantize=quant)
         xh = out["frames"]
         mse = F.mse_loss(xh, frames)
-        lg, ll = self.perceptual_loss()(frames, xh)
+        lg, ll = self.perceptual_loss(frames.device)(frames, xh)
         per_sample = float(cfg.hop)
         bits = (out["main_bits"] + out["side_bits"]).mean() / per_sample  # bits per sample
         kbps = bits.detach() * cfg.sample_rate / 1000.0

@@ -64,8 +64,8 @@ def absolute_threshold_db(f):
 
 def spreading_db(dz, power_db):
     """PAM-1 spreading function ``SF(dz, P)`` in dB (``-inf`` outside ``-3 <= dz < 8``)."""
-    dz = torch.as_tensor(dz)
-    p = torch.as_tensor(power_db)
+    dz = dz if isinstance(dz, torch.Tensor) else torch.as_tensor(dz)
+    p = power_db if isinstance(power_db, torch.Tensor) else torch.as_tensor(power_db, device=dz.device)
     neg_inf = torch.full_like(dz * p, -math.inf)
     sf = torch.where((dz >= -3) & (dz < -1), 17 * dz - 0.4 * p + 11, neg_inf)
     sf = torch.where((dz >= -1) & (dz < 0), (0.4 * p + 6) * dz, sf)
@@ -124,8 +124,9 @@ class PsychoacousticModel1(nn.Module):
             raise ValueError(f"PAM-1 frames must have {self.n_fft} samples, got {x.shape[-1]}")
         p = self.spectrum_db(x.reshape(-1, self.n_fft))
         b, kk = p.shape
-        neg = torch.tensor(-math.inf, dtype=p.dtype)
-        pad = torch.full((b, 6), -math.inf, dtype=p.dtype)
+        dev = p.device  # every tensor made here follows the input (CPU, CUDA, ...)
+        neg = torch.tensor(-math.inf, dtype=p.dtype, device=dev)
+        pad = torch.full((b, 6), -math.inf, dtype=p.dtype, device=dev)
         pp = torch.cat([pad, p, pad], dim=1)
         shifted = {d: pp[:, 6 + d:6 + d + kk] for d in range(-6, 7)}
         tonal = (p > shifted[-1]) & (p >= shifted[1])
@@ -133,11 +134,12 @@ class PsychoacousticModel1(nn.Module):
             need = self.reach >= d
             ok = (p - shifted[d] >= _TONAL_DB) & (p - shifted[-d] >= _TONAL_DB)
             tonal &= ok | ~need
-        idx = torch.arange(kk)
+        idx = torch.arange(kk, device=dev)
         tonal[:, 0] = False
         tonal[:, -1] = False
         lin = 10.0 ** (p / 10.0)
-        lin_pad = torch.cat([torch.zeros(b, 1, dtype=p.dtype), lin, torch.zeros(b, 1, dtype=p.dtype)], 1)
+        lin_pad = torch.cat([torch.zeros(b, 1, dtype=p.dtype, device=dev), lin,
+                             torch.zeros(b, 1, dtype=p.dtype, device=dev)], 1)
         tonal_power = 10.0 * torch.log10(lin_pad[:, :-2] + lin_pad[:, 1:-1] + lin_pad[:, 2:])
         tonal_db = torch.where(tonal, tonal_power, neg)
         # bins removed from the non-tonal sums: tonal maskers and their neighbourhoods
@@ -148,11 +150,14 @@ class PsychoacousticModel1(nn.Module):
                 src[:, :d] = False
             elif d < 0:
                 src[:, d:] = False
-            reach_ok = self.reach[(idx - d).clamp(0, kk - 1)] >= abs(d) if abs(d) > 1 else torch.ones(kk, dtype=torch.bool)
+            if abs(d) > 1:
+                reach_ok = self.reach[(idx - d).clamp(0, kk - 1)] >= abs(d)
+            else:
+                reach_ok = torch.ones(kk, dtype=torch.bool, device=dev)
             covered |= src & reach_ok
         rest = torch.where(covered, torch.zeros_like(lin), lin)
-        band_power = torch.zeros(b, self.num_bands, dtype=p.dtype).index_add_(1, self.band, rest)
-        noise_lin = torch.zeros(b, kk, dtype=p.dtype).index_add_(1, self.band_centre, band_power)
+        band_power = torch.zeros(b, self.num_bands, dtype=p.dtype, device=dev).index_add_(1, self.band, rest)
+        noise_lin = torch.zeros(b, kk, dtype=p.dtype, device=dev).index_add_(1, self.band_centre, band_power)
         noise_db = torch.where(noise_lin > 0, 10.0 * torch.log10(noise_lin.clamp(min=1e-30)), neg)
         maskers = self._decimate(tonal_db, noise_db)
         thr = self._global_threshold(maskers)
@@ -197,8 +202,10 @@ class PsychoacousticModel1(nn.Module):
         zj = self.z[pos][:, None, :]
         dz = self.z[None, :, None] - zj  # (B, K, M)
         sf = spreading_db(dz, pj)
-        slope = torch.where(kind, 0.275, 0.175)[:, None, :]
-        offset = torch.where(kind, 6.025, 2.025)[:, None, :]
+        def pick(tonal, noise):  # float32 constants, as torch.where(kind, a, b) gives, on the input's device
+            return torch.where(kind, torch.full_like(power, tonal, dtype=torch.float32),
+                               torch.full_like(power, noise, dtype=torch.float32))[:, None, :]
+        slope, offset = pick(0.275, 0.175), pick(6.025, 2.025)
         t = pj - slope * zj + sf - offset
         t = torch.where(finite[:, None, :], t, torch.full_like(t, -math.inf))
         total = 10.0 ** (self.tq / 10.0) + (10.0 ** (t / 10.0)).sum(dim=2)

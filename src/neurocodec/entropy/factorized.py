@@ -78,17 +78,18 @@ class FactorizedDensity(nn.Module):
     @torch.no_grad()
     def quantiles(self, probs=(1e-9, 0.5, 1 - 1e-9), lo: float = -1e4, hi: float = 1e4) -> torch.Tensor:
         """Per-channel values where ``c`` equals ``probs`` (bisection), shape ``(channels, len(probs))``."""
-        target = torch.logit(torch.tensor(probs, dtype=torch.float64)).float()
-        out = torch.empty(self.channels, len(probs))
-        for j, t in enumerate(target):
-            a = torch.full((self.channels, 1, 1), lo)
-            b = torch.full((self.channels, 1, 1), hi)
+        dev = self.matrices[0].device
+        target = torch.logit(torch.tensor(probs, dtype=torch.float64, device="cpu")).float()
+        out = torch.empty(self.channels, len(probs), device="cpu")  # the result is always on the CPU
+        for j, t in enumerate(target.tolist()):
+            a = torch.full((self.channels, 1, 1), lo, device=dev)
+            b = torch.full((self.channels, 1, 1), hi, device=dev)
             for _ in range(60):
                 m = 0.5 * (a + b)
                 below = self.logits(m) < t
                 a = torch.where(below, m, a)
                 b = torch.where(below, b, m)
-            out[:, j] = (0.5 * (a + b)).flatten()
+            out[:, j] = (0.5 * (a + b)).flatten().cpu()
         return out
 
     @torch.no_grad()
@@ -104,10 +105,10 @@ class FactorizedDensity(nn.Module):
             if hi - lo + 1 > max_width:
                 mid = (lo + hi) // 2
                 lo, hi = mid - max_width // 2, mid - max_width // 2 + max_width - 1
-            vals = torch.arange(lo, hi + 1, dtype=torch.float32).view(1, 1, -1)
+            vals = torch.arange(lo, hi + 1, dtype=torch.float32, device=self.matrices[0].device).view(1, 1, -1)
             grid = vals.expand(self.channels, 1, -1)
-            cu = torch.sigmoid(self.logits((grid + 0.5) / scale))[c, 0].double()
-            cl = torch.sigmoid(self.logits((grid - 0.5) / scale))[c, 0].double()
+            cu = torch.sigmoid(self.logits((grid + 0.5) / scale))[c, 0].double().cpu()
+            cl = torch.sigmoid(self.logits((grid - 0.5) / scale))[c, 0].double().cpu()
             pmf = (cu - cl).numpy()
             tail = float(cl[0] + (1.0 - cu[-1]))
             pmfs.append(pmf)

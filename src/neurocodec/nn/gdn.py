@@ -102,7 +102,7 @@ class GDN1d(nn.Module):
         gamma = self.effective_gamma().double()
         yd = y.double().permute(0, 2, 1)  # (B, T, C)
         v = yd * yd
-        eye = torch.eye(self.channels, dtype=torch.float64)
+        eye = torch.eye(self.channels, dtype=torch.float64, device=yd.device)
         a = eye - v[..., :, None] * gamma[None, None]
         u = torch.linalg.solve(a, (v * beta)[..., None])[..., 0]
         x = torch.sign(yd) * torch.sqrt(torch.clamp(u, min=0.0))
