@@ -379,8 +379,10 @@ class PerceptualCodec(nn.Module, CodecModel):
             from ..dsp.pam1 import PerceptualLoss
 
             self._loss = PerceptualLoss(self.sample_rate, self.config.frame)
-        if device is not None and self._loss.pam_g.window.device != torch.device(device):
-            self._loss.to(device)
+        if device is not None and (not getattr(self, "_loss_placed", False)
+                                   or self._loss.pam_g.window.device != torch.device(device)):
+            self._loss.to(device)  # also on the CPU the first time, so that a device guard sees the move
+            self._loss_placed = True
         return self._loss
 
     def _frames_of_batch(self, batch: torch.Tensor) -> torch.Tensor:
