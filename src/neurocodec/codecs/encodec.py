@@ -115,10 +115,21 @@ def shipped_24k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
                          pad_mode="constant", lm_n_q=16, lm_dim=32, lm_layers=5, lm_heads=4, lm_ff=128)
 
 
+@dataclass(frozen=True)
+class Encodec16kConfig(EncodecConfig):
+    """:class:`EncodecConfig` with the 16 kHz speech defaults (the ``encodec-16k`` recipe's config
+    class, so that ``neurocodec train encodec-16k`` without ``--bitrate`` trains at 16 kHz)."""
+
+    sample_rate: int = 16000
+    n_q: int = 16
+    bandwidths: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    default_kbps: float = 4.0
+
+
 def encodec_16k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
     """A 16 kHz speech configuration: the same strides (hop 320, 50 frames/s, 0.5 kbps per
     codebook), 1-8 kbps with up to 16 codebooks."""
-    return EncodecConfig(sample_rate=16000, n_q=16, bandwidths=(1.0, 2.0, 4.0, 8.0), default_kbps=4.0)
+    return Encodec16kConfig()
 
 
 class EncodecCodec(nn.Module, CodecModel):
