@@ -132,6 +132,13 @@ def encodec_16k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
     return Encodec16kConfig()
 
 
+def shipped_16k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
+    """The shipped 16 kHz speech model: the width of the shipped 24 kHz one (C=16, D=64, one LSTM
+    layer, 16 codebooks: 1-8 kbps, zero padding) and a small LM (dim 16, 3 layers, 2 heads, FF 64)."""
+    return Encodec16kConfig(n_filters=16, dimension=64, lstm_layers=1, pad_mode="constant",
+                            lm_n_q=16, lm_dim=16, lm_layers=3, lm_heads=2, lm_ff=64)
+
+
 class EncodecCodec(nn.Module, CodecModel):
     """EnCodec: encoder, RVQ, decoder (+ optional code LM), trainable and codable."""
 
@@ -567,8 +574,8 @@ def encodec_24k(weights_dir: str | Path | None = None) -> EncodecPretrained:
 
 
 def encodec_16k(weights_dir: str | Path | None = None) -> EncodecPretrained:
-    """The registered 16 kHz speech EnCodec."""
-    return EncodecPretrained("encodec-16k", encodec_16k_config(), weights_dir)
+    """The registered 16 kHz speech EnCodec (shipped reduced-width weights, see its model card)."""
+    return EncodecPretrained("encodec-16k", shipped_16k_config(), weights_dir)
 
 
 def encodec_24k_official(weights_dir: str | Path | None = None) -> EncodecPretrained:
