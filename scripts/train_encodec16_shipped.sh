@@ -4,7 +4,8 @@
 # The width of the shipped encodec-24k (C=16, D=64, one LSTM layer, 16 codebooks: 1-8 kbps at 16 kHz),
 # zero padding (true 320-sample streaming), reconstruction losses only (L1 + multi-scale mel through
 # the balancer), on the corpus's speech (the recipe's sources: speech-real, speech-tts, user).
-# train.max_seconds stops the run with a checkpoint; the weight EMA is exported when it scores at
+# train.max_seconds stops the run with a checkpoint (the shipped run was stopped by hand at step 6,800,
+# after 1 h 05 min, to leave time for the export and the LM); the weight EMA is exported when it scores at
 # least as well as the raw weights on the valid split (scripts/encodec_valid_quality.py), then the
 # code LM is trained on the exported model's codes.
 set -euo pipefail
@@ -23,4 +24,4 @@ LAST=$(ls "$RUN"/checkpoints/step_*.pt | tail -1)
 "$PY" scripts/encodec_valid_quality.py "$LAST" --data "$DATA" --kbps 4 --seconds 60
 "$NC" export "$RUN" --name encodec-16k --fp16 --allow-incomplete --force --data "$DATA" --fit-seconds 300
 nice -n 10 "$PY" scripts/train_encodec_lm.py src/neurocodec/assets/weights/encodec-16k --data "$DATA" \
-  --train-seconds 600 --valid-seconds 60 --max-seconds 600 --dim 16 --layers 3 --heads 2 --ff 64
+  --train-seconds 300 --valid-seconds 60 --max-seconds 300 --dim 16 --layers 3 --heads 2 --ff 64
