@@ -54,3 +54,13 @@ def test_weight_ema_is_checkpointed_and_exported(tmp_path):
     raw = EncodecCodec(dataclasses.replace(CFG, adversarial_start=-1, weight_ema=0.0))
     raw.load_state_dict(sd)
     assert torch.equal(raw.shipped_state()[k], raw.net.encoder.input_conv.weight_v)
+
+
+def test_16k_recipe_defaults_to_16k_without_a_bitrate():
+    from neurocodec.train.recipe import apply_overrides, get_recipe
+
+    entry = get_recipe("encodec-16k")
+    for kbps in (None, 4.0):  # 'neurocodec train encodec-16k' with and without --bitrate
+        model = apply_overrides(entry.default_recipe(kbps), ["model.n_filters=16"]).model
+        assert (model.sample_rate, model.n_q, tuple(model.bandwidths), model.n_filters) == (16000, 16, (1.0, 2.0, 4.0, 8.0), 16)
+    assert get_recipe("encodec-24k").default_recipe(None).model.sample_rate == 24000

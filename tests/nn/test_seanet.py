@@ -89,3 +89,23 @@ def test_weight_norm_cache_follows_new_weights():
         conv.weight_g.mul_(2)
         b = conv(x)
     assert not torch.allclose(a, b)
+
+
+def test_inference_fast_paths_match_the_convolutions():
+    """Whole-signal inference (eval, no grad) runs 1x1 convolutions and the residual sum as GEMMs and
+    reflect padding as a concatenation: the same values as conv1d / F.pad (to float rounding)."""
+    import torch.nn.functional as F
+
+    from neurocodec.nn.seanet import ResidualUnit, _pad
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 500)
+    assert torch.equal(_pad(x, 6, 3, "reflect"), F.pad(x, (6, 3), mode="reflect"))
+    short = x[..., :3]  # shorter than the padding: zeros appended first, then reflected (the reference's rule)
+    assert torch.equal(_pad(short, 6, 0, "reflect"), F.pad(F.pad(short, (0, 4)), (6, 0), mode="reflect")[..., :-4])
+    for causal in (True, False):
+        unit = ResidualUnit(8, causal=causal, norm="weight_norm").eval()
+        slow = unit(x)  # grad enabled: the convolution path
+        with torch.no_grad():
+            fast = unit(x)
+        assert fast.shape == slow.shape and (fast - slow).abs().max().item() < 1e-5

@@ -115,10 +115,28 @@ def shipped_24k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
                          pad_mode="constant", lm_n_q=16, lm_dim=32, lm_layers=5, lm_heads=4, lm_ff=128)
 
 
+@dataclass(frozen=True)
+class Encodec16kConfig(EncodecConfig):
+    """:class:`EncodecConfig` with the 16 kHz speech defaults (the ``encodec-16k`` recipe's config
+    class, so that ``neurocodec train encodec-16k`` without ``--bitrate`` trains at 16 kHz)."""
+
+    sample_rate: int = 16000
+    n_q: int = 16
+    bandwidths: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    default_kbps: float = 4.0
+
+
 def encodec_16k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
     """A 16 kHz speech configuration: the same strides (hop 320, 50 frames/s, 0.5 kbps per
     codebook), 1-8 kbps with up to 16 codebooks."""
-    return EncodecConfig(sample_rate=16000, n_q=16, bandwidths=(1.0, 2.0, 4.0, 8.0), default_kbps=4.0)
+    return Encodec16kConfig()
+
+
+def shipped_16k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
+    """The shipped 16 kHz speech model: the width of the shipped 24 kHz one (C=16, D=64, one LSTM
+    layer, 16 codebooks: 1-8 kbps, zero padding) and a small LM (dim 16, 3 layers, 2 heads, FF 64)."""
+    return Encodec16kConfig(n_filters=16, dimension=64, lstm_layers=1, pad_mode="constant",
+                            lm_n_q=16, lm_dim=16, lm_layers=3, lm_heads=2, lm_ff=64)
 
 
 class EncodecCodec(nn.Module, CodecModel):
@@ -556,8 +574,8 @@ def encodec_24k(weights_dir: str | Path | None = None) -> EncodecPretrained:
 
 
 def encodec_16k(weights_dir: str | Path | None = None) -> EncodecPretrained:
-    """The registered 16 kHz speech EnCodec."""
-    return EncodecPretrained("encodec-16k", encodec_16k_config(), weights_dir)
+    """The registered 16 kHz speech EnCodec (shipped reduced-width weights, see its model card)."""
+    return EncodecPretrained("encodec-16k", shipped_16k_config(), weights_dir)
 
 
 def encodec_24k_official(weights_dir: str | Path | None = None) -> EncodecPretrained:

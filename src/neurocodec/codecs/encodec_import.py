@@ -149,50 +149,62 @@ def user_weights_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "neurocodec" / "weights"
 
 
+def _read_lm(lm_path, n_q: int):
+    from .encodec_lm import convert_reference_lm
+
+    lm_state = load_reference_checkpoint(lm_path)
+    if "linears.0.weight" not in lm_state:
+        raise WeightsError(f"{lm_path} is not an EnCodec LM checkpoint")
+    lm = convert_reference_lm(lm_state)
+    if lm.n_q != n_q:
+        raise WeightsError(f"{lm_path} models {lm.n_q} codebooks, the model has {n_q}: not this model's LM")
+    return lm
+
+
 def import_checkpoint(model_path: str | Path, lm_path: str | Path | None = None,
                       out_dir: str | Path | None = None) -> Path:
-    """Convert an official 24 kHz EnCodec checkpoint (and optionally its LM) into the codec
-    ``encodec-24k-official``; returns the written ``model.safetensors``."""
-    from .encodec import EncodecCodec, EncodecConfig
-
+    """Convert an official EnCodec checkpoint (and optionally its LM) into the codec
+    ``encodec-24k-official`` (24 kHz) or ``encodec-48k-official`` (48 kHz); returns the written
+    ``model.safetensors``."""
     state = load_reference_checkpoint(model_path)
     cfg = guess_config(state)
-    if cfg.sample_rate != 24000:
-        raise WeightsError("48 kHz checkpoints convert to the network (codecs.encodec_import.convert_state_dict) "
-                           "but no codec of this package codes with the non-streamable model yet")
     net = convert_state_dict(state, cfg)
-    lm = None
-    ccfg = EncodecConfig()
-    if lm_path is not None:
-        from .encodec_lm import convert_reference_lm
+    lm = _read_lm(lm_path, cfg.n_q) if lm_path is not None else None
+    lm_kw = {} if lm is None else dict(lm_n_q=lm.n_q, lm_dim=lm.dim, lm_layers=len(lm.layers), lm_heads=lm.heads,
+                                       lm_ff=lm.layers[0].linear1.out_features)
+    if cfg.sample_rate == 48000:
+        from .encodec48 import Encodec48Codec, Encodec48Config
 
-        lm_state = load_reference_checkpoint(lm_path)
-        if "linears.0.weight" not in lm_state:
-            raise WeightsError(f"{lm_path} is not an EnCodec LM checkpoint")
-        lm = convert_reference_lm(lm_state)
-        ccfg = EncodecConfig(lm_n_q=lm.n_q, lm_dim=lm.dim, lm_layers=len(lm.layers), lm_heads=lm.heads,
-                             lm_ff=lm.layers[0].linear1.out_features)
-    codec = EncodecCodec(ccfg, codec_id="encodec-24k-official")
+        codec = Encodec48Codec(Encodec48Config(**lm_kw), codec_id="encodec-48k-official")
+    else:
+        from .encodec import EncodecCodec, EncodecConfig
+
+        codec = EncodecCodec(EncodecConfig(**lm_kw), codec_id="encodec-24k-official")
     codec.net.load_state_dict(net.state_dict())
     if lm is not None:
         codec.lm.load_state_dict(lm.state_dict())
-    out = Path(out_dir) if out_dir is not None else user_weights_dir() / "encodec-24k-official"
+    out = Path(out_dir) if out_dir is not None else user_weights_dir() / codec.codec_id
     out.mkdir(parents=True, exist_ok=True)
     path = out / "model.safetensors"
     codec.save_pretrained(path)
+    _LAST_IMPORT["codec_id"] = codec.codec_id
     return path
+
+
+_LAST_IMPORT: dict[str, str] = {}
 
 
 def add_import_parser(sub) -> None:
     """``neurocodec import encodec FILE.th [--lm LM.th] [--out DIR]``."""
     p = sub.add_parser("import", help="convert official checkpoints of other toolkits (EnCodec)")
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=sub._parser_class)
-    e = kinds.add_parser("encodec", help="official EnCodec 24 kHz checkpoint (encodec_24khz-*.th) -> "
-                                         "codec 'encodec-24k-official'")
-    e.add_argument("checkpoint", help="encodec_24khz-d7cc33bc.th (a PyTorch state dict)")
-    e.add_argument("--lm", default=None, help="its language model, encodec_lm_24khz-1608e3c0.th (LM entropy coding)")
+    e = kinds.add_parser("encodec", help="official EnCodec checkpoint (encodec_24khz-*.th or encodec_48khz-*.th) -> "
+                                         "codec 'encodec-24k-official' or 'encodec-48k-official'")
+    e.add_argument("checkpoint", help="encodec_24khz-d7cc33bc.th or encodec_48khz-7e698e3e.th (a PyTorch state dict)")
+    e.add_argument("--lm", default=None, help="its language model, encodec_lm_24khz-1608e3c0.th or "
+                                              "encodec_lm_48khz-7add9fc3.th (LM entropy coding)")
     e.add_argument("--out", default=None, help="output folder (default: $NEUROCODEC_WEIGHTS_HOME or "
-                                                "~/.cache/neurocodec/weights, /encodec-24k-official)")
+                                                "~/.cache/neurocodec/weights, /<codec id>)")
     e.set_defaults(func=_cmd_import_encodec)
 
 
@@ -200,5 +212,6 @@ def _cmd_import_encodec(args) -> int:
     import sys
 
     path = import_checkpoint(args.checkpoint, args.lm, args.out)
-    print(f"wrote {path}; use it with --codec encodec-24k-official", file=sys.stderr)
+    codec_id = _LAST_IMPORT.get("codec_id", "encodec-24k-official")
+    print(f"wrote {path}; use it with --codec {codec_id}", file=sys.stderr)
     return 0

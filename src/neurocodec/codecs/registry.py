@@ -103,6 +103,8 @@ register("lpc-cmrl", "neurocodec.codecs.cmrl:LpcCmrlCodec", "LPC-CMRL: fixed LPC
 register("encodec-24k", "neurocodec.codecs.encodec:encodec_24k", "EnCodec 24 kHz streamable, reduced shipped model, 1.5-12 kbps (defossez2022)")
 register("encodec-24k-official", "neurocodec.codecs.encodec:encodec_24k_official",
          "EnCodec 24 kHz, official weights from 'neurocodec import encodec' (defossez2022)")
+register("encodec-48k-official", "neurocodec.codecs.encodec48:encodec_48k_official",
+         "EnCodec 48 kHz stereo non-streamable, official weights from 'neurocodec import encodec' (defossez2022)")
 register("encodec-16k", "neurocodec.codecs.encodec:encodec_16k", "EnCodec 16 kHz speech, 1-8 kbps (defossez2022)")
 register("perceptual-fem", "neurocodec.codecs.perceptual:fem_family", "byun2023 perceptual coder, factorized density (FEM)")
 register("perceptual-hpm", "neurocodec.codecs.perceptual:hpm_family", "byun2023 perceptual coder, mean-scale hyperprior (HPM)")

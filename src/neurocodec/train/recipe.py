@@ -280,7 +280,7 @@ _ENCODEC_TRAIN = {"lr": 3e-4, "betas": (0.5, 0.9), "batch_size": 8, "segment_sam
 register_recipe("encodec-24k", "neurocodec.codecs.encodec:EncodecConfig", "neurocodec.codecs.encodec:EncodecCodec",
                 config_for_bitrate="neurocodec.codecs.encodec:encodec_24k_config", train=_ENCODEC_TRAIN,
                 summary="EnCodec 24 kHz streamable (defossez2022)")
-register_recipe("encodec-16k", "neurocodec.codecs.encodec:EncodecConfig", "neurocodec.codecs.encodec:EncodecCodec",
+register_recipe("encodec-16k", "neurocodec.codecs.encodec:Encodec16kConfig", "neurocodec.codecs.encodec:EncodecCodec",
                 config_for_bitrate="neurocodec.codecs.encodec:encodec_16k_config",
                 train={**_ENCODEC_TRAIN, "segment_samples": 16000, "val_segment_samples": 32000,
                        "sources": SPEECH_SOURCES},
