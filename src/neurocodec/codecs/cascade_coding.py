@@ -21,6 +21,7 @@ import torch
 from ..audio import validate
 from ..dsp import lpc as lpcdsp
 from ..errors import AudioError, CorruptStreamError, UserError
+from ..nn.modes import eval_mode
 from .base import EncodedAudio
 from .cascade_config import GAIN_FLOOR
 from .cascade_geometry import Geometry
@@ -69,9 +70,7 @@ class CascadeCodingMixin:
         tables (zhen2019 §2.3: the Huffman code is built from training-set statistics).
         Returns per-quantizer single-symbol and pair entropies (bits per symbol) and the total
         duration used."""
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             totals = {name: SymbolCounts.zeros(self.quantizer(name).num_centroids) for name in self.quantizer_names}
             seconds = 0.0
             for audio in signals:
@@ -81,8 +80,6 @@ class CascadeCodingMixin:
             if seconds <= 0:
                 raise UserError("no audio to fit the entropy tables on")
             self.fit_entropy_tables(totals)
-        finally:
-            self.train(was)
         return {"seconds": seconds,
                 "entropy_bits": {n: c.entropy_bits() for n, c in totals.items()},
                 "pair_entropy_bits": {n: c.pair_entropy_bits() for n, c in totals.items()}}

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from ..dsp.mel import MelSpectrogram
 from ..errors import UserError
+from ..nn.modes import eval_mode
 from ..quant.soft_to_hard import anneal_alpha
 from .base import ForwardResult
 
@@ -256,12 +257,8 @@ class CascadeTrainingMixin:
         their encoders give for ``batch`` (B, 1, T) (module ``i`` sees the residual of the
         hard-quantized modules before it), as Kankanahalli 2018 initialises its quantization
         bins when quantization switches on after unquantized pre-training."""
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             res = self(batch)  # eval mode: every module hard-quantized; codes are pre-quantization
-        finally:
-            self.train(was)
         frames = res.extras["frames"]
         residual = frames
         bits = None
@@ -296,20 +293,12 @@ class CascadeTrainingMixin:
     @torch.no_grad()
     def validation_step(self, batch: torch.Tensor) -> dict[str, float]:
         """Trainer hook: loss terms with hard quantization (eval mode), as floats."""
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             out = self.loss(batch)
-        finally:
-            self.train(was)
         return {k: float(v) for k, v in out.terms.items()}
 
     @torch.no_grad()
     def reconstruct(self, batch: torch.Tensor) -> torch.Tensor:
         """Trainer hook: hard-quantized reconstruction (B, 1, T) of all modules of the phase."""
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self(batch).audio
-        finally:
-            self.train(was)
