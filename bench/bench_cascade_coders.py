@@ -1,4 +1,4 @@
-"""Pair Huffman vs range coding of the shipped CMRL/CQ models, and their coding speed.
+"""Pair Huffman vs range coding of the shipped CMRL/LPC-CMRL/CQ models, and their coding speed.
 
 For every shipped operating point, the same symbols are coded with the model's pair-Huffman
 tables and with the range coder built from the same counts, at the trained quantizer step
@@ -36,7 +36,7 @@ def main() -> None:
     print(f"{args.data}: {dur:.1f} s")
     print(f"{'model':<14} {'huffman kbps':>12} {'range kbps':>10} {'range/huff':>10} {'enc s/s':>8} {'dec s/s':>8} "
           f"{'enc s/s, no rate control':>24}")
-    for cid in ("cmrl", "cq"):
+    for cid in ("cmrl", "lpc-cmrl", "cq"):
         family = neurocodec.load(cid).model
         for kbps in family.bitrates.choices:
             if not family.weights_path(kbps).is_file():

@@ -1,4 +1,4 @@
-"""Rewrite the golden md5s of tests/codecs/test_shipped_weights.py after the shipped CMRL/CQ
+"""Rewrite the golden md5s of tests/codecs/test_shipped_weights.py after the shipped CMRL/LPC-CMRL/CQ
 weights change (run on the kernel family the test names in GOLDEN_CPU, one torch thread), and
 those of tests/test_golden.py (classic codecs, whole examples/speech.flac) after a deliberate
 change of their encoders.
@@ -57,7 +57,7 @@ def main() -> int:
     wav, sr = audio.read_audio(ROOT / "examples" / "speech.flac")
     wav = wav[:, : 2 * sr]  # the test codes the first 2 s
     text = TEST.read_text()
-    for codec_id, rates in (("cq", CQ_BITRATES), ("cmrl", CMRL_BITRATES)):
+    for codec_id, rates in (("cq", CQ_BITRATES), ("cmrl", CMRL_BITRATES), ("lpc-cmrl", (15.85,))):
         for kbps in rates:
             md5 = hashlib.md5(neurocodec.load(codec_id).compress(wav, sr, bitrate=kbps)).hexdigest()
             key = f'("{codec_id}", {float(kbps)!r}): "'

@@ -125,6 +125,34 @@ def test_numpy_pipeline_perfect_reconstruction(speech):
     np.testing.assert_allclose(y, speech[0], atol=1e-6)
 
 
+def test_lpc_residual_gain_scales_what_the_modules_code(speech):
+    """LPC-CMRL scales the LPC residual by 10 before the modules and back before synthesis
+    (numpy and torch paths alike); a gain of 1 leaves the stream hash of older configs alone."""
+    from neurocodec.codecs.cascade import LpcConfig
+    from neurocodec.codecs.cq import CqCodec
+
+    scaled = tiny_cmrl(lpc=True)
+    assert scaled.config.lpc.residual_gain == 10.0
+    plain = LpcCmrlCodec(replace(scaled.config, lpc=replace(scaled.config.lpc, residual_gain=1.0)))
+    geo = scaled.geometry(speech.shape[1])
+    a, b = scaled._prepare_channel(speech[0], geo), plain._prepare_channel(speech[0], geo)
+    np.testing.assert_array_equal(a.lsp_indices, b.lsp_indices)
+    np.testing.assert_allclose(a.frames, 10.0 * b.frames, rtol=1e-5, atol=1e-6)
+    # the back end undoes the gain: perfect frames give the (high-passed) input back in both
+    y_a = scaled._synthesize_channel(a.frames, a.lsp_indices, a.gain, geo)
+    y_b = plain._synthesize_channel(b.frames, b.lsp_indices, b.gain, geo)
+    np.testing.assert_allclose(y_a, y_b, atol=1e-5)
+    with torch.no_grad():
+        fa = scaled.eval()(torch.from_numpy(speech[None, :, :7000])).extras["frames"]
+        fb = plain.eval()(torch.from_numpy(speech[None, :, :7000])).extras["frames"]
+    torch.testing.assert_close(fa, 10.0 * fb, rtol=1e-4, atol=1e-5)
+    assert scaled.config_dict()["lpc"]["residual_gain"] == 10.0
+    assert "residual_gain" not in plain.config_dict()["lpc"]
+    assert "residual_gain" not in CqCodec.for_bitrate(16).config_dict()["lpc"]
+    with pytest.raises(ValueError, match="residual_gain"):
+        LpcConfig(residual_gain=0.0)
+
+
 def test_phases_schedule_and_freezing():
     codec = tiny_cmrl()
     names = [p.name for p in codec.training_phases()]

@@ -32,8 +32,9 @@ __all__ = ["CMRL_BITRATES", "CmrlConfig", "cmrl_config", "CmrlCodec", "LpcCmrlCo
 #: operating points of zhen2019 §3.1 (kbps)
 CMRL_BITRATES = (8.85, 15.85, 19.85, 23.85)
 
-#: the untrained LPC front end of LPC-CMRL (32 fixed mel-spaced LSP levels)
-LPC_CMRL_LPC = LpcConfig(num_centroids=32, trainable=False)
+#: the untrained LPC front end of LPC-CMRL (32 fixed mel-spaced LSP levels); the residual is
+#: scaled by 10 before the modules (RMS ~0.1 -> ~1 on corpus speech, :class:`LpcConfig`)
+LPC_CMRL_LPC = LpcConfig(num_centroids=32, trainable=False, residual_gain=10.0)
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,20 @@
 The learned codecs write one safetensors file whose metadata names its ``format``, the
 ``codec_id`` and the ``config``; :func:`read_weights` checks all three before a model is built,
 and :func:`check_state_match` turns a ``load_state_dict(strict=False)`` mismatch into one line.
+:func:`state_digest` is the hash of a model state that stream headers carry
+(``CodecModel.weights_digest``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 from ..errors import WeightsError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def read_weights(path: str | Path, fmt: str, codec_id: str, kind: str) -> tuple[dict, dict[str, str]]:
@@ -42,3 +48,17 @@ def check_state_match(path: str | Path, missing: Iterable[str], unexpected: Iter
     if missing or unexpected:
         raise WeightsError(f"{path} does not match its config (missing {missing[:5]}, "
                            f"unexpected {unexpected[:5]})")
+
+
+def state_digest(state: Mapping[str, "torch.Tensor"], skip: Callable[[str], bool] = lambda name: False):
+    """A running SHA-256 (``hashlib`` object, so that a codec can add more) over the tensors of
+    ``state`` in name order, each as ``name:dtype:shape;`` and its raw bytes; names for which
+    ``skip`` is true (training state) are left out."""
+    h = hashlib.sha256()
+    for name, t in sorted(state.items()):
+        if skip(name):
+            continue
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.numpy().tobytes())
+    return h
