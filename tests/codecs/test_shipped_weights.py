@@ -30,7 +30,7 @@ GOLDEN: dict[tuple[str, float], str] = {
     ("cq", 20.0): "e76dccb6f4913d3892afa59feb354543",
     ("cq", 24.0): "aef3a8523294105ecf7618251b4014c7",
     ("cmrl", 8.85): "e1b45952b5ff75c68a05e10bbe8b5091",
-    ("cmrl", 15.85): "f314d4bf1239015568de36831e2b922b",
+    ("cmrl", 15.85): "391b16fc68fee43a5b371135edb206f0",
     ("cmrl", 19.85): "1a7d495bed55fd9ac3a568c6c402d903",
     ("cmrl", 23.85): "a8beb00581f91694cc4dda8516e1313b",
     ("lpc-cmrl", 15.85): "7646db45dd29f7554570148d42814e69",
