@@ -20,6 +20,14 @@
 #   bash scripts/train_shipped.sh export [NAME..] # trim the rates, fit the entropy coders, write the weights
 #   python scripts/update_golden.py               # then: the golden bitstream md5s of the shipped weights
 #
+# Session 7 (lent H100): cmrl-15.85k as shipped now is the session-6 weights continued for 3,782
+# steps on the GPU by the shared plan (scripts/gpu_plan/cmrl.yaml, its command is in the model
+# card), imported and exported with `python scripts/gpu_import.py OUT --runs runs/gpu --export
+# --dest DIR`, then kept because `python scripts/eval_cascade.py --split test cmrl-15.85k
+# DIR/cmrl-15.85k` gave PESQ-WB 1.527 against 1.399 at the same rate, and stored as fp16 with
+# scripts/weights_fp16.py.  The other GPU points were not better (cmrl-19.85k: 1.519 at 18.4 kbps
+# against 1.731 at 19.85) or not evaluated, and were not shipped.
+#
 # The other operating points start from a base model (`--init`): same architecture at another
 # rate (fine-tuning only), or a deeper/narrower cascade that reuses what fits (module 1 and the
 # LSP quantizer, or the shape-compatible layers of a two-downsampling autoencoder).  Each run
