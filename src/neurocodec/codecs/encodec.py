@@ -517,28 +517,39 @@ class EncodecPretrained(CodecModel):
 
     learned = True
 
-    def __init__(self, codec_id: str, config: EncodecConfig, weights_dir: str | Path | None = None):
-        from .pretrained import WEIGHTS_DIR
+    #: the network class the weights load into (a subclass may name another, e.g. the 48 kHz codec)
+    model_class: type = None  # set below, once EncodecCodec exists in this module's namespace
 
+    def __init__(self, codec_id: str, config: EncodecConfig, weights_dir: str | Path | None = None):
         self.codec_id = codec_id
-        self.description = EncodecCodec.description
-        self.codec_version = EncodecCodec.codec_version
+        self.description = self.model_class.description
+        self.codec_version = self.model_class.codec_version
         self.sample_rate = config.sample_rate
         self.bitrates = BitrateSpec(default=float(config.default_kbps), choices=tuple(float(b) for b in config.bandwidths))
-        self.path = Path(weights_dir) / "model.safetensors" if weights_dir is not None else \
-            WEIGHTS_DIR / codec_id / "model.safetensors"
+        self.path = Path(weights_dir if weights_dir is not None else self.default_weights_dir(codec_id)) / \
+            "model.safetensors"
         self._config = config
-        self._model: EncodecCodec | None = None
+        self._model = None
+
+    @staticmethod
+    def default_weights_dir(codec_id: str) -> Path:
+        """Where the weights are looked for when ``weights_dir`` is not given: the package's own."""
+        from .pretrained import WEIGHTS_DIR
+
+        return WEIGHTS_DIR / codec_id
+
+    def missing_weights_hint(self) -> str:
+        """The second half of the one-line error when the weights file is absent."""
+        return (f"train them with 'neurocodec train {self.codec_id} ...' and 'neurocodec export RUN --name "
+                f"{self.codec_id}', or convert an official checkpoint with 'neurocodec import encodec FILE.th'")
 
     @property
-    def model(self) -> EncodecCodec:
+    def model(self):
         if self._model is None:
             if not self.path.is_file():
-                raise WeightsError(f"no trained weights for '{self.codec_id}' (expected {self.path}); train them with "
-                                   f"'neurocodec train {self.codec_id} ...' and 'neurocodec export RUN --name "
-                                   f"{self.codec_id}', or convert an official checkpoint with 'neurocodec import "
-                                   f"encodec FILE.th'")
-            m = EncodecCodec.from_pretrained(self.path, codec_id=self.codec_id)
+                raise WeightsError(f"no trained weights for '{self.codec_id}' (expected {self.path}); "
+                                   f"{self.missing_weights_hint()}")
+            m = self.model_class.from_pretrained(self.path, codec_id=self.codec_id)
             if m.sample_rate != self.sample_rate:
                 raise WeightsError(f"{self.path} runs at {m.sample_rate} Hz, expected {self.sample_rate}")
             self._model = m
@@ -554,10 +565,10 @@ class EncodecPretrained(CodecModel):
         return self.model.weights_digest()
 
     def num_parameters(self) -> int:
-        return self.model.num_parameters() if self.path.is_file() else EncodecCodec(self._config).num_parameters()
+        return self.model.num_parameters() if self.path.is_file() else self.model_class(self._config).num_parameters()
 
     @property
-    def config(self) -> EncodecConfig:
+    def config(self):
         return self.model.config if self._model is not None else self._config
 
     def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None,
@@ -566,6 +577,9 @@ class EncodecPretrained(CodecModel):
 
     def decompress(self, chunks, num_channels: int, num_samples: int, bitrate_kbps: float) -> np.ndarray:
         return self.model.decompress(chunks, num_channels, num_samples, bitrate_kbps)
+
+
+EncodecPretrained.model_class = EncodecCodec
 
 
 def encodec_24k(weights_dir: str | Path | None = None) -> EncodecPretrained:

@@ -42,6 +42,7 @@ from ..entropy.range_coder import RangeDecoder, RangeEncoder, quantize_pmf
 from ..errors import AudioError, CorruptStreamError, WeightsError
 from ..nn.seanet import SeanetConfig
 from .base import BitrateSpec, CodecModel, EncodedAudio
+from .encodec import EncodecPretrained
 from .encodec_model import EncodecNet, EncodecNetConfig
 
 __all__ = ["Encodec48Config", "Encodec48Codec", "SegmentEncoder", "SegmentDecoder", "encodec_48k_official"]
@@ -431,66 +432,27 @@ class SegmentDecoder:
         return self._out(out)
 
 
-class Encodec48Pretrained(CodecModel):
+class Encodec48Pretrained(EncodecPretrained):
     """The registered ``encodec-48k-official``: weights written by ``neurocodec import encodec
     encodec_48khz-*.th`` (no shipped weights), loaded on first use."""
 
-    learned = True
+    model_class = Encodec48Codec
 
-    def __init__(self, codec_id: str, config: Encodec48Config, weights_dir: str | Path | None = None):
-        self.codec_id = codec_id
-        self.description = Encodec48Codec.description
-        self.codec_version = Encodec48Codec.codec_version
-        self.sample_rate = config.sample_rate
-        self.bitrates = BitrateSpec(default=float(config.default_kbps), choices=tuple(float(b) for b in config.bandwidths))
-        if weights_dir is None:
-            from .encodec_import import user_weights_dir
+    @staticmethod
+    def default_weights_dir(codec_id: str) -> Path:
+        from .encodec_import import user_weights_dir
 
-            weights_dir = user_weights_dir() / codec_id
-        self.path = Path(weights_dir) / "model.safetensors"
-        self._config = config
-        self._model: Encodec48Codec | None = None
+        return user_weights_dir() / codec_id
 
-    @property
-    def model(self) -> Encodec48Codec:
-        if self._model is None:
-            if not self.path.is_file():
-                raise WeightsError(f"no weights for '{self.codec_id}' (expected {self.path}); this package ships none: "
-                                   f"convert the official checkpoint with 'neurocodec import encodec "
-                                   f"encodec_48khz-7e698e3e.th [--lm encodec_lm_48khz-7add9fc3.th]'")
-            m = Encodec48Codec.from_pretrained(self.path, codec_id=self.codec_id)
-            if m.sample_rate != self.sample_rate:
-                raise WeightsError(f"{self.path} runs at {m.sample_rate} Hz, expected {self.sample_rate}")
-            self._model = m
-        return self._model
-
-    def has_trained_weights(self) -> bool:
-        return self.path.is_file()
-
-    def config_dict(self) -> dict[str, Any]:
-        return self.model.config_dict()
-
-    def weights_digest(self) -> bytes:
-        return self.model.weights_digest()
-
-    def num_parameters(self) -> int:
-        return self.model.num_parameters() if self.path.is_file() else Encodec48Codec(self._config).num_parameters()
-
-    @property
-    def config(self) -> Encodec48Config:
-        return self.model.config if self._model is not None else self._config
+    def missing_weights_hint(self) -> str:
+        return ("this package ships none: convert the official checkpoint with 'neurocodec import encodec "
+                "encodec_48khz-7e698e3e.th [--lm encodec_lm_48khz-7add9fc3.th]'")
 
     def channel_bitrate(self, kbps: float | None, num_channels: int = 1) -> float:
         return Encodec48Codec.channel_bitrate(self, kbps, num_channels)  # type: ignore[arg-type]
 
     def validate_bitrate(self, kbps: float | None, num_channels: int = 1) -> float:
         return Encodec48Codec.validate_bitrate(self, kbps, num_channels)  # type: ignore[arg-type]
-
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None, **kwargs) -> EncodedAudio:
-        return self.model.compress(audio, bitrate_kbps)
-
-    def decompress(self, chunks, num_channels: int, num_samples: int, bitrate_kbps: float) -> np.ndarray:
-        return self.model.decompress(chunks, num_channels, num_samples, bitrate_kbps)
 
 
 def encodec_48k_official(weights_dir: str | Path | None = None) -> Encodec48Pretrained:
