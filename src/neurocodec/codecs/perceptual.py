@@ -48,7 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Sequence
 
@@ -64,6 +64,9 @@ from ..entropy.range_coder import RangeDecoder, RangeEncoder
 from ..entropy.tables import ESCAPE_LIMIT, TableSet
 from ..nn.resglu import KERNEL, ResGLUBlock, ResGLULayer
 from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult
+from .perceptual_config import (PERCEPTUAL_BITRATES, PerceptualConfig, PerceptualPhase, fem_config, hpm_config,
+                                perceptual_config)
+from .perceptual_framing import frame_signal, num_frames, overlap_add
 from .weights_file import check_state_match, read_weights
 
 __all__ = ["PerceptualConfig", "PerceptualCodec", "PerceptualFemCodec", "PerceptualHpmCodec",
@@ -71,121 +74,7 @@ __all__ = ["PerceptualConfig", "PerceptualCodec", "PerceptualFemCodec", "Percept
            "fem_family", "hpm_family",
            "frame_signal", "overlap_add"]
 
-#: operating points of byun2023 §4.2 (kbps)
-PERCEPTUAL_BITRATES = (9.0, 13.0, 16.0, 20.0, 24.0)
 _FORMAT = "neurocodec-perceptual"
-
-
-@dataclass(frozen=True)
-class PerceptualConfig:
-    """One operating point of the byun2023 coder (defaults: the paper's sizes, 16 kbps, FEM)."""
-
-    bitrate_kbps: float = 16.0
-    density: str = "fem"  # fem | hpm
-    sample_rate: int = 16000
-    frame: int = 512
-    overlap: int = 32
-    channels: int = 100
-    bottleneck_channels: int = 30
-    hyper_channels: int = 96
-    hyper_latent: int = 1  # channels of z_h (T/8 steps each); see the module doc
-    frames_per_chunk: int = 64
-    code_scale: float = 1.0  # export-time rate trim: the coder quantizes code_scale * z (step 1/code_scale)
-    # training (§3.3, §4.1)
-    lambda_mse: float = 60.0
-    lambda_global: float = 0.003
-    lambda_local: float = 0.0005
-    rate_weight_init: float = 0.01
-    rate_steer: float = 0.02  # per step: a *= exp(rate_steer * (R / target - 1)), R an EMA
-    reconstruct_fraction: float = 0.2  # share of the steps trained without quantization
-    decoder_input: str = "ste"  # ste | noise
-
-    @property
-    def hop(self) -> int:
-        return self.frame - self.overlap
-
-    @property
-    def latent_length(self) -> int:
-        return self.frame // 2
-
-    def validate(self) -> "PerceptualConfig":
-        if self.density not in ("fem", "hpm"):
-            raise ValueError(f"density must be 'fem' or 'hpm', got {self.density!r}")
-        if self.decoder_input not in ("ste", "noise"):
-            raise ValueError(f"decoder_input must be 'ste' or 'noise', got {self.decoder_input!r}")
-        if not self.code_scale > 0:
-            raise ValueError(f"code_scale must be positive, got {self.code_scale}")
-        if self.frame % 8 or not 0 < self.overlap < self.frame // 2:
-            raise ValueError("frame must be a multiple of 8 and overlap in (0, frame/2)")
-        return self
-
-
-def perceptual_config(bitrate_kbps: float, density: str = "fem", **kwargs) -> PerceptualConfig:
-    """The configuration of an operating point (any positive rate; the paper's are 9..24)."""
-    kbps = float(bitrate_kbps)
-    if not kbps > 0:
-        raise ValueError("bitrate must be positive")
-    return PerceptualConfig(bitrate_kbps=kbps, density=density, **kwargs).validate()
-
-
-def fem_config(bitrate_kbps: float) -> PerceptualConfig:
-    """Recipe hook: the FEM variant at ``bitrate_kbps``."""
-    return perceptual_config(bitrate_kbps, "fem")
-
-
-def hpm_config(bitrate_kbps: float) -> PerceptualConfig:
-    """Recipe hook: the HPM variant at ``bitrate_kbps``."""
-    return perceptual_config(bitrate_kbps, "hpm")
-
-
-@dataclass(frozen=True)
-class PerceptualPhase:
-    """A training phase (trainer protocol: ``name``, ``steps``)."""
-
-    name: str
-    steps: int
-
-
-# -- framing ------------------------------------------------------------------------------------
-
-def _ramp(overlap: int, device=None) -> torch.Tensor:
-    n = torch.arange(overlap, dtype=torch.float64, device=device)
-    return torch.sin(math.pi * (n + 0.5) / (2 * overlap))
-
-
-def _window(frame: int, overlap: int, device=None) -> torch.Tensor:
-    """The analysis/synthesis window (float64, on ``device``)."""
-    w = torch.ones(frame, dtype=torch.float64, device=device)
-    r = _ramp(overlap, device)
-    w[:overlap] = r
-    w[-overlap:] = r.flip(0)
-    return w
-
-
-def num_frames(num_samples: int, frame: int, overlap: int) -> int:
-    """Frames covering ``num_samples`` samples after ``overlap`` leading zeros (at least one)."""
-    hop = frame - overlap
-    return max(1, math.ceil((num_samples + overlap) / hop))
-
-
-def frame_signal(x: torch.Tensor, frame: int, overlap: int) -> torch.Tensor:
-    """``(B, N)`` -> windowed frames ``(B, L, frame)``: ``overlap`` zeros are put in front (so that
-    the first samples are not faded in) and zeros at the end."""
-    hop = frame - overlap
-    n = num_frames(x.shape[-1], frame, overlap)
-    total = n * hop + overlap
-    x = F.pad(x, (overlap, total - overlap - x.shape[-1]))
-    return x.unfold(-1, frame, hop) * _window(frame, overlap, x.device).to(x.dtype)
-
-
-def overlap_add(frames: torch.Tensor, num_samples: int, overlap: int) -> torch.Tensor:
-    """Windowed overlap-add of ``(B, L, frame)`` frames, without the leading ``overlap`` samples,
-    cut to ``num_samples`` (inverse of :func:`frame_signal` for unchanged frames)."""
-    b, n, frame = frames.shape
-    hop = frame - overlap
-    y = frames * _window(frame, overlap, frames.device).to(frames.dtype)
-    out = F.fold(y.transpose(1, 2), output_size=(1, n * hop + overlap), kernel_size=(1, frame), stride=(1, hop))
-    return out.reshape(b, -1)[:, overlap:overlap + num_samples]
 
 
 # -- network ------------------------------------------------------------------------------------
