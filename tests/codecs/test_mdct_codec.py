@@ -298,7 +298,7 @@ def test_tables_serialise_and_are_checked():
 
 
 def test_missing_or_broken_table_file(monkeypatch, tmp_path):
-    import neurocodec.codecs.mdct as mod
+    import neurocodec.codecs.mdct_tables as mod  # where load_tables finds tables_path
 
     monkeypatch.setattr(mod, "tables_path", lambda: tmp_path / "missing.json")
     with pytest.raises(WeightsError, match="missing"):

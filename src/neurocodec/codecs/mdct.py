@@ -52,10 +52,7 @@ ship in ``neurocodec/assets/mdct_tables.json``.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -64,12 +61,15 @@ from ..dsp import bands as bandlib
 from ..dsp import mdct as mdctlib
 from ..entropy.bitio import BitReader, BitWriter
 from ..entropy.huffman import HuffmanCode
-from ..errors import AudioError, CorruptStreamError, WeightsError
+from ..errors import AudioError, CorruptStreamError
 from .base import BitrateSpec, CodecModel, EncodedAudio
+from .mdct_config import DEFAULT_BAND_EDGES, MdctConfig, default_quantizer_layout
 from .mdct_stream import MdctStreamDecoder, MdctStreamEncoder
+from .mdct_tables import TABLES_ASSET, MdctTables, _magnitudes_to_symbols, load_tables, model_tables, tables_path
 
 __all__ = [
     "MdctConfig",
+    "DEFAULT_BAND_EDGES",
     "MdctTables",
     "MdctAnalysis",
     "MdctDecoded",
@@ -85,240 +85,10 @@ __all__ = [
     "MdctStreamDecoder",
 ]
 
-TABLES_ASSET = "mdct_tables.json"
 #: payload of a chunk in which every frame of every channel is digital silence (codec version 2;
 #: a version-1 chunk holds at least 22 bits per frame, so it is never this one byte)
 SILENT_CHUNK = b"\x00"
 _ESCAPE_PREFIX_LIMIT = 24
-
-
-def default_quantizer_layout(num_quantizers: int = 32, step_1: float = 1.5,
-                             steps_per_octave: int = 4) -> tuple[tuple[int, int, int], ...]:
-    """Symbol layout ``(d, L, s)`` of quantizers ``m_1..m_M`` chosen from their step size.
-
-    Coarse quantizers (step >= 1.2, mostly zeros) code 4-tuples of magnitudes 0..2 (81
-    symbols), medium ones (step >= 0.45) pairs of magnitudes 0..8 (81 symbols), fine ones
-    single magnitudes whose ``s`` low bits are sent raw so that the Huffman-coded part has an
-    effective step of 0.45..0.9 (magnitudes 0..23, 24 symbols).  Magnitudes at ``L`` carry an
-    escape code; signs are sent raw."""
-    out = []
-    for k in range(1, num_quantizers + 1):
-        step = step_1 * 2.0 ** (-(k - 1) / steps_per_octave)
-        if step >= 1.2:
-            out.append((4, 2, 0))
-        elif step >= 0.45:
-            out.append((2, 8, 0))
-        else:
-            s = int(np.ceil(np.log2(0.45 / step) - 1e-9))
-            out.append((1, 23, s))
-    return tuple(out)
-
-
-#: ``bands.design_band_edges(320, 16, 16000, min_width=8)`` (a test checks it): 200 Hz wide
-#: bands up to 1.2 kHz, then ERB-spaced
-DEFAULT_BAND_EDGES = (0, 8, 16, 24, 32, 40, 48, 60, 72, 88, 108, 128, 152, 184, 220, 264, 320)
-
-
-@dataclass(frozen=True)
-class MdctConfig:
-    """Everything that determines the ``mdct`` bitstream.
-
-    ``band_edges``: N+1 line indices (multiples of 4); ``env_min``/``env_max``: range of
-    ``i_env`` (3 dB steps, 64 levels); ``num_quantizers``: M; ``step_1``: step of ``m_1`` on
-    flattened (unit-variance) lines, then /2^(1/steps_per_octave) per index; ``rounding``:
-    ``|q| = floor(|y|/step + rounding)``; ``recon_offset``: decoded magnitude is
-    ``(|q| - recon_offset) * step``; ``quantizer_layout``: ``(d, L, s)`` per quantizer (see
-    :func:`default_quantizer_layout`); ``max_flat``: flattened lines are clipped to this;
-    ``noise_fill``: standard deviation (relative to the envelope) of the decoder's noise in
-    bands with ``m_n = 0`` (0 = off); ``chunk_frames``: frames per payload chunk;
-    ``reservoir_frames``: most unused bits (in frames' worth) the reservoir carries."""
-
-    sample_rate: int = 16000
-    hop: int = 320
-    window: str = "kbd"
-    band_edges: tuple[int, ...] = DEFAULT_BAND_EDGES
-    env_min: int = -36
-    env_max: int = 27
-    num_quantizers: int = 32
-    step_1: float = 1.5
-    steps_per_octave: int = 4
-    rounding: float = 0.5
-    recon_offset: float = 0.3
-    quantizer_layout: tuple[tuple[int, int, int], ...] = field(default_factory=default_quantizer_layout)
-    max_flat: float = 16.0
-    noise_fill: float = 0.4
-    chunk_frames: int = 50
-    reservoir_frames: float = 2.0
-
-    def __post_init__(self) -> None:
-        edges = tuple(int(e) for e in self.band_edges)
-        object.__setattr__(self, "band_edges", edges)
-        layout = tuple(tuple(int(v) for v in q) for q in self.quantizer_layout)
-        object.__setattr__(self, "quantizer_layout", layout)
-        if self.hop % 4 or self.hop <= 0:
-            raise ValueError("hop must be a positive multiple of 4")
-        if edges[0] != 0 or edges[-1] != self.hop or any(b <= a for a, b in zip(edges, edges[1:])):
-            raise ValueError("band_edges must increase strictly from 0 to hop")
-        if not self.env_min < self.env_max:
-            raise ValueError("env_min must be below env_max")
-        if len(layout) != self.num_quantizers or self.num_quantizers < 1:
-            raise ValueError("quantizer_layout needs one (d, L, s) entry per quantizer")
-        for d, big, s in layout:
-            if d not in (1, 2, 4) or big < 1 or s < 0 or (d > 1 and s):
-                raise ValueError(f"invalid quantizer layout entry {(d, big, s)}")
-            if any(e % d for e in edges):
-                raise ValueError(f"band edges must be multiples of the tuple size {d}")
-        if self.window not in ("sine", "kbd"):
-            raise ValueError("window must be 'sine' or 'kbd'")
-        if self.chunk_frames < 1:
-            raise ValueError("chunk_frames must be >= 1")
-
-    # -- derived quantities ---------------------------------------------------------------
-    @property
-    def num_bands(self) -> int:
-        return len(self.band_edges) - 1
-
-    @property
-    def env_levels(self) -> int:
-        """E, the number of envelope indices."""
-        return self.env_max - self.env_min + 1
-
-    @property
-    def env_bits(self) -> int:
-        """Bits of the first (absolute) envelope index."""
-        return max(1, int(self.env_levels - 1).bit_length())
-
-    def steps(self) -> np.ndarray:
-        """Step sizes of quantizers ``m_1..m_M`` (index 0 of the result is ``m_1``)."""
-        k = np.arange(self.num_quantizers, dtype=np.float64)
-        return self.step_1 * 2.0 ** (-k / self.steps_per_octave)
-
-    def alphabet_sizes(self) -> tuple[int, ...]:
-        """Alphabet size of the Huffman code of each quantizer ``m_1..m_M``."""
-        return tuple((big + 1) ** d for d, big, _ in self.quantizer_layout)
-
-    def table_key(self) -> dict:
-        """The fields the Huffman tables were designed for."""
-        d = asdict(self)
-        for k in ("noise_fill", "chunk_frames", "reservoir_frames", "recon_offset"):
-            d.pop(k)
-        return json.loads(json.dumps(d))
-
-
-# ---------------------------------------------------------------------------------------
-# Huffman tables
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MdctTables:
-    """The codec's Huffman codes: envelope differences, the rate parameter
-    ``r = max i_env - i_offset``, and one code per quantizer ``m_1..m_M``."""
-
-    envelope: HuffmanCode
-    offset: HuffmanCode
-    quantizers: tuple[HuffmanCode, ...]
-
-    def check(self, config: MdctConfig) -> None:
-        """Raise :class:`WeightsError` if the alphabets do not fit ``config``."""
-        e = config.env_levels
-        want = [2 * e - 1, e + config.num_quantizers, *config.alphabet_sizes()]
-        have = [self.envelope.num_symbols, self.offset.num_symbols, *(q.num_symbols for q in self.quantizers)]
-        if want != have:
-            raise WeightsError("MDCT Huffman tables do not match the codec configuration "
-                               "(run scripts/design_mdct_tables.py)")
-        for code in (self.envelope, self.offset, *self.quantizers):
-            if not code.code_lengths().all():
-                raise WeightsError("MDCT Huffman tables must give every symbol a codeword")
-
-    def to_dict(self) -> dict:
-        return {
-            "envelope": list(self.envelope.lengths),
-            "offset": list(self.offset.lengths),
-            "quantizers": [list(q.lengths) for q in self.quantizers],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "MdctTables":
-        try:
-            return cls(HuffmanCode.from_lengths(d["envelope"]), HuffmanCode.from_lengths(d["offset"]),
-                       tuple(HuffmanCode.from_lengths(q) for q in d["quantizers"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WeightsError(f"invalid MDCT Huffman tables: {exc}") from None
-
-    def digest(self) -> bytes:
-        """SHA-256 of the code lengths (identifies the tables in the config hash)."""
-        blob = json.dumps(self.to_dict(), separators=(",", ":")).encode()
-        return hashlib.sha256(blob).digest()
-
-
-def _discrete_laplace_counts(size: int, center: int, scale: float, total: float = 1e6) -> np.ndarray:
-    x = np.arange(size) - center
-    p = np.exp(-np.abs(x) / scale)
-    return np.maximum(np.round(total * p / p.sum()), 0.0)
-
-
-def _magnitudes_to_symbols(mag: np.ndarray, d: int, big: int, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Huffman symbols (one per d-tuple) and escape values (-1 = none) of magnitudes ``mag``
-    whose last axis is a multiple of ``d``."""
-    h = mag >> s if s else mag
-    e = np.minimum(h, big)
-    esc = np.where(h >= big, h - big, -1)
-    if d == 1:
-        return e, esc
-    g = e.reshape(e.shape[:-1] + (-1, d))
-    sym = np.zeros(g.shape[:-1], dtype=np.int64)
-    for i in range(d):
-        sym = sym * (big + 1) + g[..., i]
-    return sym, esc
-
-
-def model_tables(config: MdctConfig, num_samples: int = 200_000) -> MdctTables:
-    """Starting tables from a source model: flattened lines are unit-variance Laplacian,
-    envelope differences and ``r`` discrete Laplacian.  ``scripts/design_mdct_tables.py``
-    refines them on real audio; the codec falls back to them for configurations without
-    shipped tables."""
-    e = config.env_levels
-    envelope = HuffmanCode.from_frequencies(_discrete_laplace_counts(2 * e - 1, e - 1, 3.0),
-                                            max_length=15, ensure_all=True)
-    r_counts = _discrete_laplace_counts(e + config.num_quantizers, config.num_quantizers // 2,
-                                        float(config.num_quantizers) / 2)
-    offset = HuffmanCode.from_frequencies(r_counts, max_length=15, ensure_all=True)
-    rng = np.random.default_rng(12345)
-    y = rng.laplace(scale=1 / np.sqrt(2), size=num_samples - num_samples % 4)
-    codes = []
-    for step, (d, big, s) in zip(config.steps(), config.quantizer_layout):
-        mag = np.floor(np.abs(y) / step + config.rounding).astype(np.int64)
-        sym, _ = _magnitudes_to_symbols(mag, d, big, s)
-        counts = np.bincount(sym.ravel(), minlength=(big + 1) ** d)
-        codes.append(HuffmanCode.from_frequencies(counts, max_length=15, ensure_all=True))
-    return MdctTables(envelope, offset, tuple(codes))
-
-
-def tables_path() -> Path:
-    """Where the shipped tables live (``neurocodec/assets/mdct_tables.json``)."""
-    return Path(__file__).resolve().parent.parent / "assets" / TABLES_ASSET
-
-
-def load_tables(config: MdctConfig) -> MdctTables:
-    """The shipped tables (``assets/mdct_tables.json``) if they were designed for ``config``;
-    for any other configuration :func:`model_tables`.  Raises :class:`WeightsError` if the
-    default configuration has no valid shipped tables (a broken installation)."""
-    path = tables_path()
-    data = None
-    if path.exists():
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise WeightsError(f"cannot read {path}: {exc}") from None
-        if not isinstance(data, dict) or data.get("format") != "neurocodec-mdct-tables" or data.get("version") != 1:
-            raise WeightsError(f"{path} is not a version-1 MDCT table file")
-    if data is not None and data.get("config") == config.table_key():
-        tables = MdctTables.from_dict(data["tables"])
-        tables.check(config)
-        return tables
-    if config.table_key() == MdctConfig().table_key():
-        raise WeightsError(f"the MDCT Huffman tables for the default configuration are missing from {path} "
-                           "(reinstall neurocodec or run scripts/design_mdct_tables.py)")
-    return model_tables(config)
 
 
 # ---------------------------------------------------------------------------------------
