@@ -567,7 +567,10 @@ def run(args) -> int:
     jobs = load_plan(Path(args.plan), [s for s in args.only.split(",") if s] if args.only else None)
     extra = list(args.set or [])
     say(f"{len(jobs)} job(s): {', '.join(j.name for j in jobs)}; placeholders for {placeholders or 'nothing'}")
-    data = Path(args.data).resolve()  # the job processes run in the repository root
+    try:
+        data = Path(args.data).resolve()  # the job processes run in the repository root
+    except (OSError, RuntimeError) as e:  # a symlink loop (a pack folder linked to itself)
+        raise PlanError(f"--data {args.data}: {e}") from None
     from neurocodec.data.packed import read_pack
     from neurocodec.errors import UserError
 
