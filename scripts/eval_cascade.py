@@ -20,14 +20,14 @@ import soundfile as sf
 import torch
 from safetensors import safe_open
 
-from neurocodec.codecs.cmrl import CmrlCodec
+from neurocodec.codecs.cmrl import CmrlCodec, LpcCmrlCodec
 from neurocodec.codecs.cq import CqCodec
 from neurocodec.data.manifest import Manifest
 from neurocodec.eval.metrics_ext import pesq_wb
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "neurocodec" / "assets" / "weights"
-CLASSES = {"cq": CqCodec, "cmrl": CmrlCodec}
+CLASSES = {"cq": CqCodec, "cmrl": CmrlCodec, "lpc-cmrl": LpcCmrlCodec}
 
 
 def load(name: str):

@@ -4,7 +4,9 @@ For each operating point: code ``--files`` validation-split speech files of the 
 float32 model and with its weights rounded to float16 (compress + decompress, the real
 bitstream path), compare PESQ-WB and the file sizes, and when PESQ-WB moves by less than
 ``--tolerance`` rewrite ``model.safetensors`` with float16 tensors (entropy tables stay
-integers), the dtype in ``training.json`` and the card, and the card's file hashes.
+integers, in their narrowest integer type), the dtype in ``training.json`` and the card, and the
+card's file hashes.  A point already in float16 is only written again in the current layout
+(same weights digest, so the same bitstreams).
 Then run ``python scripts/update_golden.py`` (the weights digest is in the stream header).
 
     python scripts/weights_fp16.py --data /work/corpus16/manifest.jsonl [cq-16k cmrl-15.85k ...]
@@ -24,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from neurocodec.codecs.cmrl import CmrlCodec
+from neurocodec.codecs.cmrl import CmrlCodec, LpcCmrlCodec
 from neurocodec.codecs.cq import CqCodec
 from neurocodec.data.manifest import Manifest
 from neurocodec.eval.metrics_ext import pesq_wb
@@ -32,7 +34,7 @@ from neurocodec.train.export import _save_native
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "neurocodec" / "assets" / "weights"
-CLASSES = {"cq": CqCodec, "cmrl": CmrlCodec}
+CLASSES = {"cq": CqCodec, "cmrl": CmrlCodec, "lpc-cmrl": LpcCmrlCodec}
 
 
 def code(model, files):
@@ -60,14 +62,20 @@ def main(argv=None) -> int:
     man = Manifest.load(a.data)
     recs = [r for r in man.filter(split="valid", source=["speech-real", "speech-tts"]).records][: a.files]
     files = [sf.read(str(man.abspath(r)), dtype="float32")[0] for r in recs]
-    names = a.names or sorted(p.name for p in WEIGHTS.iterdir() if p.name.split("-")[0] in CLASSES)
+    names = a.names or sorted(p.name for p in WEIGHTS.iterdir() if _codec_id(p) in CLASSES)
     for name in names:
         folder = WEIGHTS / name
-        cls = CLASSES[name.split("-")[0]]
+        cls = CLASSES[_codec_id(folder)]
         m32 = cls.from_pretrained(folder / "model.safetensors")
         training = json.loads((folder / "training.json").read_text())
         if training.get("dtype") == "float16":
-            print(f"{name}: already float16")
+            before = (folder / "model.safetensors").stat().st_size
+            _save_native(m32, folder / "model.safetensors", fp16=True)  # float16 again: lossless
+            back = cls.from_pretrained(folder / "model.safetensors")
+            assert back.weights_digest() == m32.weights_digest(), name
+            after = (folder / "model.safetensors").stat().st_size
+            print(f"{name}: already float16; re-saved {before:,} -> {after:,} bytes (same weights digest)")
+            _update_card(folder)
             continue
         m16 = copy.deepcopy(m32)
         err = 0.0
@@ -93,12 +101,27 @@ def main(argv=None) -> int:
                                   "pesq_wb_fp16": round(p16, 4), "bytes_fp32": b32, "bytes_fp16": b16,
                                   "max_abs_error": err, "command": "python scripts/weights_fp16.py"}
         (folder / "training.json").write_text(json.dumps(training, indent=2) + "\n")
-        card_path = folder / "MODEL_CARD.md"
-        card = card_path.read_text().replace("| stored as | float32 |", "| stored as | float16 |")
-        for f in ("model.safetensors", "training.json", "config.json"):
-            card = re.sub(rf"(\| {re.escape(f)} \| `)[0-9a-f]{{64}}(`)", rf"\g<1>{sha(folder / f)}\g<2>", card)
-        card_path.write_text(card)
+        _update_card(folder)
     return 0
+
+
+def _codec_id(folder: Path) -> str | None:
+    """The ``codec_id`` in the metadata of ``folder/model.safetensors`` (lpc-cmrl is a cmrl model)."""
+    from safetensors import safe_open
+
+    if not (folder / "model.safetensors").is_file():
+        return None
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        return (f.metadata() or {}).get("codec_id")
+
+
+def _update_card(folder: Path) -> None:
+    """The card's storage type and the SHA-256 of the files it lists."""
+    card_path = folder / "MODEL_CARD.md"
+    card = card_path.read_text().replace("| stored as | float32 |", "| stored as | float16 |")
+    for f in ("model.safetensors", "training.json", "config.json"):
+        card = re.sub(rf"(\| {re.escape(f)} \| `)[0-9a-f]{{64}}(`)", rf"\g<1>{sha(folder / f)}\g<2>", card)
+    card_path.write_text(card)
 
 
 if __name__ == "__main__":

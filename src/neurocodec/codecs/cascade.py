@@ -75,7 +75,8 @@ from .cascade_geometry import Geometry
 from .cascade_module import CodingModule, ModuleOutput, _active_autocast
 from .cascade_tables import EntropyTable
 from .cascade_training import CascadeTrainingMixin, LossOutput, RateSteer, TrainingPhase
-from .weights_file import check_state_match, read_weights, state_digest
+from .weights_file import (INT_DTYPES_KEY, check_state_match, compact_integers, read_weights, restore_integers,
+                           state_digest)
 
 # The cascade is a package of small modules; this one holds the codec itself (construction,
 # the differentiable signal path, checkpoints) and re-exports the public names of the others.
@@ -365,8 +366,10 @@ class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecMod
 
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()
                  if not k.startswith("rate_steer.")}  # training state, not part of the model
+        state, int_dtypes = compact_integers(state)  # entropy tables in their narrowest integer type
         meta = {"format": _CHECKPOINT_FORMAT, "format_version": "1", "codec_id": self.codec_id,
-                "config_class": type(self.config).__name__, "config": config_to_json(self.config)}
+                "config_class": type(self.config).__name__, "config": config_to_json(self.config),
+                INT_DTYPES_KEY: int_dtypes}
         atomic_write_bytes(path, save(state, metadata=meta))
 
     @classmethod
@@ -374,6 +377,7 @@ class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecMod
         """Rebuild a codec from :meth:`save_pretrained` output; the checkpoint alone defines it."""
         p = Path(path)
         state, meta = read_weights(p, _CHECKPOINT_FORMAT, cls.codec_id, "cascade")
+        state = restore_integers(state, meta)
         model = cls(config_from_json(cls.config_class, meta["config"]))
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)

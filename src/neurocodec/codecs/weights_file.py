@@ -4,12 +4,17 @@ The learned codecs write one safetensors file whose metadata names its ``format`
 ``codec_id`` and the ``config``; :func:`read_weights` checks all three before a model is built,
 and :func:`check_state_match` turns a ``load_state_dict(strict=False)`` mismatch into one line.
 :func:`state_digest` is the hash of a model state that stream headers carry
-(``CodecModel.weights_digest``).
+(``CodecModel.weights_digest``).  :func:`compact_integers` stores integer tensors (entropy
+tables: counts, CDFs, code lengths) in the narrowest integer type that holds their values, and
+:func:`restore_integers` gives them back their own type on load, so the model state (and its
+digest) is the same as before and the file smaller: a CQ point's LSP pair tables, 65,536 int64
+counts and a 65,537-entry int64 CDF, take 0.4 MB instead of 1.1 MB.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
@@ -40,6 +45,54 @@ def read_weights(path: str | Path, fmt: str, codec_id: str, kind: str) -> tuple[
     if meta.get("codec_id") != codec_id:
         raise WeightsError(f"{p} holds a '{meta.get('codec_id')}' model, not '{codec_id}'")
     return state, meta
+
+
+#: metadata key of :func:`compact_integers`: JSON ``{tensor name: its dtype in the model}``
+INT_DTYPES_KEY = "int_dtypes"
+
+
+def compact_integers(state: Mapping[str, "torch.Tensor"]) -> tuple[dict, str]:
+    """``(state with every signed/unsigned integer tensor cast to the narrowest of uint8, int16,
+    int32 that holds all its values, JSON map of the cast tensors' own dtypes)``; other tensors
+    (and integer tensors that need 64 bits) are kept as they are."""
+    import torch
+
+    out, cast = {}, {}
+    for name, t in state.items():
+        if t.dtype in (torch.int64, torch.int32, torch.int16) and t.numel():
+            lo, hi = int(t.min()), int(t.max())
+            for narrow in (torch.uint8, torch.int16, torch.int32):
+                info = torch.iinfo(narrow)
+                if narrow.itemsize < t.dtype.itemsize and info.min <= lo and hi <= info.max:
+                    out[name] = t.to(narrow)
+                    cast[name] = str(t.dtype).removeprefix("torch.")
+                    break
+            else:
+                out[name] = t
+        else:
+            out[name] = t
+    return out, json.dumps(cast, sort_keys=True)
+
+
+def restore_integers(state: dict, meta: Mapping[str, str]) -> dict:
+    """Undo :func:`compact_integers` on a loaded ``state`` (in place and returned), from the
+    checkpoint's metadata; a file written without it is returned unchanged.  A malformed map is
+    a :class:`WeightsError`."""
+    import torch
+
+    raw = meta.get(INT_DTYPES_KEY)
+    if not raw:
+        return state
+    try:
+        cast = json.loads(raw)
+        for name, dtype in cast.items():
+            target = getattr(torch, dtype)
+            if not isinstance(target, torch.dtype) or target.is_floating_point or name not in state:
+                raise ValueError(name)
+            state[name] = state[name].to(target)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise WeightsError(f"malformed integer-type map in the checkpoint ({exc})") from None
+    return state
 
 
 def check_state_match(path: str | Path, missing: Iterable[str], unexpected: Iterable[str]) -> None:
