@@ -29,6 +29,9 @@ def main(argv=None) -> int:
     ap.add_argument("--bitrates", default="9,13,16,20,24")
     ap.add_argument("--limit", type=int, default=None, help="first N files only")
     ap.add_argument("--no-rate-control", action="store_true", help="one quantizer scale per model (version 1 behaviour)")
+    ap.add_argument("--fixed-index", type=int, default=None,
+                    help="rate control off and every chunk at this grid index k (g = code_scale * 2**(k/16)): "
+                         "the one-scale coder at another mean rate, for comparisons at matched rates")
     ap.add_argument("--pesq", action="store_true", help="decode and report the mean PESQ-WB and SNR")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -53,7 +56,11 @@ def main(argv=None) -> int:
         codec = neurocodec.load(cid)
         for kbps in [float(b) for b in args.bitrates.split(",") if b]:
             model = codec.model.model_for(kbps)
-            model.set_file_rate_control(not args.no_rate_control)
+            model.set_file_rate_control(not args.no_rate_control and args.fixed_index is None)
+            if args.fixed_index is not None:
+                from neurocodec.codecs.perceptual_rate import grid_scale
+
+                model.with_code_scale(grid_scale(model.config.code_scale, args.fixed_index))
             rates, nbytes, pesq, snrs = [], 0, [], []
             for x in files:
                 data = codec.compress(x, 16000, bitrate=kbps)
@@ -89,7 +96,8 @@ def main(argv=None) -> int:
                           "rows": rows}, indent=2))
     else:
         print(f"\n{len(files)} files ({seconds:.0f} s) of '{args.split}' ({args.sources}); rates of the whole .ncdc "
-              f"files, per-file rate control {'off' if args.no_rate_control else 'on'}.")
+              f"files, per-file rate control {'off' if args.no_rate_control or args.fixed_index is not None else 'on'}"
+              + (f", every chunk at grid index {args.fixed_index}" if args.fixed_index is not None else "") + ".")
     return 0
 
 
