@@ -243,7 +243,8 @@ class PerceptualCodec(nn.Module, CodecModel):
         hard = z + (torch.round(z - mean) + mean - z).detach()
         return noisy, hard
 
-    def code_frames(self, frames: torch.Tensor, quantize: bool = True, g: float | None = None) -> dict[str, torch.Tensor]:
+    def code_frames(self, frames: torch.Tensor, quantize: bool = True,
+                    g: float | None = None) -> dict[str, torch.Tensor]:
         """Frames ``(B, frame)`` -> decoded frames and the bits of each frame (main, side).
 
         The quantizer works on ``g * z`` with ``g = config.code_scale`` (1 in training; the
