@@ -4,7 +4,10 @@ Prints: the PAM-1 masking thresholds of a batch of frames (global + local), one 
 with and without precomputed thresholds, the coder's encode/decode speed (x real time), and
 the two ways of range coding the HPM latents with per-symbol tables: one probability row per
 symbol (``RangeEncoder.encode(..., indexes=)``) versus grouped by table row
-(:class:`~neurocodec.entropy.tables.TableSet`, what the codec uses).
+(:class:`~neurocodec.entropy.tables.TableSet`, what the codec uses), and the encoding speed of
+the shipped 16 kbps models on examples/speech.flac with the per-file rate control on and off
+(:mod:`neurocodec.codecs.perceptual_rate`; the FEM's grid tables are built on first use, so the
+first encode is timed apart).
 
     python bench/bench_perceptual.py [--frames 32] [--channels 24]
 """
@@ -81,6 +84,26 @@ def main() -> None:
     tg, tp = _time(grouped), _time(per_symbol)
     print(f"range coding {rows.size} latents (64 frames): grouped by row {1000 * tg:.1f} ms, "
           f"one table row per symbol {1000 * tp:.1f} ms")
+
+    from pathlib import Path
+
+    from neurocodec.audio import read_audio
+    from neurocodec.codecs.perceptual import fem_family, hpm_family
+
+    wav, sr = read_audio(Path(__file__).resolve().parents[1] / "examples" / "speech.flac")
+    sec = wav.shape[1] / sr
+    for fam in (fem_family(), hpm_family()):
+        if not fam.weights_path(16.0).is_file():
+            continue
+        model = fam.model_for(16.0)
+        model.set_file_rate_control(True)
+        t_first = _time(lambda: model.compress(wav, 16), repeat=1)
+        t_on = _time(lambda: model.compress(wav, 16), repeat=2)
+        model.set_file_rate_control(False)
+        t_off = _time(lambda: model.compress(wav, 16), repeat=2)
+        model.set_file_rate_control(True)
+        print(f"{fam.codec_id}-16k encode of {sec:.1f} s: rate control on {sec / t_on:.1f}x real time "
+              f"(first call {sec / t_first:.1f}x), off {sec / t_off:.1f}x")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ are coded for real (``compress``) and analysed: bits per sample of the main late
 Gaussian-conditional code of ``z``) and of the side information (the FEM code of the
 hyper-latent), as the model's code lengths (``-log2`` likelihoods with hard quantization), the
 side-information ratio ``side / (main + side)``, and, as a check, the real payload size in
-bits per sample (range-coded chunks, no container).  Points without weights are listed as
-missing.
+bits per sample (range-coded chunks, no container).  The code lengths are taken at the
+quantizer scale each chunk was coded with (the per-file rate control's grid index,
+:mod:`neurocodec.codecs.perceptual_rate`).  Points without weights are listed as missing.
 
     python scripts/byun_table1.py --data /work/corpus16/manifest.jsonl --split test \
         --sources speech-real,speech-tts [--max-seconds 120] [--json]
@@ -32,6 +33,7 @@ def main(argv=None) -> int:
     import torch
 
     from neurocodec.codecs.perceptual import PERCEPTUAL_BITRATES, hpm_family
+    from neurocodec.codecs.perceptual_rate import split_chunk
     from neurocodec.train.export import manifest_signals
 
     torch.set_num_threads(1)
@@ -46,10 +48,11 @@ def main(argv=None) -> int:
         main = side = real = 0.0
         samples = 0
         for x in manifest_signals(args.data, args.split, sources, model.sample_rate, args.max_seconds):
-            an = model.analyze(x)
+            enc = model.compress(x, kbps)
+            an = model.analyze(x, grid_indexes=[split_chunk(c)[0] for c in enc.chunks])
             main += an["main_bits"]
             side += an["side_bits"]
-            real += 8 * model.compress(x, kbps).num_bytes
+            real += 8 * enc.num_bytes
             samples += x.shape[1]
         rows.append({"kbps": kbps, "main_bps": main / samples, "side_bps": side / samples,
                      "side_ratio": side / (main + side), "payload_bps": real / samples,

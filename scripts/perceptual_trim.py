@@ -10,7 +10,9 @@ The search works on ``(ln g, kbps)`` (one doubling of ``g`` adds about one bit p
 secant steps of at most one doubling or halving of ``g`` until the target is bracketed, then
 regula falsi inside the bracket (bisection where the rate is flat, e.g. a latent that codes to
 almost nothing below some ``g``), ``1/16 <= g <= 16``; it prints every trial and, last, ``G``
-(the trial nearest the target).
+(the trial nearest the target).  The per-file rate control (:mod:`neurocodec.codecs.perceptual_rate`)
+is off while it measures: the trim sets the scale the files land on by themselves (the grid's
+index 0), the rate control then moves single files around it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def main(argv=None) -> int:
     model = build_model(recipe)
     model.load_state_dict(state["model"], strict=True)
     model.eval()
+    model.set_file_rate_control(False)
     target = float(model.bitrates.default)
     sources = args.sources.split(",") if args.sources else recipe.train.sources
     signals = list(manifest_signals(args.data, args.split, sources, model.sample_rate, args.seconds,

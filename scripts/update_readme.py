@@ -74,6 +74,11 @@ BLOCKS: dict[str, list[str]] = {
         CORPUS,
         ".venv/bin/python scripts/byun_table1.py --data corpus16/manifest.jsonl --split test --sources speech-real,speech-tts",
     ],
+    "rate-perceptual": [
+        CORPUS,
+        ".venv/bin/python scripts/byun_rates.py --data corpus16/manifest.jsonl --split test --sources speech-real,speech-tts "
+        "--pesq",
+    ],
     "eval-perceptual": [
         CORPUS,
         f"{NC} eval --codecs perceptual-fem,perceptual-hpm,amrwb,opus,cmrl,cq --bitrates 9,13,16,20,24 "

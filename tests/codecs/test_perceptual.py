@@ -19,11 +19,12 @@ from neurocodec.errors import CorruptStreamError, WeightsError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def tiny(cls, seed=0, gain=8.0):
-    """A small seeded model whose latent has a useful spread (untrained weights)."""
+def tiny(cls, seed=0, gain=8.0, kbps=16, rate_control=False):
+    """A small seeded model whose latent has a useful spread (untrained weights); the file rate
+    control is off unless asked for (these tests check the coder at one quantizer scale)."""
     torch.manual_seed(seed)
-    cfg = perceptual_config(16, cls.density, channels=8, bottleneck_channels=4, hyper_channels=4,
-                            hyper_latent=2, frames_per_chunk=16)
+    cfg = perceptual_config(kbps, cls.density, channels=8, bottleneck_channels=4, hyper_channels=4,
+                            hyper_latent=2, frames_per_chunk=16, file_rate_control=rate_control)
     m = cls(cfg)
     with torch.no_grad():
         m.encoder[-1].weight.mul_(gain)
@@ -110,7 +111,7 @@ def test_bad_streams_are_rejected(cls, speech):
     with pytest.raises(CorruptStreamError):
         m.decompress(enc.chunks + [b""], *args)  # wrong chunk count
     with pytest.raises(CorruptStreamError):
-        m.decompress([enc.chunks[0][:-1]], *args)  # not whole words
+        m.decompress([enc.chunks[0][:-2]], *args)  # neither an index byte and whole words nor whole words
     with pytest.raises(CorruptStreamError):
         m.decompress([enc.chunks[0] + b"\0\0\0\1"], *args)  # data left over
     with pytest.raises(CorruptStreamError):

@@ -2,11 +2,15 @@
 loads with its integer tables, codes real speech near its rate, and writes golden bitstreams.
 
 The md5s are asserted on the CPU kernel family that recorded them (see test_shipped_weights.py);
-elsewhere the stream must still be thread-independent and decode.  Rewrite them with
+elsewhere the stream must still be thread-independent and decode.  ``GOLDEN`` (codec version 2,
+per-file rate control on) was rewritten deliberately when the rate control came in (issue 14);
+``GOLDEN_V1`` are the version-1 streams of before, which the grid index 0 must still reproduce
+byte for byte.  Rewrite ``GOLDEN`` with
 
     python -c "import hashlib,torch,neurocodec;from neurocodec import audio;torch.set_num_threads(1);\
 w,sr=audio.read_audio('examples/speech.flac');w=w[:,:2*sr];\
-[print(c,k,hashlib.md5(neurocodec.load(c).compress(w,sr,bitrate=k)).hexdigest()) for c,k in SHIPPED]"
+[print(c,k,hashlib.md5(neurocodec.load(c).compress(w,sr,bitrate=k)).hexdigest())\
+ for c in ('perceptual-fem','perceptual-hpm') for k in (9.0,13.0,16.0,20.0,24.0)]"
 """
 
 from __future__ import annotations
@@ -23,8 +27,22 @@ from neurocodec import audio
 GOLDEN_CPU = "AVX512"
 #: operating points that ship weights: all five rates of both variants (byun2023 §4.2)
 SHIPPED = [(c, k) for c in ("perceptual-fem", "perceptual-hpm") for k in (9.0, 13.0, 16.0, 20.0, 24.0)]
-#: md5 of the .ncdc file of the first 2 s of examples/speech.flac (one torch thread)
+#: md5 of the .ncdc file of the first 2 s of examples/speech.flac (one torch thread; codec
+#: version 2, per-file rate control on; the file's rate in the comment)
 GOLDEN: dict[tuple[str, float], str] = {
+    ("perceptual-fem", 9.0): "3f7fc836ccba90e9a7b08be5a85804ca",  # 9.20 kbps
+    ("perceptual-fem", 13.0): "8b206eb9a46ad8809c04b81bacda1661",  # 12.78 kbps
+    ("perceptual-fem", 16.0): "1943cbe1ddd825d0c6d07969a9d1eb3e",  # 15.90 kbps
+    ("perceptual-fem", 20.0): "6c0be4c8d0123530b9f4b9e722f5c36a",  # 20.00 kbps
+    ("perceptual-fem", 24.0): "7ff440ff81db271085eee5c9282bdad4",  # 24.16 kbps
+    ("perceptual-hpm", 9.0): "350f4ddf41732af7a02b0ed458060293",  # 9.00 kbps
+    ("perceptual-hpm", 13.0): "9c4329c948c6f61331b25e553e552b12",  # 13.12 kbps
+    ("perceptual-hpm", 16.0): "bd8c458b90feb4685f9722dad0a1e39e",  # 15.80 kbps
+    ("perceptual-hpm", 20.0): "6ea5ee877a6b0357ec00dc396dedeed2",  # 20.22 kbps
+    ("perceptual-hpm", 24.0): "5b03a7a8297643512c7cd82d8d37c296",  # 24.04 kbps
+}
+#: the same files as written by codec version 1 (no rate control, no index byte), before issue 14
+GOLDEN_V1: dict[tuple[str, float], str] = {
     ("perceptual-fem", 16.0): "a76b51d3a3ffe73f61b5d5249830945a",
     ("perceptual-hpm", 16.0): "0893592afe45f3b03ba841a2952138bd",
     ("perceptual-hpm", 24.0): "0383845c640e8acc5ed0d6b9565a99ef",
@@ -75,3 +93,35 @@ def test_corrupted_file_is_rejected(codec_id, kbps, speech2s):
     data[len(data) // 2] ^= 0xFF
     with pytest.raises(neurocodec.errors.StreamError):
         neurocodec.api.decompress(bytes(data))
+
+
+@pytest.mark.parametrize("codec_id,kbps", [("perceptual-fem", 16.0), ("perceptual-hpm", 13.0)])
+def test_grid_index_zero_is_the_version1_stream(codec_id, kbps, speech2s):
+    """With the rate control off every chunk is the index byte of k = 0 and the version-1
+    message: without those bytes, under a version-1 header, it is the version-1 golden file,
+    and the new decoder decodes that file to the same audio."""
+    import dataclasses
+    import hashlib
+    import io
+
+    from neurocodec.bitstream.container import StreamReader, StreamWriter
+
+    codec = neurocodec.load(codec_id)
+    model = codec.model.model_for(kbps)
+    was = model.set_file_rate_control(False)
+    try:
+        data = codec.compress(speech2s, 16000, bitrate=kbps)
+    finally:
+        model.set_file_rate_control(was)
+    reader = StreamReader(io.BytesIO(data))
+    chunks = list(reader)
+    assert reader.header.codec_version == 2 and all(c[0] == 48 for c in chunks)
+    out = io.BytesIO()
+    writer = StreamWriter(out, dataclasses.replace(reader.header, codec_version=1))
+    for c in chunks:
+        writer.chunk(c[1:])
+    writer.finish()
+    v1 = out.getvalue()
+    if torch.backends.cpu.get_cpu_capability() == GOLDEN_CPU:
+        assert hashlib.md5(v1).hexdigest() == GOLDEN_V1[(codec_id, kbps)]
+    assert np.array_equal(neurocodec.api.decompress(v1)[0], neurocodec.api.decompress(data)[0])

@@ -25,13 +25,20 @@ latent value, and ``z`` is coded with the Gaussian-uniform likelihood of Eq. 1
 (:mod:`neurocodec.entropy.gaussian`).  Coding with HPM sends ``q = round(z - mu)`` and the decoder
 adds ``mu`` back (CompressAI's convention; it makes the tables independent of the mean).
 
-**Bitstream.**  Per channel, groups of up to ``frames_per_chunk`` frames form one chunk: one
-range-coded message (:mod:`neurocodec.entropy.range_coder`) holding, for HPM, the hyper-latents of
-the group then the latents; for FEM the latents.  Integer CDF tables are built from the trained
-density models (:meth:`PerceptualCodec.build_tables`) and stored with the weights; the scale
-index of each HPM latent is computed by the hyper-decoder in float64 on the same group shape at
-both ends.  The chunk count follows from the sample count; any other count, a payload that is
-not whole 32-bit words or one with data left over is rejected.
+**Bitstream.**  Per channel, groups of up to ``frames_per_chunk`` frames form one chunk: the
+chunk's rate-grid index (one byte; codec version 2) and one range-coded message
+(:mod:`neurocodec.entropy.range_coder`) holding, for HPM, the hyper-latents of the group then the
+latents; for FEM the latents.  Integer CDF tables are built from the trained density models
+(:meth:`PerceptualCodec.build_tables`) and stored with the weights; the scale index of each HPM
+latent is computed by the hyper-decoder in float64 on the same group shape at both ends.  The
+chunk count follows from the sample count; any other count, a chunk that is not its index byte
+and whole 32-bit words, an index off the grid or a message with data left over is rejected.
+
+**Rate control (not in the paper).**  Each chunk is coded with the quantizer scale
+``g = code_scale * 2 ** (k / 16)`` of its grid index ``k``, chosen by the encoder from the real
+coded sizes so that the file fits ``bitrate x duration`` (:mod:`.perceptual_rate`;
+``config.file_rate_control``, on by default; off, every chunk has ``k = 0``).  Version-1 streams
+(no index byte) still decode, at ``k = 0``.
 
 **Training (§3.3, §4.1).**  ``L = a * R + l1 * MSE + l2 * L_G + l3 * L_L`` with ``R`` the estimated
 rate in bits per sample, ``MSE`` on the frame, ``L_G``/``L_L`` the global/local NMR losses of
@@ -67,6 +74,7 @@ from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult
 from .perceptual_config import (PERCEPTUAL_BITRATES, PerceptualConfig, PerceptualPhase, fem_config, hpm_config,
                                 perceptual_config)
 from .perceptual_framing import frame_signal, num_frames, overlap_add
+from .perceptual_rate import grid_scale, index_byte, plan_grid_indexes, split_chunk
 from .weights_file import check_state_match, read_weights
 
 __all__ = ["PerceptualConfig", "PerceptualCodec", "PerceptualFemCodec", "PerceptualHpmCodec",
@@ -75,6 +83,8 @@ __all__ = ["PerceptualConfig", "PerceptualCodec", "PerceptualFemCodec", "Percept
            "frame_signal", "overlap_add"]
 
 _FORMAT = "neurocodec-perceptual"
+#: config fields that only steer the encoder (not in the config hash)
+ENCODER_ONLY = ("file_rate_control",)
 
 
 # -- network ------------------------------------------------------------------------------------
@@ -134,7 +144,10 @@ class PerceptualCodec(nn.Module, CodecModel):
     """The byun2023 coder at one operating point (``config.density`` selects FEM or HPM)."""
 
     codec_id: ClassVar[str] = "perceptual"
-    codec_version = 1
+    #: version 2: every chunk starts with its rate-grid index (:mod:`.perceptual_rate`)
+    codec_version = 2
+    #: a version-1 chunk (no index byte) decodes at the grid index 0
+    decodes_versions = (1, 2)
     learned = True
     density: ClassVar[str] = ""
     description = "byun2023 perceptual ResGLU/GDN autoencoder with a learned density model"
@@ -161,6 +174,7 @@ class PerceptualCodec(nn.Module, CodecModel):
         self._phase = "quantize"
         self.phase_start_step = 0
         self._tables: dict[str, TableSet] | None = None
+        self._grid_tables: dict[int, TableSet] = {}  # FEM latent tables of grid indexes != 0
         self._trained = False
         self._loss = None
 
@@ -170,6 +184,24 @@ class PerceptualCodec(nn.Module, CodecModel):
 
     def has_trained_weights(self) -> bool:
         return self._trained
+
+    def config_dict(self) -> dict[str, Any]:
+        """The config that determines what a stream decodes to: all of it but the encoder-only
+        ``file_rate_control`` (the grid index travels in every chunk), so that switching it
+        keeps the config hash, and version-1 streams of the same weights still decode."""
+        d = asdict(self.config)
+        for name in ENCODER_ONLY:
+            d.pop(name, None)
+        return d
+
+    def set_file_rate_control(self, on: bool) -> bool:
+        """Switch the file-level rate control of :meth:`compress` on or off (recorded in the
+        config); returns the previous setting."""
+        from dataclasses import replace
+
+        was = self.config.file_rate_control
+        self.config = replace(self.config, file_rate_control=bool(on))
+        return was
 
     def weights_digest(self) -> bytes:
         h = hashlib.sha256()
@@ -211,13 +243,15 @@ class PerceptualCodec(nn.Module, CodecModel):
         hard = z + (torch.round(z - mean) + mean - z).detach()
         return noisy, hard
 
-    def code_frames(self, frames: torch.Tensor, quantize: bool = True) -> dict[str, torch.Tensor]:
+    def code_frames(self, frames: torch.Tensor, quantize: bool = True,
+                    g: float | None = None) -> dict[str, torch.Tensor]:
         """Frames ``(B, frame)`` -> decoded frames and the bits of each frame (main, side).
 
         The quantizer works on ``g * z`` with ``g = config.code_scale`` (1 in training; the
-        export-time rate trim changes it): the densities are those of ``z`` scaled by ``g``."""
+        export-time rate trim changes it; the file rate control passes the ``g`` of a grid
+        index): the densities are those of ``z`` scaled by ``g``."""
         z = self.encode_frames(frames)
-        g = float(self.config.code_scale)
+        g = float(self.config.code_scale if g is None else g)
         zeros = torch.zeros(frames.shape[0], device=frames.device)
         if not quantize:
             return {"frames": self.decode_frames(z), "main_bits": zeros, "side_bits": zeros, "z": z}
@@ -342,7 +376,18 @@ class PerceptualCodec(nn.Module, CodecModel):
             self._tables = {"latent": self.density_model.tables(scale=float(self.config.code_scale))}
         else:
             self._tables = {"hyper": self.hyper.density.tables(), "gaussian": gaussian_tables()}
+        self._grid_tables = {}
         return self._tables
+
+    def latent_tables(self, k: int) -> TableSet:
+        """FEM: the integer tables of ``round(g_k z)`` for rate-grid index ``k``: the stored
+        tables at ``k = 0``, else built once (float64) from the density and cached."""
+        if k == 0:
+            return self.tables()["latent"]
+        if k not in self._grid_tables:
+            g = grid_scale(self.config.code_scale, k)
+            self._grid_tables[k] = self.density_model.tables(scale=g, float64=True)
+        return self._grid_tables[k]
 
     def with_code_scale(self, g: float) -> "PerceptualCodec":
         """Set ``config.code_scale`` (the quantizer step is ``1/g``) and rebuild the tables."""
@@ -353,7 +398,9 @@ class PerceptualCodec(nn.Module, CodecModel):
         return self
 
     def tables(self) -> dict[str, TableSet]:
-        return self._tables if self._tables is not None else self.build_tables()
+        if self._tables is None:
+            self.build_tables()
+        return self._tables
 
     @torch.no_grad()
     def fit_entropy_coder(self, signals: Iterable[np.ndarray], max_seconds: float = 120.0) -> dict[str, Any]:
@@ -403,8 +450,9 @@ class PerceptualCodec(nn.Module, CodecModel):
         g = self.config.frames_per_chunk
         return [(a, min(a + g, n)) for a in range(0, n, g)]
 
-    def _hyper_params64(self, zh: torch.Tensor, g: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and scale of ``g * z`` from quantized hyper-latents, computed in float64 (both ends)."""
+    def _hyper_params64(self, zh: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and scale of ``z`` from quantized hyper-latents, computed in float64 (both ends;
+        those of ``g * z`` are ``g`` times them, multiplied in float64)."""
         dec = self.hyper.decoder
         out = zh.double()
         for layer in dec:
@@ -419,60 +467,125 @@ class PerceptualCodec(nn.Module, CodecModel):
                 out = layer(out)
         mean = out[:, :1]
         scale = F.softplus(out[:, 1:]) + 1e-3
-        return g * mean.numpy(), g * scale.numpy()
+        return mean.numpy(), scale.numpy()
+
+    def num_chunks(self, num_channels: int, num_samples: int, bitrate_kbps: float) -> int:
+        """One chunk per channel and group of ``frames_per_chunk`` frames (the api takes their
+        framing out of the payload budget)."""
+        return int(num_channels) * len(self._groups(int(num_samples)))
 
     @torch.no_grad()
-    def analyze(self, audio: np.ndarray) -> dict[str, Any]:
+    def _chunk_latents(self, frames: torch.Tensor) -> dict[str, Any]:
+        """What the encoder computes once per chunk, whatever its grid index: the latent ``z``
+        and, for HPM, the quantized hyper-latent and the float64 mean and scale of ``z``."""
+        z = self.encode_frames(frames)
+        lat: dict[str, Any] = {"frames": frames, "z": z}
+        if self.hyper is not None:
+            zh = torch.round(self.hyper.encoder(z)).clamp(-ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1)
+            lat["hyper"] = zh
+            lat["mean"], lat["scale"] = self._hyper_params64(zh)
+        return lat
+
+    def _chunk_symbols(self, lat: dict[str, Any], k: int) -> dict[str, Any]:
+        """The integer symbols of a chunk at grid index ``k`` (``g = code_scale * 2**(k/16)``)."""
+        g = grid_scale(self.config.code_scale, k)
+        z = lat["z"]
+        item: dict[str, Any] = {"grid_index": int(k)}
+        if self.hyper is None:
+            item["latent"] = torch.round(g * z).clamp(-ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1).long().numpy()
+        else:
+            mean, scale = g * lat["mean"], g * lat["scale"]
+            item["hyper"] = lat["hyper"].long().numpy()
+            q = np.rint((g * z).double().numpy() - mean)
+            item["latent"] = np.clip(q, -ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1).astype(np.int64)
+            item["scale_index"] = scale_index(scale)
+        return item
+
+    def _encode_chunk(self, item: dict[str, Any]) -> bytes:
+        """One version-2 chunk: the grid index byte, then the range-coded message."""
+        tables = self.tables()
+        enc = RangeEncoder()
+        q = item["latent"]
+        if self.hyper is None:
+            self.latent_tables(item["grid_index"]).encode(enc, q.ravel(), np.zeros(q.size, dtype=np.int64))
+        else:
+            zh = item["hyper"]
+            rows = np.broadcast_to(np.arange(zh.shape[1])[None, :, None], zh.shape)
+            tables["hyper"].encode(enc, zh.ravel(), rows.ravel())
+            tables["gaussian"].encode(enc, q.ravel(), item["scale_index"].ravel())
+        return index_byte(item["grid_index"]) + enc.getvalue()
+
+    def _latents(self, a: np.ndarray) -> list[dict[str, Any]]:
+        """Per channel and chunk (stream order), :meth:`_chunk_latents` of ``(C, N)`` audio."""
+        cfg = self.config
+        frames = frame_signal(torch.from_numpy(a), cfg.frame, cfg.overlap)  # (C, L, frame)
+        return [self._chunk_latents(frames[c, lo:hi]) for c in range(a.shape[0]) for lo, hi in self._groups(a.shape[1])]
+
+    @torch.no_grad()
+    def analyze(self, audio: np.ndarray, grid_indexes: Sequence[int] | None = None) -> dict[str, Any]:
         """Symbols :meth:`compress` codes and their estimated bits (model likelihoods, eval mode),
-        per channel and chunk: ``{"chunks": [...], "main_bits": float, "side_bits": float}``."""
+        per channel and chunk: ``{"chunks": [...], "main_bits": float, "side_bits": float}``,
+        at the rate-grid index of each chunk in ``grid_indexes`` (default: 0, ``code_scale``)."""
         a = self._check_audio(audio)
         was = self.training
         self.eval()
         try:
-            cfg = self.config
             out = {"chunks": [], "main_bits": 0.0, "side_bits": 0.0}
-            x = torch.from_numpy(a)
-            frames = frame_signal(x, cfg.frame, cfg.overlap)  # (C, L, frame)
-            for c in range(a.shape[0]):
-                for lo, hi in self._groups(a.shape[1]):
-                    r = self.code_frames(frames[c, lo:hi])
-                    out["main_bits"] += float(r["main_bits"].double().sum())
-                    out["side_bits"] += float(r["side_bits"].double().sum())
-                    z = r["z"]
-                    g = float(cfg.code_scale)
-                    item: dict[str, Any] = {}
-                    if self.hyper is None:
-                        item["latent"] = torch.round(g * z).clamp(-ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1).long().numpy()
-                    else:
-                        zh = torch.round(self.hyper.encoder(z)).clamp(-ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1)
-                        mean, scale = self._hyper_params64(zh, g)
-                        item["hyper"] = zh.long().numpy()
-                        q = np.rint((g * z).double().numpy() - mean)
-                        item["latent"] = np.clip(q, -ESCAPE_LIMIT + 1, ESCAPE_LIMIT - 1).astype(np.int64)
-                        item["scale_index"] = scale_index(scale)
-                    out["chunks"].append(item)
+            lats = self._latents(a)
+            ks = self._check_grid_indexes(grid_indexes, len(lats))
+            for lat, k in zip(lats, ks):
+                r = self.code_frames(lat["frames"], g=grid_scale(self.config.code_scale, k))
+                out["main_bits"] += float(r["main_bits"].double().sum())
+                out["side_bits"] += float(r["side_bits"].double().sum())
+                out["chunks"].append(self._chunk_symbols(lat, k))
             return out
         finally:
             self.train(was)
 
-    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None, **kwargs) -> EncodedAudio:
+    @staticmethod
+    def _check_grid_indexes(grid_indexes, num_chunks: int) -> list[int]:
+        if grid_indexes is None:
+            return [0] * num_chunks
+        ks = [int(k) for k in grid_indexes]
+        if len(ks) != num_chunks:
+            raise ValueError(f"{len(ks)} grid indexes for {num_chunks} chunks")
+        for k in ks:
+            grid_scale(1.0, k)  # ValueError off the grid
+        return ks
+
+    @torch.no_grad()
+    def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None, *,
+                 payload_budget_bytes: int | None = None, grid_indexes: Sequence[int] | None = None,
+                 **kwargs) -> EncodedAudio:
         """Range-code ``audio`` (see the module doc) at the total rate ``bitrate_kbps`` over its
-        channels; other keywords (the payload budget) are ignored: the rate is the model's."""
+        channels.  With ``config.file_rate_control`` each chunk's grid index is chosen so that
+        the payload fits ``payload_budget_bytes`` (what ``neurocodec.api`` leaves of ``bitrate x
+        duration`` after the container; ``bitrate x duration`` when None;
+        :mod:`.perceptual_rate`); without it, or with explicit ``grid_indexes`` (one per chunk,
+        stream order), those are used.  Other keywords are ignored."""
         a = self._check_audio(audio)
         kbps = self.validate_bitrate(bitrate_kbps, a.shape[0])
-        tables = self.tables()
-        chunks = []
-        for item in self.analyze(a)["chunks"]:
-            enc = RangeEncoder()
-            q = item["latent"]
-            if self.hyper is None:
-                tables["latent"].encode(enc, q.ravel(), np.zeros(q.size, dtype=np.int64))
+        was = self.training
+        self.eval()
+        try:
+            lats = self._latents(a)
+            payloads: dict[tuple[int, int], bytes] = {}
+
+            def payload(c: int, k: int) -> bytes:
+                if (c, k) not in payloads:
+                    payloads[c, k] = self._encode_chunk(self._chunk_symbols(lats[c], k))
+                return payloads[c, k]
+
+            if grid_indexes is None and self.config.file_rate_control:
+                budget = payload_budget_bytes
+                if budget is None:
+                    budget = int(kbps * 1000.0 / 8.0 * a.shape[1] / self.sample_rate)
+                ks = plan_grid_indexes(lambda c, k: len(payload(c, k)), len(lats), int(budget))
             else:
-                zh = item["hyper"]
-                rows = np.broadcast_to(np.arange(zh.shape[1])[None, :, None], zh.shape)
-                tables["hyper"].encode(enc, zh.ravel(), rows.ravel())
-                tables["gaussian"].encode(enc, q.ravel(), item["scale_index"].ravel())
-            chunks.append(enc.getvalue())
+                ks = self._check_grid_indexes(grid_indexes, len(lats))
+            chunks = [payload(c, k) for c, k in enumerate(ks)]
+        finally:
+            self.train(was)
         return EncodedAudio(chunks, kbps, a.shape[0], a.shape[1])
 
     @torch.no_grad()
@@ -498,18 +611,20 @@ class PerceptualCodec(nn.Module, CodecModel):
                 decoded = []
                 for lo, hi in groups:
                     n = hi - lo
-                    dec = RangeDecoder(chunks[k])
+                    grid_k, message = split_chunk(chunks[k])
+                    g = grid_scale(cfg.code_scale, grid_k)
+                    dec = RangeDecoder(message)
                     k += 1
                     try:
-                        g = float(cfg.code_scale)
                         if self.hyper is None:
-                            q = tables["latent"].decode(dec, np.zeros(n * half, dtype=np.int64))
+                            q = self.latent_tables(grid_k).decode(dec, np.zeros(n * half, dtype=np.int64))
                             z = torch.from_numpy((q.reshape(n, 1, half) / g).astype(np.float32))
                         else:
                             nz, th = cfg.hyper_latent, half // 4
                             rows = np.broadcast_to(np.arange(nz)[None, :, None], (n, nz, th)).ravel()
                             zh = tables["hyper"].decode(dec, rows).reshape(n, nz, th)
-                            mean, scale = self._hyper_params64(torch.from_numpy(zh.astype(np.float32)), g)
+                            mean, scale = self._hyper_params64(torch.from_numpy(zh.astype(np.float32)))
+                            mean, scale = g * mean, g * scale
                             q = tables["gaussian"].decode(dec, scale_index(scale).ravel()).reshape(n, 1, half)
                             z = torch.from_numpy(((q + mean) / g).astype(np.float32))
                         dec.finish()

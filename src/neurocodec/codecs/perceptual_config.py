@@ -28,6 +28,10 @@ class PerceptualConfig:
     hyper_latent: int = 1  # channels of z_h (T/8 steps each); see the module doc
     frames_per_chunk: int = 64
     code_scale: float = 1.0  # export-time rate trim: the coder quantizes code_scale * z (step 1/code_scale)
+    #: encoder only (not in the config hash: the decoder reads the grid index from each chunk):
+    #: choose each chunk's g on the grid code_scale * 2**(k/16) so that the file fits its rate
+    #: (:mod:`neurocodec.codecs.perceptual_rate`); off: every chunk at code_scale (k = 0)
+    file_rate_control: bool = True
     # training (§3.3, §4.1)
     lambda_mse: float = 60.0
     lambda_global: float = 0.003

@@ -78,12 +78,12 @@ class FactorizedDensity(nn.Module):
     @torch.no_grad()
     def quantiles(self, probs=(1e-9, 0.5, 1 - 1e-9), lo: float = -1e4, hi: float = 1e4) -> torch.Tensor:
         """Per-channel values where ``c`` equals ``probs`` (bisection), shape ``(channels, len(probs))``."""
-        dev = self.matrices[0].device
-        target = torch.logit(torch.tensor(probs, dtype=torch.float64, device="cpu")).float()
-        out = torch.empty(self.channels, len(probs), device="cpu")  # the result is always on the CPU
+        dev, dt = self.matrices[0].device, self.matrices[0].dtype
+        target = torch.logit(torch.tensor(probs, dtype=torch.float64, device="cpu")).to(dt)
+        out = torch.empty(self.channels, len(probs), dtype=dt, device="cpu")  # the result is always on the CPU
         for j, t in enumerate(target.tolist()):
-            a = torch.full((self.channels, 1, 1), lo, device=dev)
-            b = torch.full((self.channels, 1, 1), hi, device=dev)
+            a = torch.full((self.channels, 1, 1), lo, dtype=dt, device=dev)
+            b = torch.full((self.channels, 1, 1), hi, dtype=dt, device=dev)
             for _ in range(60):
                 m = 0.5 * (a + b)
                 below = self.logits(m) < t
@@ -93,10 +93,16 @@ class FactorizedDensity(nn.Module):
         return out
 
     @torch.no_grad()
-    def tables(self, max_width: int = 4096, scale: float = 1.0) -> TableSet:
+    def tables(self, max_width: int = 4096, scale: float = 1.0, float64: bool = False) -> TableSet:
         """Integer CDF tables (one row per channel) of ``round(scale * x)`` over
         ``[floor(q_lo), ceil(q_hi)]`` of the scaled ``1e-9`` / ``1 - 1e-9`` quantiles, with the
-        mass outside as the escape probability."""
+        mass outside as the escape probability.  ``float64``: evaluate the density on a float64
+        copy of the parameters (tables built at run time on both ends of a stream, where a
+        float32 rounding difference between machines must not move an integer CDF entry)."""
+        if float64 and self.matrices[0].dtype != torch.float64:
+            import copy
+
+            return copy.deepcopy(self).double().tables(max_width, scale)
         q = self.quantiles((1e-9, 1 - 1e-9)) * scale
         pmfs, offsets, tails = [], [], []
         for c in range(self.channels):
@@ -105,7 +111,7 @@ class FactorizedDensity(nn.Module):
             if hi - lo + 1 > max_width:
                 mid = (lo + hi) // 2
                 lo, hi = mid - max_width // 2, mid - max_width // 2 + max_width - 1
-            vals = torch.arange(lo, hi + 1, dtype=torch.float32, device=self.matrices[0].device).view(1, 1, -1)
+            vals = torch.arange(lo, hi + 1, dtype=self.matrices[0].dtype, device=self.matrices[0].device).view(1, 1, -1)
             grid = vals.expand(self.channels, 1, -1)
             cu = torch.sigmoid(self.logits((grid + 0.5) / scale))[c, 0].double().cpu()
             cl = torch.sigmoid(self.logits((grid - 0.5) / scale))[c, 0].double().cpu()
