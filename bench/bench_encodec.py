@@ -2,7 +2,7 @@
 random weights), and the LM-coded path.  CPU time (``time.process_time``), best of ``--repeat``;
 ``x real time`` = audio seconds / CPU seconds.
 
-    python bench/bench_encodec.py [--seconds 10] [--kbps 6] [--repeat 2]
+    python bench/bench_encodec.py [--seconds 10] [--kbps 6] [--repeat 2] [--net-only]
 
 Rows:
 * ``reference encode/decode``: ``encodec.EncodecModel.encodec_model_24khz(pretrained=False)``
@@ -47,6 +47,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--kbps", type=float, default=6.0)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--net-only", action="store_true", help="only the reference and network rows")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from neurocodec.codecs.encodec import EncodecCodec, EncodecConfig
@@ -86,6 +87,8 @@ def main() -> int:
         mine = net.encode(xt, n_q)
         row("net encode (whole file)", lambda: net.encode(xt, n_q))
         row("net decode (whole file)", lambda: net.decode(mine))
+    if args.net_only:
+        return 0
 
     lm_cfg = dict(lm_n_q=32, lm_dim=200, lm_layers=5, lm_heads=8, lm_ff=800)
     for coder in ("static", "lm"):

@@ -8,7 +8,8 @@ exported ``model.safetensors``.
 
 Audio goes whole-file through the network (``EncodecNet.encode``/``decode``: the same codes as the
 streaming codec up to float rounding), speech sources only, the first ``--seconds`` of the split;
-prints the mean and the number of files.  One thread.
+prints the mean and the number of files.  ``--kbps 0`` decodes the encoder's latents unquantized
+(the ceiling that more codebooks can approach).  One thread.
 """
 
 from __future__ import annotations
@@ -22,14 +23,21 @@ import torch
 
 def _score(net, signals, n_q, sr):
     from neurocodec.eval.metrics_ext import pesq_wb, visqol_speech
+    from neurocodec.eval.snr import si_snr
 
-    pesq, visqol = [], []
+    pesq, visqol, sisnr = [], [], []
     with torch.no_grad():
         for x in signals:
-            y = net.decode(net.encode(torch.from_numpy(x)[None], n_q))[0, :, :x.shape[1]].numpy()
+            xt = torch.from_numpy(x)[None]
+            if n_q:
+                y = net.decode(net.encode(xt, n_q))
+            else:
+                y = net.decoder(net.encoder(xt))
+            y = y[0, :, :x.shape[1]].numpy()
             pesq.append(pesq_wb(x[0], y[0], sr))
             visqol.append(visqol_speech(x[0], y[0], sr))
-    return float(np.nanmean(pesq)), float(np.nanmean(visqol))
+            sisnr.append(si_snr(x[0], y[0], sr))
+    return float(np.nanmean(pesq)), float(np.nanmean(visqol)), float(np.nanmean(sisnr))
 
 
 def main() -> int:
@@ -67,8 +75,9 @@ def main() -> int:
     for name, state in variants.items():
         m.net.load_state_dict(state)
         for kbps in args.kbps:
-            p, v = _score(m.net, signals, m.n_q_for(kbps), sr)
-            print(f"{name:<9} {kbps:5g} kbps  PESQ-WB {p:.3f}  ViSQOL-speech {v:.3f}", flush=True)
+            p, v, q = _score(m.net, signals, m.n_q_for(kbps) if kbps else 0, sr)
+            rate = f"{kbps:5g} kbps" if kbps else "unquantized"
+            print(f"{name:<9} {rate:>11}  PESQ-WB {p:.3f}  ViSQOL-speech {v:.3f}  SI-SNR {q:.2f} dB", flush=True)
     return 0
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# How the shipped encodec-24k weights were made (CPU, one thread, a shared 2-core machine).
+# How the shipped encodec-24k weights were made (CPU, one thread, a shared 2-core machine): training
+# with 16 codebooks, export, LM, then codebooks 17-32 added to the frozen model.
 # Usage: scripts/train_encodec_shipped.sh [CORPUS_MANIFEST] [RUN_DIR]
 # The training is stopped by hand (or by train.max_seconds where the trainer has it) and exported
 # with --allow-incomplete; the LM is then trained on the exported model's codes.
@@ -19,3 +20,8 @@ nice -n 10 "$NC" train encodec-24k --data "$DATA" --out "$RUN" \
 "$NC" export "$RUN" --name encodec-24k --fp16 --allow-incomplete --force --data "$DATA" --fit-seconds 300
 nice -n 10 "$PY" scripts/train_encodec_lm.py src/neurocodec/assets/weights/encodec-24k --data "$DATA" \
   --train-seconds 900 --valid-seconds 120 --max-seconds 900 --dim 32 --layers 5 --heads 4 --ff 128
+# Codebooks 17-32 (24 kbps), everything else frozen: k-means + the RVQ's EMA updates on the frozen
+# encoder's residuals of the training split (docs/encodec.md, "Codebooks 17-32"); the LM keeps
+# modelling codebooks 1-16 and codebooks 17-32 are coded with their static tables.
+nice -n 10 "$PY" scripts/extend_encodec_codebooks.py src/neurocodec/assets/weights/encodec-24k --data "$DATA" \
+  --out src/neurocodec/assets/weights/encodec-24k

@@ -61,12 +61,12 @@ BLOCKS: dict[str, list[str]] = {
     ],
     "eval-encodec-speech": [
         CORPUS,
-        f"{NC} eval --codecs encodec-24k,opus --bitrates 1.5,3,6,12 --data corpus16/manifest.jsonl "
+        f"{NC} eval --codecs encodec-24k,opus --bitrates 1.5,3,6,12,24 --data corpus16/manifest.jsonl "
         "--sources speech-real,speech-tts --metrics pesq_wb,stoi,visqol_speech --jobs 2 -q --out reports/speech16-encodec",
     ],
     "eval-encodec-music": [
         CORPUS,
-        f"{NC} eval --codecs encodec-24k,opus --bitrates 1.5,3,6,12 --data corpus16/manifest.jsonl "
+        f"{NC} eval --codecs encodec-24k,opus --bitrates 1.5,3,6,12,24 --data corpus16/manifest.jsonl "
         "--sources music-real,music-rendered --metrics visqol_audio,mel_distance,snr --jobs 2 -q --out reports/music16-encodec",
     ],
     "encodec-bench": [".venv/bin/python bench/bench_encodec.py --seconds 10 --kbps 6"],

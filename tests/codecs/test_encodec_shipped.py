@@ -1,5 +1,6 @@
-"""The shipped encodec-24k weights: they load offline, code at every rate of their ladder with
-their default coder, give the golden bitstream, and bad streams exit with status 2."""
+"""The shipped encodec-24k weights: they load offline, code at every rate of their ladder (1.5-24
+kbps) with their default coder, give the golden bitstreams, keep the streams of the 16-codebook
+model they extend, and bad streams exit with status 2."""
 
 import hashlib
 
@@ -14,6 +15,10 @@ pytestmark = pytest.mark.skipif(not SHIPPED.has_trained_weights(),
 
 #: md5 of the LM-coded payload of _signal() at 6 kbps with the shipped weights
 GOLDEN_6K = "023ebb297d7442c2f64152eb4d1f342f"
+#: the same at 24 kbps: 32 codebooks, 1-16 coded with the LM, 17-32 with the static tables
+GOLDEN_24K = "3467fa4d4a34634c3b8387c8c334e62c"
+#: config hash of the 16-codebook model (1.5-12 kbps) before codebooks 17-32 were added
+HASH_16 = 0xF55F0A46
 
 
 def _signal(seconds=1.0, sr=24000):
@@ -40,6 +45,32 @@ def test_golden_bitstream(threads):
     enc = SHIPPED.model.compress(_signal(), 6.0)
     md5 = hashlib.md5(b"".join(enc.chunks)).hexdigest()
     assert GOLDEN_6K is not None and md5 == GOLDEN_6K, md5
+    enc = SHIPPED.model.compress(_signal(), 24.0)
+    md5 = hashlib.md5(b"".join(enc.chunks)).hexdigest()
+    assert md5 == GOLDEN_24K, md5
+
+
+def test_24_kbps_listed_and_better_than_12():
+    from neurocodec.codecs.registry import create
+    from neurocodec.eval.snr import si_snr
+
+    m = SHIPPED.model
+    assert m.config.n_q == 32 and create("encodec-24k").bitrates.choices == (1.5, 3.0, 6.0, 12.0, 24.0)
+    x = _signal(1.5)
+    snr = {}
+    for kbps in (12.0, 24.0):
+        enc = m.compress(x, kbps)
+        assert all(c[1] == m.n_q_for(kbps) for c in enc.chunks)
+        snr[kbps] = si_snr(x[0], m.decompress(enc.chunks, 1, x.shape[1], kbps)[0], 24000)
+    assert snr[24.0] > snr[12.0], snr
+
+
+def test_old_bandwidths_keep_the_16_codebook_hash():
+    # streams of 1.5-12 kbps are those of the model before the extension, config hash included,
+    # so files written with it still decode
+    for kbps in (1.5, 3.0, 6.0, 12.0):
+        assert SHIPPED.stream_config_hash(kbps) == HASH_16
+    assert SHIPPED.stream_config_hash(24.0) != HASH_16
 
 
 def test_cli_round_trip_and_bad_stream(tmp_path):

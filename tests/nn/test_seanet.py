@@ -109,3 +109,40 @@ def test_inference_fast_paths_match_the_convolutions():
         with torch.no_grad():
             fast = unit(x)
         assert fast.shape == slow.shape and (fast - slow).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("kernel,stride", [(4, 2), (10, 5), (16, 8), (3, 1), (6, 3)])
+def test_polyphase_transposed_conv_matches_conv_transpose(kernel, stride):
+    """Inference runs a causal transposed convolution as a polyphase conv1d: the values of
+    ``conv_transpose1d`` with its last ``K - S`` samples trimmed (to float rounding), and the
+    decoder's last convolution (one output channel) as one GEMM of its taps."""
+    torch.manual_seed(1)
+    up = SConvTranspose1d(6, 4, kernel, stride).eval()
+    x = torch.randn(2, 6, 37)
+    slow = up(x)  # grad enabled: conv_transpose1d
+    with torch.no_grad():
+        fast = up(x)
+        up.weight_g.mul_(3)  # the cached polyphase weights follow new weights
+        fast3 = up(x)
+    assert fast.shape == slow.shape == (2, 4, 37 * stride)
+    assert (fast - slow).abs().max().item() < 1e-5
+    assert not torch.allclose(fast, fast3)
+    last = SConv1d(6, 1, 7, pad_mode="constant").eval()
+    slow = last(x)
+    with torch.no_grad():
+        fast = last(x)
+    assert fast.shape == slow.shape and (fast - slow).abs().max().item() < 1e-5
+
+
+def test_in_place_elu_leaves_the_input_alone():
+    torch.manual_seed(2)
+    cfg = SeanetConfig(dimension=8, n_filters=4, lstm_layers=1)
+    enc, dec = SeanetEncoder(cfg).eval(), SeanetDecoder(cfg).eval()
+    x = torch.randn(1, 1, 960)
+    keep = x.clone()
+    with torch.no_grad():
+        z = enc(x)
+        zk = z.clone()
+        y = dec(z)
+    assert torch.equal(x, keep) and torch.equal(z, zk)
+    assert torch.allclose(y, dec(zk).detach(), atol=1e-5)

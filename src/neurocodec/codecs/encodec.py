@@ -43,7 +43,7 @@ from ..audio import atomic_write_bytes
 from ..entropy.range_coder import RangeDecoder, RangeEncoder, quantize_pmf
 from ..errors import BitrateError, CorruptStreamError, WeightsError
 from ..nn.seanet import SeanetConfig
-from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult
+from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult, config_hash
 from .encodec_model import EncodecNet, EncodecNetConfig, StreamingDecoder, StreamingEncoder
 
 __all__ = ["EncodecConfig", "EncodecCodec", "encodec_24k_config", "encodec_16k_config", "CODER_IDS"]
@@ -79,7 +79,10 @@ class EncodecConfig:
     lm_heads: int = 8
     lm_ff: int = 800
     lm_context_seconds: float = 3.5
-    lm_n_q: int = 0  # codebooks the LM models (0: no LM)
+    lm_n_q: int = 0  # codebooks the LM models (0: no LM); codebooks beyond it are coded with the static tables
+    # the model extends one with this many codebooks (0: none): streams with at most that many
+    # codebooks carry that model's config hash, so files written before the extension still decode
+    nested_n_q: int = 0
     # training (§3.4)
     lambda_t: float = 0.1
     lambda_f: float = 1.0
@@ -109,10 +112,13 @@ def encodec_24k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
 
 
 def shipped_24k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
-    """The shipped reduced 24 kHz model (10 MB weight budget): C=16, D=64, one LSTM layer, 16
-    codebooks (1.5-12 kbps), zero padding, and a small LM (dim 32, 5 layers, 4 heads, FF 128)."""
-    return EncodecConfig(n_filters=16, dimension=64, lstm_layers=1, n_q=16, bandwidths=(1.5, 3.0, 6.0, 12.0),
-                         pad_mode="constant", lm_n_q=16, lm_dim=32, lm_layers=5, lm_heads=4, lm_ff=128)
+    """The shipped reduced 24 kHz model (12 MB weight budget): C=16, D=64, one LSTM layer, 32
+    codebooks (1.5-24 kbps; codebooks 17-32 added to the trained 16 by
+    ``scripts/extend_encodec_codebooks.py``), zero padding, and a small LM over the first 16
+    codebooks (dim 32, 5 layers, 4 heads, FF 128)."""
+    return EncodecConfig(n_filters=16, dimension=64, lstm_layers=1, n_q=32, bandwidths=(1.5, 3.0, 6.0, 12.0, 24.0),
+                         pad_mode="constant", lm_n_q=16, lm_dim=32, lm_layers=5, lm_heads=4, lm_ff=128,
+                         nested_n_q=16)
 
 
 @dataclass(frozen=True)
@@ -179,9 +185,17 @@ class EncodecCodec(nn.Module, CodecModel):
     def num_parameters(self) -> int:
         return sum(p.numel() for n, p in self.named_parameters() if n.startswith(("net.", "lm.")))
 
-    def weights_digest(self) -> bytes:
+    def weights_digest(self, n_q: int | None = None) -> bytes:
+        """SHA-256 of the coding state; with ``n_q``, of the model cut to its first ``n_q``
+        codebooks (their static tables included), what :meth:`stream_config_hash` uses for
+        streams of a nested model."""
         h = hashlib.sha256()
-        for name, t in sorted(self.coding_state().items()):
+        state = self.coding_state()
+        if n_q is not None:
+            state = {k: v for k, v in state.items()
+                     if not (k.startswith("net.quantizer.codebooks.") and int(k.split(".")[3]) >= n_q)}
+            state["static_cdf"] = state["static_cdf"][:n_q]
+        for name, t in sorted(state.items()):
             t = t.detach().cpu().contiguous()
             h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
             h.update(t.numpy().tobytes())
@@ -190,9 +204,23 @@ class EncodecCodec(nn.Module, CodecModel):
     def config_dict(self) -> dict[str, Any]:
         d = asdict(self.config)
         for k in [f.name for f in fields(EncodecConfig)]:  # training settings do not shape the bitstream
-            if k.startswith(("lambda_", "disc_", "balancer", "adversarial", "weight_ema", "mel_")):
+            if k.startswith(("lambda_", "disc_", "balancer", "adversarial", "weight_ema", "mel_", "nested_")):
                 d.pop(k)
         return d
+
+    def stream_config_hash(self, bitrate_kbps: float) -> int:
+        """The config hash of streams at ``bitrate_kbps`` per channel: that of the whole model,
+        except for a model extended from one with ``nested_n_q`` codebooks, whose streams of at
+        most ``nested_n_q`` codebooks carry the smaller model's hash (they are coded by exactly the
+        same network, codebooks, tables and LM), so its files still decode."""
+        nested = self.config.nested_n_q
+        if not nested or nested >= self.config.n_q or self.n_q_for(bitrate_kbps) > nested:
+            return self.config_hash()
+        d = self.config_dict()
+        d["n_q"] = nested
+        rate = self.net.cfg.n_q_for  # codebooks of a bandwidth
+        d["bandwidths"] = tuple(b for b in self.config.bandwidths if rate(b) <= nested)
+        return config_hash(d, self.weights_digest(nested))
 
     def n_q_for(self, kbps_per_channel: float) -> int:
         n = self.net.cfg.n_q_for(kbps_per_channel)
@@ -563,6 +591,9 @@ class EncodecPretrained(CodecModel):
 
     def weights_digest(self) -> bytes:
         return self.model.weights_digest()
+
+    def stream_config_hash(self, bitrate_kbps: float) -> int:
+        return self.model.stream_config_hash(bitrate_kbps)
 
     def num_parameters(self) -> int:
         return self.model.num_parameters() if self.path.is_file() else self.model_class(self._config).num_parameters()

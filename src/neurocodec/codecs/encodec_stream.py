@@ -50,7 +50,8 @@ def decode_blocks(codec, codes: np.ndarray) -> np.ndarray:
 
 
 class _Coder:
-    """Range coding of one channel's codes ``(n_q, frames)`` (time-major) with one coder."""
+    """Range coding of one channel's codes ``(n_q, frames)`` (time-major) with one coder; the
+    ``lm`` coder codes the codebooks beyond those its LM models (``lm_n_q``) with the static tables."""
 
     def __init__(self, codec, n_q: int, name: str):
         self.codec, self.n_q, self.name = codec, n_q, name
@@ -60,16 +61,26 @@ class _Coder:
         elif name == "static":
             self.cdf = codec.static_cdf[:n_q].cpu().numpy().astype(np.int64)
         elif name == "lm":
-            from .encodec_lm import LmCodingState
+            from .encodec import STATIC_PRECISION
+            from .encodec_lm import CDF_PRECISION, LmCodingState
 
-            self.lm_state = LmCodingState(codec.integer_lm(), n_q)
+            ilm = codec.integer_lm()
+            self.n_lm = min(n_q, ilm.n_q)
+            self.lm_state = LmCodingState(ilm, self.n_lm)
+            # codebooks the LM does not model: their static tables, scaled to the LM's total
+            # (the same probabilities, so the same code lengths)
+            rest = codec.static_cdf[self.n_lm:n_q].cpu().numpy().astype(np.int64)
+            self.rest = rest << (CDF_PRECISION - STATIC_PRECISION)
         else:
             raise ValueError(f"unknown coder {name!r}")
 
     def encode(self, codes: np.ndarray) -> bytes:
         enc = RangeEncoder()
         if self.name == "lm":
-            cdfs = self.lm_state.cdfs_for(codes)  # (frames, n_q, bins + 1), context advanced
+            cdfs = self.lm_state.cdfs_for(codes[:self.n_lm])  # (frames, n_lm, bins + 1), context advanced
+            if len(self.rest):
+                rest = np.broadcast_to(self.rest, (cdfs.shape[0],) + self.rest.shape)
+                cdfs = np.concatenate([cdfs, rest], axis=1)
             idx = np.arange(codes.shape[1] * self.n_q)
             enc.encode(codes.T.reshape(-1), cdfs.reshape(-1, cdfs.shape[-1]), idx)
         else:
@@ -83,8 +94,10 @@ class _Coder:
             out = np.zeros((self.n_q, frames), dtype=np.int64)
             for t in range(frames):
                 cdf = self.lm_state.next_cdf()
+                if len(self.rest):
+                    cdf = np.concatenate([cdf, self.rest])
                 out[:, t] = dec.decode(cdf, indexes=np.arange(self.n_q))
-                self.lm_state.push(out[:, t])
+                self.lm_state.push(out[:self.n_lm, t])
         else:
             idx = np.tile(np.arange(self.n_q), frames)
             out = dec.decode(self.cdf, indexes=idx).reshape(frames, self.n_q).T.copy()

@@ -100,7 +100,7 @@ register("cq", "neurocodec.codecs.cq:CqCodec", "CQ: trainable LPC + residual aut
 register("cmrl", "neurocodec.codecs.cmrl:CmrlCodec", "CMRL: cascaded residual autoencoders (zhen2019)", learned=True)
 register("lpc-cmrl", "neurocodec.codecs.cmrl:LpcCmrlCodec", "LPC-CMRL: fixed LPC + CMRL on the residual (zhen2019)",
          learned=True)
-register("encodec-24k", "neurocodec.codecs.encodec:encodec_24k", "EnCodec 24 kHz streamable, reduced shipped model, 1.5-12 kbps (defossez2022)")
+register("encodec-24k", "neurocodec.codecs.encodec:encodec_24k", "EnCodec 24 kHz streamable, reduced shipped model, 1.5-24 kbps (defossez2022)")
 register("encodec-24k-official", "neurocodec.codecs.encodec:encodec_24k_official",
          "EnCodec 24 kHz, official weights from 'neurocodec import encodec' (defossez2022)")
 register("encodec-48k-official", "neurocodec.codecs.encodec48:encodec_48k_official",

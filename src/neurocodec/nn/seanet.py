@@ -39,6 +39,8 @@ from torch.nn import functional as F
 NORMS = ("weight_norm", "time_group_norm", "none")
 #: convolutions with at most this many output frames run as a matmul (streaming blocks)
 SMALL_CONV = 8
+#: stride-1 convolutions with at most this many output channels run as one GEMM (inference)
+SMALL_OUT = 4
 PAD_MODES = ("reflect", "constant")
 
 
@@ -74,6 +76,12 @@ def _reflect(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     return torch.cat(parts, -1)
 
 
+def _elu_fresh(x: torch.Tensor) -> torch.Tensor:
+    """ELU of a tensor nothing else holds (a layer's fresh output): in place in inference (no
+    autograd), which saves allocating (and faulting in) a buffer of the signal's size."""
+    return F.elu_(x) if not torch.is_grad_enabled() else F.elu(x)
+
+
 def _inference() -> bool:
     """No autograd: the GEMM fast paths of whole-signal inference apply (with the module in eval mode)."""
     return not torch.is_grad_enabled()
@@ -87,6 +95,19 @@ def _pointwise(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
     if acc is not None:
         return acc.baddbmm_(wb, x)
     return torch.baddbmm(bias.view(1, -1, 1), wb, x)
+
+
+def _few_outputs_conv(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, dilation: int) -> torch.Tensor:
+    """A stride-1 convolution with few output channels (the decoder's last layer: 32 -> 1) as one
+    GEMM of every tap, ``Y = W' x`` with ``W'`` of shape ``(K * Cout, Cin)``, and the sum of the
+    ``K`` shifted rows: oneDNN's kernels are slow for a single output channel."""
+    cout, cin, k = w.shape
+    y = torch.matmul(w.permute(2, 0, 1).reshape(k * cout, cin), x)  # (B, K * Cout, L)
+    n = x.shape[-1] - (k - 1) * dilation
+    out = y[:, :cout, :n] + bias.view(1, -1, 1)
+    for j in range(1, k):
+        out += y[:, j * cout:(j + 1) * cout, j * dilation:j * dilation + n]
+    return out
 
 
 def extra_padding(length: int, kernel: int, stride: int, padding_total: int) -> int:
@@ -163,7 +184,8 @@ class SConv1d(_WeightNormed):
         return self.norm(y) if self.norm is not None else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel == 1 and self.stride == 1 and not self.training and _inference():
+        infer = not self.training and _inference()
+        if self.kernel == 1 and self.stride == 1 and infer:
             # whole-signal inference: one GEMM beats the generic 1x1 convolution on CPU (the
             # streaming path keeps conv1d, so streamed bitstreams do not change)
             y = _pointwise(x, self.weight(), self.bias)
@@ -175,6 +197,9 @@ class SConv1d(_WeightNormed):
         else:
             right = p // 2
             x = _pad(x, p - right, right + extra, self.pad_mode)
+        if infer and self.stride == 1 and self.norm is None and self.bias.shape[0] <= SMALL_OUT \
+                and x.shape[-1] >= self.effective_kernel:
+            return _few_outputs_conv(x, self.weight(), self.bias, self.dilation)
         return self._conv(x)
 
     def stream(self, x: torch.Tensor, st: dict, final: bool = False) -> torch.Tensor:
@@ -234,6 +259,9 @@ class SConvTranspose1d(_WeightNormed):
         return super().weight() if self.norm_type == "weight_norm" else self.weight_raw
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.causal and self.norm is None and self.kernel % self.stride == 0 and not self.training \
+                and _inference():
+            return self._polyphase(x)
         y = F.conv_transpose1d(x, self.weight(), self.bias, self.stride)
         if self.norm is not None:
             y = self.norm(y)
@@ -244,6 +272,26 @@ class SConvTranspose1d(_WeightNormed):
             right = p // 2
             left = p - right
         return y[..., left:y.shape[-1] - right]
+
+    def _polyphase(self, x: torch.Tensor) -> torch.Tensor:
+        """The causal output (the first ``stride * T`` samples) in whole-signal inference as a
+        convolution of kernel ``m = K / stride`` with ``stride * Cout`` outputs (phase ``r`` of
+        output ``t * stride + r`` sums input frames ``t - j`` with taps ``j * stride + r``, j < m)
+        and one interleaving copy: oneDNN's transposed convolution, and the copy of its result,
+        cost more on CPU."""
+        w = self.weight()  # (Cin, Cout, K)
+        cin, cout, k = w.shape
+        s, m = self.stride, self.kernel // self.stride
+        key = (w.data_ptr(), w._version, self.bias.data_ptr(), self.bias._version)
+        cache = getattr(self, "_poly_cache", None)
+        if cache is None or cache[0] != key:
+            wp = w.view(cin, cout, m, s).permute(1, 3, 0, 2).flip(-1).reshape(cout * s, cin, m).contiguous()
+            cache = (key, wp, self.bias.repeat_interleave(s))
+            self._poly_cache = cache
+        _, wp, bp = cache
+        b, _, t = x.shape
+        y = F.conv1d(x, wp, bp, padding=m - 1)[..., :t] if m > 1 else F.conv1d(x, wp, bp)
+        return y.reshape(b, cout, s, t).transpose(2, 3).reshape(b, cout, t * s)
 
     def stream(self, x: torch.Tensor, st: dict, final: bool = False) -> torch.Tensor:
         if not self.causal or self.norm is not None:
@@ -324,7 +372,7 @@ class ResidualUnit(nn.Module):
         self.shortcut = None if true_skip else SConv1d(dim, dim, 1, causal=causal, norm=norm, pad_mode=pad_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.elu(self.conv1(F.elu(x)))
+        h = _elu_fresh(self.conv1(F.elu(x)))
         if self.shortcut is not None and self.conv2.norm is None and self.shortcut.norm is None \
                 and not self.training and _inference():
             # inference: shortcut(x) + conv2(h) as two GEMMs into one buffer (both are 1x1)
@@ -409,8 +457,8 @@ class SeanetEncoder(nn.Module):
         return out + [None, self.output_conv]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self._layers():
-            x = F.elu(x) if layer is None else layer(x)
+        for layer in self._layers():  # an ELU always follows a layer (its output is fresh)
+            x = _elu_fresh(x) if layer is None else layer(x)
         return x
 
     def stream(self, x: torch.Tensor, st: dict, final: bool = False) -> torch.Tensor:
@@ -446,8 +494,8 @@ class SeanetDecoder(nn.Module):
         return out + [None, self.output_conv]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        for layer in self._layers():
-            z = F.elu(z) if layer is None else layer(z)
+        for layer in self._layers():  # an ELU always follows a layer (its output is fresh)
+            z = _elu_fresh(z) if layer is None else layer(z)
         return z
 
     def stream(self, z: torch.Tensor, st: dict, final: bool = False) -> torch.Tensor:
