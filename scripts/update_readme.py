@@ -38,10 +38,10 @@ BLOCKS: dict[str, list[str]] = {
     ],
     "eval-learned": [
         CORPUS,
-        f"{NC} eval --codecs cq,cmrl,amrwb,opus,mdct --bitrates 9,16,20,24 --data corpus16/manifest.jsonl "
+        f"{NC} eval --codecs cq,cmrl,lpc-cmrl,amrwb,opus,mdct --bitrates 9,16,20,24 --data corpus16/manifest.jsonl "
         "--sources speech-real,speech-tts --metrics pesq_wb,stoi,visqol_speech --jobs 2 -q --out reports/speech16-learned",
     ],
-    "rate-learned": [".venv/bin/python scripts/split_bitrate.py reports/speech16-learned --codecs cq,cmrl,amrwb,opus"],
+    "rate-learned": [".venv/bin/python scripts/split_bitrate.py reports/speech16-learned --codecs cq,cmrl,lpc-cmrl,amrwb,opus"],
     "cascade-coders": [".venv/bin/python bench/bench_cascade_coders.py --data examples/speech.flac"],
     "listen-demo": [
         "rm -rf reports/listen-demo",
