@@ -24,6 +24,7 @@ from neurocodec.codecs.cq import CQ_BITRATES
 ROOT = Path(__file__).resolve().parents[1]
 TEST = ROOT / "tests" / "codecs" / "test_shipped_weights.py"
 CLASSIC_TEST = ROOT / "tests" / "test_golden.py"
+WEIGHTS = ROOT / "src" / "neurocodec" / "assets" / "weights"
 CLASSIC = (("mdct", 16.0), ("mdct", 8.0), ("pcm", 256.0))
 
 
@@ -57,7 +58,8 @@ def main() -> int:
     wav, sr = audio.read_audio(ROOT / "examples" / "speech.flac")
     wav = wav[:, : 2 * sr]  # the test codes the first 2 s
     text = TEST.read_text()
-    for codec_id, rates in (("cq", CQ_BITRATES), ("cmrl", CMRL_BITRATES), ("lpc-cmrl", (15.85,))):
+    lpc = tuple(b for b in CMRL_BITRATES if (WEIGHTS / f"lpc-cmrl-{b:g}k").is_dir())
+    for codec_id, rates in (("cq", CQ_BITRATES), ("cmrl", CMRL_BITRATES), ("lpc-cmrl", lpc)):
         for kbps in rates:
             md5 = hashlib.md5(neurocodec.load(codec_id).compress(wav, sr, bitrate=kbps)).hexdigest()
             key = f'("{codec_id}", {float(kbps)!r}): "'

@@ -426,7 +426,8 @@ def _corpus_pack(corpus, tmp_path):
 
 
 #: the plan jobs whose smoke step the default suite runs: one of each recipe
-SMOKE_JOBS = ["cmrl-8.85k", "cq-24k", "lpc-cmrl-15.85k", "encodec-16k", "perceptual-hpm-16k", "mdct-gen-16k"]
+SMOKE_JOBS = ["cmrl-8.85k", "cq-24k", "lpc-cmrl-15.85k", "encodec-16k", "perceptual-hpm-16k", "perceptual-fem-9k",
+              "mdct-gen-16k"]
 
 
 def _smoke(names, tmp_path, corpus, gpu_train):
