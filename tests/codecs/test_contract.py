@@ -90,7 +90,7 @@ def test_registry_is_the_one_list_of_ids():
         assert get_recipe(e.codec_id).default_recipe().model == cls.for_bitrate(cls.default_bitrate).config
     from neurocodec.train.recipe import build_model, make_recipe
 
-    model = build_model(make_recipe("lpc-cmrl", bitrate_kbps=8.85))  # trainable although no weights ship
+    model = build_model(make_recipe("lpc-cmrl", bitrate_kbps=8.85))  # a recipe builds the model
     assert model.codec_id == "lpc-cmrl" and model.config.lpc is not None
 
 
@@ -238,7 +238,8 @@ def test_codecs_lists_rate_and_bandwidth(capsys):
         assert rows["amrwb"]["bandwidth_hz"] == 7000
     if rows["codec2"]["available"]:
         assert rows["codec2"]["sample_rate"] == 8000 and rows["codec2"]["bandwidth_hz"] == 4000
-    assert rows["lpc-cmrl"]["weights"] == "missing"
+    assert rows["lpc-cmrl"]["weights"] == "shipped"  # all four rates since session 8
+    assert rows["opus"]["weights"] == "n/a"
 
 
 # -- forward layout ------------------------------------------------------------------------------------
