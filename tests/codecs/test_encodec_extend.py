@@ -21,11 +21,7 @@ BASE = EncodecConfig(n_filters=4, dimension=16, lstm_layers=1, n_q=4, bins=64, b
                      lm_layers=2, lm_heads=2, lm_ff=32)
 
 
-def _signal(seconds=1.3, seed=0, sr=24000):
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    x = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(t.size)
-    return x.astype(np.float32)[None]
+from test_encodec_codec import _signal  # noqa: E402  (the same modulated tone with noise)
 
 
 @pytest.fixture(scope="module")

@@ -27,21 +27,7 @@ from neurocodec.errors import CorruptStreamError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def tiny(cls, seed=0, gain=8.0, kbps=16, rate_control=False):
-    """A small seeded model (untrained weights; as in test_perceptual.py)."""
-    torch.manual_seed(seed)
-    cfg = perceptual_config(kbps, cls.density, channels=8, bottleneck_channels=4, hyper_channels=4,
-                            hyper_latent=2, frames_per_chunk=16, file_rate_control=rate_control)
-    m = cls(cfg)
-    with torch.no_grad():
-        m.encoder[-1].weight.mul_(gain)
-    return m.eval()
-
-
-@pytest.fixture(scope="module")
-def speech():
-    wav, sr = audio.read_audio(ROOT / "examples" / "speech.flac")
-    return wav[:, : 4 * sr]
+from test_perceptual import speech, tiny  # noqa: E402,F401  (the seeded tiny models and the 4 s clip)
 
 
 def test_grid_constants_are_exact_powers_of_two():
