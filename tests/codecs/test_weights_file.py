@@ -42,3 +42,32 @@ def test_cascade_checkpoint_round_trip_keeps_the_state_and_its_digest(tmp_path):
     for name, t in model.state_dict().items():
         if not name.startswith("rate_steer."):
             assert back.state_dict()[name].dtype == t.dtype
+
+
+def test_read_format_names_what_is_wrong_in_one_line(tmp_path):
+    from dataclasses import dataclass
+
+    from safetensors.torch import save_file
+
+    from neurocodec.codecs.weights_file import dataclass_from_json, read_format
+
+    with pytest.raises(WeightsError, match="checkpoint not found"):
+        read_format(tmp_path / "none.safetensors", "fmt", "a test checkpoint")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not safetensors")
+    with pytest.raises(WeightsError, match="is not a safetensors checkpoint"):
+        read_format(bad, "fmt", "a test checkpoint")
+    other = tmp_path / "other.safetensors"
+    save_file({"a": torch.zeros(2)}, str(other), metadata={"format": "other"})
+    with pytest.raises(WeightsError, match="is not a test checkpoint of this package .format 'other'."):
+        read_format(other, "fmt", "a test checkpoint")
+    save_file({"a": torch.ones(2)}, str(other), metadata={"format": "fmt", "config": "{}"})
+    state, meta = read_format(other, "fmt", "a test checkpoint")
+    assert torch.equal(state["a"], torch.ones(2)) and meta["config"] == "{}"
+
+    @dataclass(frozen=True)
+    class Cfg:
+        ratios: tuple = (1,)
+        n: int = 0
+
+    assert dataclass_from_json(Cfg, {"ratios": [8, 5], "n": 3, "unknown": 1}) == Cfg((8, 5), 3)

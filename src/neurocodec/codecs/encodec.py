@@ -45,6 +45,7 @@ from ..errors import BitrateError, CorruptStreamError, WeightsError
 from ..nn.seanet import SeanetConfig
 from .base import BitrateSpec, CodecModel, EncodedAudio, ForwardResult, config_hash
 from .encodec_model import EncodecNet, EncodecNetConfig, StreamingDecoder, StreamingEncoder
+from .weights_file import dataclass_from_json, read_format
 
 __all__ = ["EncodecConfig", "EncodecCodec", "encodec_24k_config", "encodec_16k_config", "CODER_IDS"]
 
@@ -53,6 +54,29 @@ _FORMAT = "neurocodec-encodec"
 CODER_IDS = {"uniform": 0, "static": 1, "lm": 2}
 _CHUNK_HEAD = struct.Struct(">BBH")
 STATIC_PRECISION = 16
+
+
+#: the codebooks' training statistics, which checkpoints do not hold (:meth:`EncodecCodec.coding_state`)
+_TRAINING_STATS = ("cluster_size", "embed_avg", "inited")
+
+
+def merge_coding_state(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path: Path,
+                       required: tuple[str, ...] = ("",)) -> dict[str, torch.Tensor]:
+    """``own`` (a fresh model's state dict) with the tensors of the checkpoint ``state`` in it,
+    cast to the model's dtypes, and every codebook marked initialised; :class:`WeightsError`
+    (one line, naming ``path``) for a tensor the model lacks, or for a missing one whose name
+    starts with one of ``required`` (the codebooks' training statistics are never required)."""
+    for k, v in state.items():
+        if k not in own:
+            raise WeightsError(f"{path}: unexpected tensor {k}")
+        own[k] = v.to(own[k].dtype)
+    missing = [k for k in own if k not in state and not k.endswith(_TRAINING_STATS) and k.startswith(required)]
+    if missing:
+        raise WeightsError(f"{path}: missing tensors {missing[:3]}")
+    for k in own:
+        if k.endswith("inited"):
+            own[k] = torch.ones_like(own[k])
+    return own
 
 
 @dataclass(frozen=True)
@@ -251,7 +275,7 @@ class EncodecCodec(nn.Module, CodecModel):
     def coding_state(self) -> dict[str, torch.Tensor]:
         """:meth:`shipped_state` less the codebooks' training statistics (not needed to code)."""
         return {k: v for k, v in self.shipped_state().items()
-                if not k.endswith(("cluster_size", "embed_avg", "inited"))}
+                if not k.endswith(_TRAINING_STATS)}
 
     def save_pretrained(self, path: str | Path) -> None:
         from safetensors.torch import save
@@ -267,39 +291,11 @@ class EncodecCodec(nn.Module, CodecModel):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, codec_id: str | None = None) -> "EncodecCodec":
-        from safetensors import safe_open
-
         p = Path(path)
-        if not p.is_file():
-            raise WeightsError(f"checkpoint not found: {p}")
-        try:
-            with safe_open(str(p), framework="pt") as f:
-                meta = f.metadata() or {}
-                state = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # noqa: BLE001
-            raise WeightsError(f"{p} is not a safetensors checkpoint: {str(e).splitlines()[0]}") from None
-        if meta.get("format") != _FORMAT:
-            raise WeightsError(f"{p} is not an EnCodec checkpoint of this package (format {meta.get('format')!r})")
-        raw = json.loads(meta["config"])
-        kw = {}
-        for fl in fields(EncodecConfig):
-            if fl.name in raw:
-                v = raw[fl.name]
-                kw[fl.name] = tuple(v) if isinstance(v, list) else v
-        model = cls(EncodecConfig(**kw), codec_id=codec_id or meta.get("codec_id"))
-        own = model.state_dict()
-        for k, v in state.items():
-            if k not in own:
-                raise WeightsError(f"{p}: unexpected tensor {k}")
-            own[k] = v.to(own[k].dtype)
-        missing = [k for k in own if k not in state and not k.endswith(("cluster_size", "embed_avg", "inited"))
-                   and k.startswith(("net.", "lm.", "static_cdf"))]
-        if missing:
-            raise WeightsError(f"{p}: missing tensors {missing[:3]}")
-        for k in own:
-            if k.endswith("inited"):
-                own[k] = torch.ones_like(own[k])
-        model.load_state_dict(own)
+        state, meta = read_format(p, _FORMAT, "an EnCodec checkpoint")
+        model = cls(dataclass_from_json(EncodecConfig, json.loads(meta["config"])),
+                    codec_id=codec_id or meta.get("codec_id"))
+        model.load_state_dict(merge_coding_state(model.state_dict(), state, p, required=("net.", "lm.", "static_cdf")))
         model.eval()
         return model
 

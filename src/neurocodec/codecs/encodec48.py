@@ -29,7 +29,7 @@ import hashlib
 import json
 import math
 import struct
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -42,8 +42,9 @@ from ..entropy.range_coder import RangeDecoder, RangeEncoder, quantize_pmf
 from ..errors import AudioError, CorruptStreamError, WeightsError
 from ..nn.seanet import SeanetConfig
 from .base import BitrateSpec, CodecModel, EncodedAudio
-from .encodec import EncodecPretrained
+from .encodec import _TRAINING_STATS, EncodecPretrained, merge_coding_state
 from .encodec_model import EncodecNet, EncodecNetConfig
+from .weights_file import dataclass_from_json, read_format
 
 __all__ = ["Encodec48Config", "Encodec48Codec", "SegmentEncoder", "SegmentDecoder", "encodec_48k_official"]
 
@@ -168,7 +169,7 @@ class Encodec48Codec(nn.Module, CodecModel):
     # -- weights ----------------------------------------------------------------------------
     def coding_state(self) -> dict[str, torch.Tensor]:
         """The network and LM tensors, less the codebooks' training statistics."""
-        return {k: v for k, v in self.state_dict().items() if not k.endswith(("cluster_size", "embed_avg", "inited"))}
+        return {k: v for k, v in self.state_dict().items() if not k.endswith(_TRAINING_STATS)}
 
     def save_pretrained(self, path: str | Path) -> None:
         from safetensors.torch import save
@@ -180,34 +181,11 @@ class Encodec48Codec(nn.Module, CodecModel):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, codec_id: str | None = None) -> "Encodec48Codec":
-        from safetensors import safe_open
-
         p = Path(path)
-        if not p.is_file():
-            raise WeightsError(f"checkpoint not found: {p}")
-        try:
-            with safe_open(str(p), framework="pt") as f:
-                meta = f.metadata() or {}
-                state = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # noqa: BLE001
-            raise WeightsError(f"{p} is not a safetensors checkpoint: {str(e).splitlines()[0]}") from None
-        if meta.get("format") != _FORMAT:
-            raise WeightsError(f"{p} is not a 48 kHz EnCodec checkpoint of this package (format {meta.get('format')!r})")
-        raw = json.loads(meta["config"])
-        kw = {fl.name: (tuple(raw[fl.name]) if isinstance(raw[fl.name], list) else raw[fl.name])
-              for fl in fields(Encodec48Config) if fl.name in raw}
-        model = cls(Encodec48Config(**kw), codec_id=codec_id or meta.get("codec_id"))
-        own = model.state_dict()
-        for k, v in state.items():
-            if k not in own:
-                raise WeightsError(f"{p}: unexpected tensor {k}")
-            own[k] = v.to(own[k].dtype)
-        missing = [k for k in own if k not in state and not k.endswith(("cluster_size", "embed_avg", "inited"))]
-        if missing:
-            raise WeightsError(f"{p}: missing tensors {missing[:3]}")
-        for k in own:
-            if k.endswith("inited"):
-                own[k] = torch.ones_like(own[k])
+        state, meta = read_format(p, _FORMAT, "a 48 kHz EnCodec checkpoint")
+        model = cls(dataclass_from_json(Encodec48Config, json.loads(meta["config"])),
+                    codec_id=codec_id or meta.get("codec_id"))
+        own = merge_coding_state(model.state_dict(), state, p)
         model.load_state_dict(own)
         model.eval()
         return model

@@ -95,6 +95,35 @@ def restore_integers(state: dict, meta: Mapping[str, str]) -> dict:
     return state
 
 
+def read_format(path: str | Path, fmt: str, what: str) -> tuple[dict, dict[str, str]]:
+    """``(state, metadata)`` of the safetensors checkpoint ``path`` whose metadata ``format`` is
+    ``fmt``; :class:`WeightsError` (one line, ``what`` names the expected kind) when the file is
+    missing, not safetensors, or of another format."""
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"checkpoint not found: {p}")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # noqa: BLE001  (safetensors raises several types for a bad file)
+        raise WeightsError(f"{p} is not a safetensors checkpoint: {str(e).splitlines()[0]}") from None
+    if meta.get("format") != fmt:
+        raise WeightsError(f"{p} is not {what} of this package (format {meta.get('format')!r})")
+    return state, meta
+
+
+def dataclass_from_json(cls, raw: Mapping):
+    """``cls(**raw)`` for the fields of the dataclass ``cls`` present in ``raw`` (a JSON config:
+    lists become tuples, unknown keys are ignored)."""
+    from dataclasses import fields
+
+    return cls(**{fl.name: (tuple(raw[fl.name]) if isinstance(raw[fl.name], list) else raw[fl.name])
+                  for fl in fields(cls) if fl.name in raw})
+
+
 def check_state_match(path: str | Path, missing: Iterable[str], unexpected: Iterable[str]) -> None:
     """Raise :class:`WeightsError` when loading left parameters ``missing`` or ``unexpected``."""
     missing, unexpected = sorted(missing), sorted(unexpected)
