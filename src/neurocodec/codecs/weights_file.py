@@ -28,20 +28,10 @@ def read_weights(path: str | Path, fmt: str, codec_id: str, kind: str) -> tuple[
     """``(state, metadata)`` of the checkpoint ``path``; :class:`WeightsError` (one line) when the
     file is missing, not safetensors, not a ``fmt`` checkpoint with a config (``kind`` names it in
     the message), or made for another codec than ``codec_id``."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load
-
     p = Path(path)
-    if not p.is_file():
-        raise WeightsError(f"checkpoint not found: {p}")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load(p.read_bytes())
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"{p} is not a valid safetensors checkpoint: {exc}") from None
-    if meta.get("format") != fmt or "config" not in meta:
-        raise WeightsError(f"{p} is not a neurocodec {kind} checkpoint")
+    state, meta = read_format(p, fmt, f"a neurocodec {kind} checkpoint")
+    if "config" not in meta:
+        raise WeightsError(f"{p} is not a neurocodec {kind} checkpoint (it has no config)")
     if meta.get("codec_id") != codec_id:
         raise WeightsError(f"{p} holds a '{meta.get('codec_id')}' model, not '{codec_id}'")
     return state, meta
