@@ -169,7 +169,37 @@ def shipped_16k_config(bitrate_kbps: float | None = None) -> EncodecConfig:
                             lm_n_q=16, lm_dim=16, lm_layers=3, lm_heads=2, lm_ff=64)
 
 
-class EncodecCodec(nn.Module, CodecModel):
+class LmCoderMixin:
+    """The entropy-coder choice of an EnCodec model with an optional code LM (§3.3), shared by the
+    streaming and the 48 kHz codecs: ``coders`` are the coder names its streams know,
+    ``fallback_coder`` what ``coder="auto"`` means without an LM.  Uses ``self.lm``,
+    ``self._int_lm``, ``self.config.coder`` and ``self.codec_id``."""
+
+    coders: dict[str, int] = CODER_IDS
+    fallback_coder = "static"
+
+    def integer_lm(self):
+        """The exact integer version of the LM (built once; see :mod:`.encodec_lm`)."""
+        if self.lm is None:
+            raise WeightsError(f"{self.codec_id}: this model has no language model")
+        if self._int_lm is None:
+            from .encodec_lm import IntegerLM
+
+            self._int_lm = IntegerLM(self.lm)
+        return self._int_lm
+
+    def coder_name(self) -> str:
+        c = self.config.coder
+        if c == "auto":
+            return "lm" if self.lm is not None else self.fallback_coder
+        if c == "lm" and self.lm is None:
+            raise WeightsError(f"{self.codec_id}: coder 'lm' needs a model with a language model")
+        if c not in self.coders:
+            raise ValueError(f"unknown coder {c!r}")
+        return c
+
+
+class EncodecCodec(LmCoderMixin, nn.Module, CodecModel):
     """EnCodec: encoder, RVQ, decoder (+ optional code LM), trainable and codable."""
 
     codec_id = "encodec"
@@ -436,24 +466,6 @@ class EncodecCodec(nn.Module, CodecModel):
         return ForwardResult(audio=y.reshape(b, c, t), bits=bits, extras={"codes": codes, "commitment": commit})
 
     # -- coding -----------------------------------------------------------------------------
-    def integer_lm(self):
-        """The exact integer version of the LM (built once; see :mod:`.encodec_lm`)."""
-        if self.lm is None:
-            raise WeightsError(f"{self.codec_id}: this model has no language model")
-        if self._int_lm is None:
-            from .encodec_lm import IntegerLM
-
-            self._int_lm = IntegerLM(self.lm)
-        return self._int_lm
-
-    def coder_name(self) -> str:
-        c = self.config.coder
-        if c == "auto":
-            return "lm" if self.lm is not None else "static"
-        if c == "lm" and self.lm is None:
-            raise WeightsError(f"{self.codec_id}: coder 'lm' needs a model with a language model")
-        return c
-
     def encode_codes(self, audio: np.ndarray, n_q: int) -> np.ndarray:
         """RVQ codes ``(n_q, frames)`` of one channel, through the streaming encoder in blocks of
         ``block_frames * hop`` samples (as the push API does)."""

@@ -42,7 +42,7 @@ from ..entropy.range_coder import RangeDecoder, RangeEncoder, quantize_pmf
 from ..errors import AudioError, CorruptStreamError, WeightsError
 from ..nn.seanet import SeanetConfig
 from .base import BitrateSpec, CodecModel, EncodedAudio
-from .encodec import _TRAINING_STATS, EncodecPretrained, merge_coding_state
+from .encodec import _TRAINING_STATS, EncodecPretrained, LmCoderMixin, merge_coding_state
 from .encodec_model import EncodecNet, EncodecNetConfig
 from .weights_file import dataclass_from_json, read_format
 
@@ -95,10 +95,12 @@ def _triangle(length: int) -> torch.Tensor:
     return 0.5 - (t - 0.5).abs()
 
 
-class Encodec48Codec(nn.Module, CodecModel):
+class Encodec48Codec(LmCoderMixin, nn.Module, CodecModel):
     """Non-streamable EnCodec: 1 s segments, per-segment scale, joint stereo."""
 
     codec_id = "encodec-48k"
+    coders = CODER_IDS  # no static tables at 48 kHz: "auto" without an LM is "uniform"
+    fallback_coder = "uniform"
     codec_version = 1
     description = "EnCodec non-streamable 48 kHz stereo: 1 s segments, per-segment scale (defossez2022)"
     learned = True
@@ -191,25 +193,6 @@ class Encodec48Codec(nn.Module, CodecModel):
         return model
 
     # -- coding -----------------------------------------------------------------------------
-    def integer_lm(self):
-        if self.lm is None:
-            raise WeightsError(f"{self.codec_id}: this model has no language model")
-        if self._int_lm is None:
-            from .encodec_lm import IntegerLM
-
-            self._int_lm = IntegerLM(self.lm)
-        return self._int_lm
-
-    def coder_name(self) -> str:
-        c = self.config.coder
-        if c == "auto":
-            return "lm" if self.lm is not None else "uniform"
-        if c == "lm" and self.lm is None:
-            raise WeightsError(f"{self.codec_id}: coder 'lm' needs a model with a language model")
-        if c not in CODER_IDS:
-            raise ValueError(f"unknown coder {c!r}")
-        return c
-
     def compress(self, audio: np.ndarray, bitrate_kbps: float | None = None, **kwargs) -> EncodedAudio:
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 2:
