@@ -143,3 +143,90 @@ def test_rate_control_is_part_of_the_config_hash(tiny):
         assert model.config_hash() != off and model.config_dict()["file_rate_control"] is True
     finally:
         model.set_file_rate_control(False)
+
+
+@pytest.fixture(scope="module")
+def two_modules():
+    """A tiny two-module CMRL, tables fitted on its own symbols, rate module 2."""
+    torch.manual_seed(1)
+    tiny = AutoencoderConfig(channels=8, bottleneck_channels=4)
+    cfg = replace(cmrl_config(15.85), modules=(tiny, tiny), entropy_coder="best",
+                  training=replace(cmrl_config(15.85).training, greedy_lr_factors=(1.0, 1.0)))
+    model = CmrlCodec(cfg).eval()
+    t = np.arange(32000) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 180 * t) + 0.03 * np.random.default_rng(1).standard_normal(t.size))
+    x = x.astype(np.float32)[None]
+    model.fit_entropy_tables(model.count_symbols(model.analyze_symbols(x)))
+    return model, x
+
+
+def test_rate_module_is_the_one_the_ladder_turns(two_modules):
+    from neurocodec.codecs.cascade_coding import ChunkCoder
+
+    model, x = two_modules
+    geo = model.geometry(x.shape[1])
+    for number, fixed, turned in ((1, None, "module1"), (2, "module1", "module2")):
+        model.set_rate_module(number)
+        coder = ChunkCoder(model, [model._prepare_channel(x[0], geo)], geo)
+        at0, at8 = coder.symbols(0, 0, 0), coder.symbols(0, 0, 8)
+        assert not np.array_equal(at0[turned], at8[turned])
+        if fixed is not None:  # the modules before the rate module do not depend on the step
+            np.testing.assert_array_equal(at0[fixed], at8[fixed])
+    # a stream's chunk steps scale module 2: decoding with the steps dropped gives other audio
+    model.set_file_rate_control(True)
+    try:
+        plain = model.compress(x, payload_budget_bytes=10 ** 6)
+        enc = model.compress(x, payload_budget_bytes=int(0.8 * plain.num_bytes))
+        assert any(c[0] >> 2 for c in enc.chunks)
+        y = model.decompress(enc.chunks, 1, x.shape[1], 15.85)
+        stripped = [bytes([c[0] & 3]) + c[1:] for c in enc.chunks]
+        assert np.isfinite(y).all() and not np.array_equal(y, model.decompress(stripped, 1, x.shape[1], 15.85))
+        model.set_rate_module(1)  # the decoder scales the configured module: module 1 gives other audio
+        assert not np.array_equal(y, model.decompress(enc.chunks, 1, x.shape[1], 15.85))
+    finally:
+        model.set_file_rate_control(False)
+        model.set_rate_module(1)
+
+
+def test_rate_module_in_the_config_and_its_errors(two_modules):
+    from neurocodec.errors import UserError
+
+    model, _ = two_modules
+    one = model.config_hash()
+    assert "rate_module" not in model.config_dict()  # configs from before it keep their hash
+    model.set_code_scale(1.2)
+    model.set_rate_module(2)  # another module: the step restarts at 1, on module 2 only
+    try:
+        assert model.config.code_scale == 1.0 and model.config_dict()["rate_module"] == 2
+        assert [m.code_scale for m in model.coding_modules] == [1.0, 1.0]
+        model.set_code_scale(0.9)
+        assert [m.code_scale for m in model.coding_modules] == [1.0, 0.9]
+        assert model.config_hash() != one
+        rebuilt = CmrlCodec(model.config)
+        assert [m.code_scale for m in rebuilt.coding_modules] == [1.0, 0.9]
+        with pytest.raises(UserError, match="rate module 3 does not exist"):
+            model.set_rate_module(3)
+        with pytest.raises(ValueError, match="rate_module"):
+            replace(model.config, rate_module=0)
+    finally:
+        model.set_rate_module(1)
+        model.set_code_scale(1.0)
+    assert model.config_hash() == one
+
+
+def test_bits_per_module_and_the_automatic_choice(two_modules):
+    from neurocodec.train.export import _rate_module
+
+    model, x = two_modules
+    bits = model.bits_per_module([x])
+    assert sorted(bits) == [1, 2] and all(b >= 0 for b in bits.values())
+    counts = model.count_symbols(model.analyze_symbols(x))
+    assert bits[1] == pytest.approx(counts["module1"].entropy_bits() * model.symbols_per_second("module1"))
+
+    class Stub:
+        def bits_per_module(self, fit):
+            return {1: 20.0, 2: 9000.0, 3: 40.0}
+
+    said = []
+    assert _rate_module(Stub(), [x], "auto", said.append) == 2 and "module 2" in said[0]
+    assert _rate_module(Stub(), [x], "3", said.append) == 3

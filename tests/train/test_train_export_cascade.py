@@ -85,7 +85,9 @@ def test_export_trim_rate_records_the_code_scale(tmp_path, tiny_cmrl_recipe, spe
     assert trim["calibration_seconds"] == pytest.approx(1.0) and len(trim["trials"]) >= 1
     model = CmrlCodec.from_pretrained(res.directory / "model.safetensors")
     assert model.config.code_scale == pytest.approx(trim["code_scale"])
-    assert training["export_overrides"] == [f"model.code_scale={trim['code_scale']!r}"]
+    n = model.config.rate_module  # "auto": the module whose symbols carry the most bits
+    assert trim["rate_module"] == n
+    assert training["export_overrides"] == [f"model.code_scale={trim['code_scale']!r}", f"model.rate_module={n}"]
     assert training["entropy_coder"]["seconds"] == pytest.approx(1.0)  # the trim's own fit is kept
     card = (res.directory / "MODEL_CARD.md").read_text()
     assert "Rate trim: quantizer step `code_scale`" in card and "total bytes over total seconds" in card

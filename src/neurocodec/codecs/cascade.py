@@ -65,7 +65,7 @@ from torch.nn import functional as F
 from ..audio import atomic_write_bytes
 from ..dsp import lpc as lpcdsp
 from ..dsp.mel import hz_to_mel, mel_to_hz
-from ..errors import AudioError, WeightsError
+from ..errors import AudioError, UserError, WeightsError
 from ..quant.soft_to_hard import QuantizerOutput, SoftToHardQuantizer
 from .base import BitrateSpec, CodecModel, ForwardResult
 from .cascade_coding import CascadeCodingMixin, ChunkCoder, PreparedChannel
@@ -113,7 +113,7 @@ class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecMod
         self.bitrates = BitrateSpec(default=cfg.bitrate_kbps, choices=(cfg.bitrate_kbps,))
         self.coding_modules = nn.ModuleList(
             CodingModule(m, cfg.num_centroids, cfg.differential, cfg.training.train_output,
-                         cfg.code_scale if i == 0 else 1.0)
+                         cfg.code_scale if i == cfg.rate_module - 1 else 1.0)
             for i, m in enumerate(cfg.modules))
         for m in self.coding_modules:  # training only: hard decisions do not depend on it
             m.quantizer.relative_scale = cfg.training.relative_alpha
@@ -176,6 +176,8 @@ class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecMod
         del d["training"]
         if d.get("code_scale") == 1.0:
             del d["code_scale"]
+        if d.get("rate_module") == 1:
+            del d["rate_module"]  # configs written before it existed keep their hash
         if not d.get("file_rate_control"):
             d.pop("file_rate_control", None)
         if d.get("lpc") is not None and d["lpc"].get("residual_gain") == 1.0:
@@ -183,16 +185,30 @@ class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecMod
         return d
 
     def set_code_scale(self, scale: float) -> None:
-        """Quantize the first module's code on its centroids times ``scale`` from now on (the
+        """Quantize the rate module's code (``config.rate_module``, module 1 unless
+        :meth:`set_rate_module` chose another) on its centroids times ``scale`` from now on (the
         config records it, so :meth:`save_pretrained` keeps it; see :class:`CodingModule`).
-        Only module 1, which carries most of the rate and whose symbols spread over many
-        centroids, so that its rate moves smoothly with the step: a later module codes a small
-        residual whose symbols crowd around one centroid, and moving its grid sends whole
+        One module only, the one that carries most of the rate, whose symbols spread over many
+        centroids so that its rate moves smoothly with the step: a module that codes a small
+        residual has symbols crowding around one centroid, and moving its grid sends whole
         clusters across a decision boundary (CMRL 15.85: module 2 went 0.16 -> 0.83 -> 0.36
         bit/symbol for steps 1, 0.92, 0.78).  The fitted entropy tables describe the old
         symbols: refit them afterwards."""
         self.config = replace(self.config, code_scale=float(scale))
-        self.coding_modules[0].code_scale = self.config.code_scale
+        self.coding_modules[self.config.rate_module - 1].code_scale = self.config.code_scale
+
+    def set_rate_module(self, number: int) -> None:
+        """Make module ``number`` (1-based) the one whose step ``code_scale`` and the file rate
+        control turn; when that changes the module, the step restarts at 1 (the trained
+        quantizer): refit the entropy tables afterwards if the old step was not 1."""
+        number = int(number)
+        if not 1 <= number <= len(self.coding_modules):
+            raise UserError(f"rate module {number} does not exist ({self.codec_id} has modules "
+                            f"1..{len(self.coding_modules)})")
+        if number == self.config.rate_module:
+            return
+        self.coding_modules[self.config.rate_module - 1].code_scale = 1.0
+        self.config = replace(self.config, rate_module=number, code_scale=1.0)
 
     def set_file_rate_control(self, on: bool) -> bool:
         """Switch the file-level rate control of :meth:`compress` on or off (recorded in the

@@ -84,6 +84,22 @@ class CascadeCodingMixin:
                 "entropy_bits": {n: c.entropy_bits() for n, c in totals.items()},
                 "pair_entropy_bits": {n: c.pair_entropy_bits() for n, c in totals.items()}}
 
+    def bits_per_module(self, signals: Iterable[np.ndarray]) -> dict[int, float]:
+        """Entropy (bits per second, single-symbol, at the current steps) of every module's
+        symbols on ``signals`` ((C, T) float32 at the codec rate): what
+        :meth:`set_rate_module` choices are made from (the module that carries the bits)."""
+        with eval_mode(self):
+            totals = {n: None for n in self.quantizer_names if n.startswith("module")}
+            seconds = 0.0
+            for audio in signals:
+                counts = self.count_symbols(self.analyze_symbols(audio))
+                totals = {n: counts[n] if t is None else t + counts[n] for n, t in totals.items()}
+                seconds += audio.shape[-1] / self.sample_rate
+        if seconds <= 0:
+            raise UserError("no audio to measure the modules' rates on")
+        return {int(n[6:]): c.entropy_bits() * self.symbols_per_second(n)
+                for n, c in totals.items()}
+
     def fit_entropy_tables(self, symbol_counts: Mapping[str, SymbolCounts]) -> None:
         """Build the pair-Huffman and range tables of each named quantizer from training
         statistics (see :meth:`count_symbols`, :meth:`analyze_symbols`)."""
@@ -226,7 +242,7 @@ class CascadeCodingMixin:
                     lsp_idx[c, ss] = sym["lsp"]
                 total = None
                 for i, m in enumerate(self.coding_modules):
-                    part = m.decode_indices(torch.from_numpy(sym[f"module{i + 1}"]), step if i == 0 else 1.0)
+                    part = m.decode_indices(torch.from_numpy(sym[f"module{i + 1}"]), step if i == cfg.rate_module - 1 else 1.0)
                     total = part if total is None else total + part
                 recon[c, fs] = total.numpy()
         out = np.empty((C, T), dtype=np.float32)
@@ -244,33 +260,39 @@ class ChunkCoder:
     """The symbols and chunk payloads of one signal at any ladder step, each payload computed
     once (:meth:`CascadeCodec.compress`; :meth:`CascadeCodec.analyze_symbols` at the trained step).
 
-    Module 1's code of every chunk is computed once; a step re-quantizes it and runs the
-    later modules on the new residual.  ``"best"`` codes both ways and keeps the shorter."""
+    The rate module's code of every chunk is computed once (with the symbols of the modules
+    before it); a step re-quantizes it and runs the later modules on the new residual.  ``"best"`` codes both ways and keeps the shorter."""
 
     def __init__(self, model: CascadeCodec, prepared: list[PreparedChannel], geo: Geometry) -> None:
         self.model, self.prepared, self.geo = model, prepared, geo
         self.gains = np.array([p.gain for p in prepared], dtype=np.float32)
         self.frames = [torch.from_numpy(p.frames) for p in prepared]
-        self.codes: dict[tuple[int, int], torch.Tensor] = {}
+        self.codes: dict[tuple[int, int], tuple[dict[str, np.ndarray], torch.Tensor, torch.Tensor]] = {}
         self.payloads: dict[tuple[int, int], bytes] = {}
 
     def symbols(self, c: int, k: int, step: int) -> dict[str, np.ndarray]:
-        """Symbols of every quantizer for channel ``c``, chunk ``k``, module 1 at ladder step
-        ``step``: module ``i`` codes the residual of modules ``1..i-1`` (zhen2019 eq. 1)."""
+        """Symbols of every quantizer for channel ``c``, chunk ``k``, the rate module
+        (``config.rate_module``) at ladder step ``step``: module ``i`` codes the residual of
+        modules ``1..i-1`` (zhen2019 eq. 1).  The modules before the rate module do not depend
+        on the step: their symbols, and the rate module's real-valued code, are computed once."""
         geo, modules = self.geo, self.model.coding_modules
-        frames = self.frames[c][geo.frame_slice(k)]
+        r_at = self.model.config.rate_module - 1
         if (c, k) not in self.codes:
-            self.codes[c, k] = modules[0].code(frames)
-        mult = rate_step_multiplier(step)
-        idx = modules[0].quantize_code(self.codes[c, k], mult)
-        out = {"module1": idx.numpy().astype(np.int64)}
-        if len(modules) > 1:
-            r = frames - modules[0].decode_indices(idx, mult)
-            for i, m in enumerate(modules[1:], start=2):
+            r = self.frames[c][geo.frame_slice(k)]
+            fixed = {}
+            for i, m in enumerate(modules[:r_at]):
                 idx = m.encode_indices(r)
-                out[f"module{i}"] = idx.numpy().astype(np.int64)
-                if i < len(modules):
-                    r = r - m.decode_indices(idx)
+                fixed[f"module{i + 1}"] = idx.numpy().astype(np.int64)
+                r = r - m.decode_indices(idx)
+            self.codes[c, k] = (fixed, r, modules[r_at].code(r))
+        fixed, r, code = self.codes[c, k]
+        mult = rate_step_multiplier(step)
+        out = dict(fixed)
+        for i, m in enumerate(modules[r_at:], start=r_at):
+            idx = m.quantize_code(code, mult) if i == r_at else m.encode_indices(r)
+            out[f"module{i + 1}"] = idx.numpy().astype(np.int64)
+            if i + 1 < len(modules):
+                r = r - m.decode_indices(idx, mult if i == r_at else 1.0)
         lsp = self.prepared[c].lsp_indices
         if lsp is not None:
             out["lsp"] = lsp[geo.segment_slice(k)]

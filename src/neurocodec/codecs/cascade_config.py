@@ -161,7 +161,8 @@ class CascadeConfig:
     normalize: bool = True
     chunk_frames: int = 32
     entropy_coder: str = "huffman"  # "huffman" | "range" | "best" (per chunk, the shorter of the two)
-    code_scale: float = 1.0  # module 1's code is quantized on centroids * code_scale (export-time rate trim)
+    code_scale: float = 1.0  # the rate module's code is quantized on centroids * code_scale (export-time rate trim)
+    rate_module: int = 1  # module (1-based) whose step code_scale and the file rate control's ladder scale
     file_rate_control: bool = False  # compress: per-chunk ladder steps land each file on the nominal rate
     training: CascadeTraining = CascadeTraining()
 
@@ -186,6 +187,8 @@ class CascadeConfig:
             raise ValueError("one greedy learning-rate factor per module is needed")
         if not (math.isfinite(self.code_scale) and self.code_scale > 0):
             raise ValueError("code_scale must be a positive number")
+        if not 1 <= self.rate_module <= len(self.modules):
+            raise ValueError(f"rate_module must name one of the {len(self.modules)} module(s) (1..{len(self.modules)})")
 
     @property
     def hop(self) -> int:

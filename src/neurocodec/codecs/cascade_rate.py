@@ -5,7 +5,7 @@ The trained quantizers and the export-time trim (:mod:`neurocodec.train.rate_tri
 length put it: a new speaker codes a few percent dearer or cheaper, and the container's fixed
 bytes (header, end marker, 8 bytes per chunk) weigh 0.5 kbps in a 1.7 s file.  With
 ``file_rate_control`` the encoder therefore picks, per chunk, a step of a ladder that
-multiplies module 1's quantizer step by ``2 ** (k / 32)`` (3/32 octave per step beyond 16
+multiplies the rate module's quantizer step by ``2 ** (k / 32)`` (3/32 octave per step beyond 16
 steps; :func:`~neurocodec.codecs.cascade_tables.rate_step_multiplier`; ``k`` travels in the
 chunk's first byte) so that the whole file, framing included, fits the budget ``nominal x duration``.
 
@@ -20,7 +20,9 @@ test file of CQ 20 stayed 6% over it.)  One step for the whole file is what a
 rate-distortion optimum asks of a uniform scalar quantizer at high rate (equal slopes); the
 chunk-wise refinement only spends what is left.
 
-The knob is module 1's step only, and it needs the total rate to fall as that step grows.
+The knob is one module's step (``rate_module``: module 1 unless the export chose the module
+that carries the bits, :meth:`~neurocodec.codecs.cascade.CascadeCodec.set_rate_module`), and
+it needs the total rate to fall as that step grows.
 It does not for CMRL 15.85, whose second module codes a residual of 0.04 bit/symbol with
 tables that make every other symbol dear: a coarser module 1 hands module 2 a larger
 residual, and the file grows (a 2.2 s validation file: 4,775 bytes at the trained step,

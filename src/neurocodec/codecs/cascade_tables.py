@@ -56,7 +56,7 @@ _FINE_STEPS = 16
 
 
 def rate_step_multiplier(step: int) -> float:
-    """Factor applied to module 1's quantizer step (``code_scale``) in a chunk coded at ladder
+    """Factor applied to the rate module's quantizer step (``code_scale``) in a chunk coded at ladder
     step ``step`` (file-level rate control; 0 leaves the trained step): ``2 ** (e / 32)`` with
     ``e = step`` for ``|step| <= 16`` and ``e = sign(step) (16 + 3 (|step| - 16))`` beyond, fine
     where most files land, wide enough for the rare file whose rate is 50% off."""

@@ -4,7 +4,7 @@
                      [--device cpu|cuda] [--resume] [--init PATH] [--set KEY=VALUE ...]
     torchrun --nproc_per_node 2 -m neurocodec train RECIPE ...     # DDP, one process per GPU/CPU slot
     neurocodec export RUN_DIR --name NAME [--dest DIR] [--fp16] [--data MANIFEST] [--fit-seconds S]
-                      [--trim-rate [--trim-statistic total|files]] [--file-rate-control]
+                      [--trim-rate [--trim-statistic total|files] [--trim-module N|auto]] [--file-rate-control]
 
 Handlers return an exit status; bad arguments raise ``UserError`` subclasses.
 """
@@ -156,7 +156,8 @@ def cmd_export(args) -> int:
                      fit_seconds=args.fit_seconds, progress=lambda m: print(f"neurocodec: {m}", file=sys.stderr),
                      overrides=[*args.set, *(["model.file_rate_control=true"] if args.file_rate_control else [])],
                      trim_rate=args.trim_rate, trim_seconds=args.trim_seconds,
-                     trim_tolerance=args.trim_tolerance, trim_statistic=args.trim_statistic)
+                     trim_tolerance=args.trim_tolerance, trim_statistic=args.trim_statistic,
+                     trim_module=args.trim_module)
     extra = f", max fp16 error {res.max_abs_error:.2g}" if res.dtype == "float16" else ""
     if res.rate_trim:
         r = res.rate_trim
@@ -227,6 +228,9 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--trim-statistic", choices=("total", "files"), default="total",
                    help="rate the trim lands on the nominal one: total bytes / total seconds (total, default) "
                         "or the mean of the per-file bitrates, as 'neurocodec eval' reports them (files)")
+    p.add_argument("--trim-module", default="auto", metavar="N|auto",
+                   help="module whose quantizer step the trim and the file rate control turn (CMRL/CQ): a module "
+                        "number, or auto (default): the module whose symbols carry the most bits on the fit audio")
     p.add_argument("--file-rate-control", action="store_true",
                    help="the exported codec picks its quantizer step per chunk so that every file lands on the "
                         "nominal bitrate, container included (CMRL/CQ; same as --set model.file_rate_control=true)")

@@ -126,7 +126,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                data: str | os.PathLike | None = None, fit_seconds: float = 900.0,
                progress: Callable[[str], None] | None = None, overrides: Sequence[str] = (),
                trim_rate: bool = False, trim_seconds: float = 120.0, trim_tolerance: float = 0.005,
-               trim_statistic: str = "total") -> ExportResult:
+               trim_statistic: str = "total", trim_module: str = "auto") -> ExportResult:
     """Export the latest (or the given) checkpoint of ``run_dir`` as ``dest/name`` (see module doc).
 
     The model is rebuilt from the checkpoint's recipe and its weights loaded strictly, so an
@@ -140,7 +140,9 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
     ``trim_seconds`` of training audio come out at the nominal bitrate (within ``trim_tolerance``;
     ``trim_statistic`` "total": total bytes over total seconds, "files": the mean of the
     per-file bitrates, as ``neurocodec eval`` reports them); it is recorded as the override
-    ``model.code_scale=G``.
+    ``model.code_scale=G``.  ``trim_module`` is the module whose step the trim (and the file
+    rate control) turns: a module number, or "auto", the module whose symbols carry the most
+    bits on the fit audio (``bits_per_module``; recorded as ``model.rate_module=N``).
     ``overrides`` (``KEY=VALUE``) change settings that leave the weights' shapes alone, e.g.
     ``model.entropy_coder=best``; they are applied to the stored recipe before the weights are
     loaded (strictly) and recorded."""
@@ -190,8 +192,10 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         model.eval()
         if trim_rate:  # the trim leaves the tables fitted on the same audio at its code_scale
             recipe, trim = _trim_rate(model, recipe, manifest, fit_seconds, trim_seconds, trim_tolerance,
-                                      trim_statistic, say)
+                                      trim_statistic, say, trim_module)
             overrides = [*overrides, f"model.code_scale={trim.code_scale!r}"]
+            if hasattr(model.config, "rate_module"):
+                overrides.append(f"model.rate_module={model.config.rate_module}")
             stored_recipe = recipe_to_dict(recipe)
             entropy_fit = trim.entropy_fit
         else:
@@ -263,10 +267,12 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
 
 
 def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float, tolerance: float,
-               statistic: str, say):
-    """Run the rate trim on training audio (fit set first, calibration files after it); the
-    model is left at the ``code_scale`` found, and the recipe gets the same value so that
-    config, recipe and weights agree.  Returns ``(recipe, RateTrim)``."""
+               statistic: str, say, module: str = "auto"):
+    """Run the rate trim on training audio (fit set first, calibration files after it) on the
+    step of the rate module (``module``: a number, or "auto": the module whose symbols carry
+    the most bits on the fit audio); the model is left at the module and ``code_scale``
+    found, and the recipe gets the same values so that config, recipe and weights agree.
+    Returns ``(recipe, RateTrim)``."""
     t = recipe.train
     sr = int(t.sample_rate or model.sample_rate)
     fit = list(manifest_signals(manifest, t.train_split, t.sources, sr, fit_seconds, interleave=True))
@@ -278,9 +284,31 @@ def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float,
                           f"{fitted:.0f} s that fit the entropy coder; lower --fit-seconds")
     say(f"trimming the rate on {sum(x.shape[1] for x in cal) / sr:.0f} s of '{t.train_split}' audio "
         f"(tables fitted on {fitted:.0f} s)")
+    chosen = []
+    if callable(getattr(model, "set_rate_module", None)):
+        number = _rate_module(model, fit, module, say)
+        model.set_rate_module(number)
+        chosen = [f"model.rate_module={number}"]
+    elif module != "auto":
+        raise RecipeError(f"--trim-module: {type(model).__name__} has a single quantizer step to trim")
     trim = trim_code_scale(model, fit, cal, float(model.bitrates.default), tolerance=tolerance,
                            statistic=statistic, progress=say)
-    return apply_overrides(recipe, [f"model.code_scale={trim.code_scale!r}"]), trim
+    return apply_overrides(recipe, [*chosen, f"model.code_scale={trim.code_scale!r}"]), trim
+
+
+def _rate_module(model, fit, module: str, say) -> int:
+    """The module number ``module`` names ("auto": the one whose symbols carry the most bits on
+    the fit audio ``fit``)."""
+    if module != "auto":
+        try:
+            return int(module)
+        except ValueError:
+            raise RecipeError(f"--trim-module must be a module number or 'auto', not {module!r}") from None
+    bits = model.bits_per_module(fit)
+    number = max(bits, key=lambda n: (bits[n], -n))
+    say("rate module: " + ", ".join(f"module {n} {b / 1000:.2f} kbps" for n, b in sorted(bits.items()))
+        + f" -> the trim turns module {number}'s step")
+    return number
 
 
 def _save_native(model: torch.nn.Module, path: Path, fp16: bool) -> None:

@@ -75,6 +75,7 @@ class RateTrim:
     statistic: str = "total"
     trials: list[tuple[float, float]] = field(default_factory=list)
     entropy_fit: dict[str, Any] | None = field(default=None, repr=False)  # fit_entropy_coder() at code_scale
+    rate_module: int | None = None  # the module whose step code_scale is (cascade codecs)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -165,4 +166,5 @@ def _search(model, fit_signals, calibration_signals, target_kbps: float, toleran
         model.set_code_scale(g)
         model.entropy_tables.load_state_dict(tables)
     return RateTrim(code_scale=g, kbps=kbps, target_kbps=float(target_kbps), tolerance=float(tolerance), fit_seconds=fit_s,
-                    calibration_seconds=cal_s, statistic=statistic, trials=trials, entropy_fit=stats)
+                    calibration_seconds=cal_s, statistic=statistic, trials=trials, entropy_fit=stats,
+                    rate_module=getattr(model.config, "rate_module", None))
