@@ -1,4 +1,4 @@
-"""PESQ-WB and bitrate of CMRL/CQ weights on a corpus split, on the real bitstream path
+"""PESQ-WB and bitrate of CMRL/CQ (and byun2023 perceptual) weights on a corpus split, on the real bitstream path
 (compress -> chunk payloads -> decompress), for shipped points and retrained exports alike.
 
     python scripts/eval_cascade.py --split valid cmrl-15.85k /work/data-cmrl/w/cmrl-15.85k
@@ -22,12 +22,14 @@ from safetensors import safe_open
 
 from neurocodec.codecs.cmrl import CmrlCodec, LpcCmrlCodec
 from neurocodec.codecs.cq import CqCodec
+from neurocodec.codecs.perceptual import PerceptualFemCodec, PerceptualHpmCodec
 from neurocodec.data.manifest import Manifest
 from neurocodec.eval.metrics_ext import pesq_wb
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "neurocodec" / "assets" / "weights"
-CLASSES = {"cq": CqCodec, "cmrl": CmrlCodec, "lpc-cmrl": LpcCmrlCodec}
+CLASSES = {"cq": CqCodec, "cmrl": CmrlCodec, "lpc-cmrl": LpcCmrlCodec,
+           "perceptual-fem": PerceptualFemCodec, "perceptual-hpm": PerceptualHpmCodec}
 
 
 def load(name: str):
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
             y = model.decompress(enc.chunks, 1, x.size, enc.bitrate_kbps)[0]
             pesq.append(pesq_wb(x, y, 16000))
         print(json.dumps({"model": name, "split": a.split, "files": len(files), "seconds": round(seconds, 1),
-                          "nominal_kbps": model.config.bitrate_kbps, "pesq_wb": round(float(np.nanmean(pesq)), 3),
+                          "nominal_kbps": model.bitrates.default, "pesq_wb": round(float(np.nanmean(pesq)), 3),
                           "mean_file_kbps": round(float(np.mean(kbps)), 3),
                           "total_kbps": round(8 * nbytes / seconds / 1000, 3)}), flush=True)
     return 0
