@@ -230,3 +230,72 @@ def test_bits_per_module_and_the_automatic_choice(two_modules):
     said = []
     assert _rate_module(Stub(), [x], "auto", said.append) == 2 and "module 2" in said[0]
     assert _rate_module(Stub(), [x], "3", said.append) == 3
+
+
+@pytest.fixture(scope="module")
+def laddered(two_modules):
+    """The two-module model with entropy tables of its own at ladder steps -4, 4 and 8 (rate
+    module 2), fitted on its signal."""
+    model, x = two_modules
+    cfg = replace(model.config, rate_module=2, ladder_tables=(8, -4, 4), file_rate_control=True)
+    lad = CmrlCodec(cfg).eval()
+    lad.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("step_tables.")},
+                        strict=False)
+    lad.fit_entropy_coder([x])
+    return lad, x
+
+
+def test_ladder_tables_config():
+    cfg = replace(cmrl_config(15.85), ladder_tables=[4, -4, 4])
+    assert cfg.ladder_tables == (-4, 4)
+    for bad in ((0,), (40,)):
+        with pytest.raises(ValueError, match="ladder_tables"):
+            replace(cmrl_config(15.85), ladder_tables=bad)
+    model = CmrlCodec(cfg)
+    assert "ladder_tables" in model.config_dict() and "ladder_tables" not in CmrlCodec(cmrl_config(15.85)).config_dict()
+    assert sorted(model.step_tables) == ["step+4", "step-4"]
+    assert sorted(model.step_tables["step+4"]) == ["module1", "module2"]  # rate module 1 and the module after it
+
+
+def test_ladder_tables_are_fitted_at_their_step(laddered):
+    from neurocodec.codecs.cascade_coding import ChunkCoder
+
+    model, x = laddered
+    assert sorted(model.step_tables) == ["step+4", "step+8", "step-4"]
+    assert sorted(model.step_tables["step+4"]) == ["module2"]  # module 1 codes the same symbols at every step
+    geo = model.geometry(x.shape[1])
+    coder = ChunkCoder(model, [model._prepare_channel(x[0], geo)], geo)
+    sym = np.concatenate([coder.symbols(0, k, 4)["module2"] for k in range(geo.num_chunks)])
+    expected = model.count_symbols({"module2": sym})["module2"]
+    np.testing.assert_array_equal(model.step_tables["step+4"]["module2"].pair_counts.numpy(), expected.pairs)
+    assert model.tables_for_step(4)["module2"] is model.step_tables["step+4"]["module2"]
+    assert model.tables_for_step(4)["module1"] is model.entropy_tables["module1"]
+    assert model.tables_for_step(0) is model.entropy_tables and model.tables_for_step(2) is model.entropy_tables
+
+
+def test_ladder_tables_stream_round_trip(laddered, tmp_path):
+    model, x = laddered
+    plain = model.compress(x, payload_budget_bytes=10 ** 6)
+    enc = model.compress(x, payload_budget_bytes=int(0.85 * plain.num_bytes))
+    steps = [((c[0] >> 2) + 32) % 64 - 32 for c in enc.chunks]
+    assert set(steps) <= {-4, 0, 4, 8} and any(steps)
+    y = model.decompress(enc.chunks, 1, x.shape[1], 15.85)
+    assert np.isfinite(y).all()
+    # the chunks are coded with their step's tables: the trained step's tables decode other symbols
+    from neurocodec.errors import CorruptStreamError
+
+    tables = model.step_tables
+    model.step_tables = torch.nn.ModuleDict()
+    try:
+        try:
+            other = model.decompress(enc.chunks, 1, x.shape[1], 15.85)
+        except CorruptStreamError:
+            other = None
+        assert other is None or not np.array_equal(other, y)
+    finally:
+        model.step_tables = tables
+    # the tables travel with the weights: a reloaded model writes and reads the same stream
+    model.save_pretrained(tmp_path / "lad.safetensors")
+    again = CmrlCodec.from_pretrained(tmp_path / "lad.safetensors")
+    assert again.compress(x, payload_budget_bytes=int(0.85 * plain.num_bytes)).chunks == enc.chunks
+    np.testing.assert_array_equal(again.decompress(enc.chunks, 1, x.shape[1], 15.85), y)

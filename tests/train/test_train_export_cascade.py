@@ -96,3 +96,27 @@ def test_export_trim_rate_records_the_code_scale(tmp_path, tiny_cmrl_recipe, spe
     with pytest.raises(RecipeError, match="lower --fit-seconds"):
         export_run(tmp_path / "run", "again", tmp_path / "w", fit_seconds=10.0, trim_rate=True)
     assert not (tmp_path / "w" / "again").exists()
+
+
+def test_export_fits_ladder_tables_and_rejects_a_mismatched_checkpoint(tmp_path, tiny_cmrl_recipe, speech_manifest):
+    """Ladder-step tables are fitted at export (a training checkpoint has none); any other
+    missing or extra tensor is a one-line WeightsError."""
+    import torch
+
+    from neurocodec.errors import WeightsError
+    from neurocodec.train.checkpoint import latest_checkpoint
+
+    recipe = make_recipe(tiny_cmrl_recipe, ["train.steps=2"])
+    data = default_build_data(speech_manifest, "train", recipe, 16000)
+    Trainer(recipe, tmp_path / "run", data, None, progress=False, tensorboard=False,
+            manifest=speech_manifest).fit()
+    res = export_run(tmp_path / "run", "lad", tmp_path / "w", overrides=["model.ladder_tables=-4,4"])
+    model = CmrlCodec.from_pretrained(res.directory / "model.safetensors")
+    assert model.config.ladder_tables == (-4, 4)
+    assert all(int(t.pair_counts.sum()) > 0 for d in model.step_tables.values() for t in d.values())
+    ckpt = latest_checkpoint(tmp_path / "run")
+    state = torch.load(ckpt, weights_only=False)
+    del state["model"]["coding_modules.0.quantizer.centroids"]
+    torch.save(state, ckpt)
+    with pytest.raises(WeightsError, match="missing key.*coding_modules.0.quantizer.centroids"):
+        export_run(tmp_path / "run", "broken", tmp_path / "w")

@@ -97,11 +97,17 @@ def _mel_spaced_lsp_levels(n: int, lo_hz: float, hi_hz: float, sample_rate: int)
 # ---------------------------------------------------------------------------------------
 # the codec
 # ---------------------------------------------------------------------------------------
+def _step_key(step: int) -> str:
+    return f"step{int(step):+d}"
+
+
 class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecModel):
     """Base of :class:`~neurocodec.codecs.cmrl.CmrlCodec` and :class:`~neurocodec.codecs.cq.CqCodec`."""
 
     config_class: ClassVar[type] = CascadeConfig
     codec_version = 1
+    #: state that ``neurocodec export`` fits rather than loads from a training checkpoint
+    export_fitted_prefixes: ClassVar[tuple[str, ...]] = ("step_tables.",)
 
     def __init__(self, config: CascadeConfig | None = None) -> None:
         nn.Module.__init__(self)
@@ -127,6 +133,7 @@ class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecMod
             self.lsp_quantizer = None
         self.entropy_tables = nn.ModuleDict(
             {name: EntropyTable(self.quantizer(name).num_centroids) for name in self.quantizer_names})
+        self.step_tables = self._new_step_tables()
         self.register_buffer("ola_window", torch.tensor(lpcdsp.overlap_add_window(cfg.frame_length, cfg.overlap),
                                                         dtype=torch.float32), persistent=False)
         self.alpha = float(cfg.training.alpha)
@@ -180,6 +187,8 @@ class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecMod
             del d["rate_module"]  # configs written before it existed keep their hash
         if not d.get("file_rate_control"):
             d.pop("file_rate_control", None)
+        if not d.get("ladder_tables"):
+            d.pop("ladder_tables", None)
         if d.get("lpc") is not None and d["lpc"].get("residual_gain") == 1.0:
             del d["lpc"]["residual_gain"]  # configs written before it existed keep their hash
         return d
@@ -209,6 +218,26 @@ class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecMod
             return
         self.coding_modules[self.config.rate_module - 1].code_scale = 1.0
         self.config = replace(self.config, rate_module=number, code_scale=1.0)
+        self.step_tables = self._new_step_tables()
+
+    def _new_step_tables(self) -> nn.ModuleDict:
+        """Unfitted entropy tables of every step of ``config.ladder_tables``, for the quantizers
+        whose symbols depend on the step (the rate module and the modules after it); keys
+        ``step+4``, ``step-4``... (:meth:`tables_for_step`)."""
+        names = [f"module{i}" for i in range(self.config.rate_module, len(self.coding_modules) + 1)]
+        return nn.ModuleDict({
+            _step_key(k): nn.ModuleDict({n: EntropyTable(self.quantizer(n).num_centroids) for n in names})
+            for k in self.config.ladder_tables})
+
+    def tables_for_step(self, step: int) -> Mapping[str, EntropyTable]:
+        """Entropy tables of a chunk coded at ladder step ``step``: a step of
+        ``config.ladder_tables`` has tables of its own for the rate module and the modules after
+        it (fitted at that step, :meth:`fit_entropy_coder`); every other step, and every other
+        quantizer, uses the trained step's tables."""
+        key = _step_key(step)
+        if step == 0 or key not in self.step_tables:
+            return self.entropy_tables
+        return {**self.entropy_tables, **self.step_tables[key]}
 
     def set_file_rate_control(self, on: bool) -> bool:
         """Switch the file-level rate control of :meth:`compress` on or off (recorded in the

@@ -26,7 +26,8 @@ from .base import EncodedAudio
 from .cascade_config import GAIN_FLOOR
 from .cascade_geometry import Geometry
 from .cascade_rate import plan_rate_steps
-from .cascade_tables import CODERS, ChunkContent, SymbolCounts, decode_chunk, encode_chunk, rate_step_multiplier
+from .cascade_tables import (CODERS, RATE_STEPS, ChunkContent, SymbolCounts, decode_chunk, encode_chunk,
+                             rate_step_multiplier)
 
 if TYPE_CHECKING:
     from .cascade import CascadeCodec
@@ -67,22 +68,41 @@ class CascadeCodingMixin:
     def fit_entropy_coder(self, signals: Iterable[np.ndarray]) -> dict[str, Any]:
         """Export hook: gather the symbol statistics of ``signals`` ((C, T) float32 at the codec
         rate, normally the training files) and fit every quantizer's pair-Huffman and range
-        tables (zhen2019 §2.3: the Huffman code is built from training-set statistics).
-        Returns per-quantizer single-symbol and pair entropies (bits per symbol) and the total
-        duration used."""
+        tables (zhen2019 §2.3: the Huffman code is built from training-set statistics), and
+        those of every step of ``config.ladder_tables`` from the symbols at that step.
+        Returns per-quantizer single-symbol and pair entropies (bits per symbol, trained step)
+        and the total duration used."""
+        steps = (0, *self.config.ladder_tables)
         with eval_mode(self):
-            totals = {name: SymbolCounts.zeros(self.quantizer(name).num_centroids) for name in self.quantizer_names}
+            totals = {k: None for k in steps}
             seconds = 0.0
             for audio in signals:
-                counts = self.count_symbols(self.analyze_symbols(audio))
-                totals = {name: totals[name] + counts[name] for name in totals}
+                for k, counts in self._count_at_steps(audio, steps).items():
+                    totals[k] = counts if totals[k] is None else {n: totals[k][n] + counts[n] for n in counts}
                 seconds += audio.shape[-1] / self.sample_rate
             if seconds <= 0:
                 raise UserError("no audio to fit the entropy tables on")
-            self.fit_entropy_tables(totals)
+            self.fit_entropy_tables(totals[0])
+            for k in self.config.ladder_tables:
+                for name, table in self.tables_for_step(k).items():
+                    if table is not self.entropy_tables[name]:
+                        table.fit(totals[k][name])
+        base = totals[0]
         return {"seconds": seconds,
-                "entropy_bits": {n: c.entropy_bits() for n, c in totals.items()},
-                "pair_entropy_bits": {n: c.pair_entropy_bits() for n, c in totals.items()}}
+                "entropy_bits": {n: c.entropy_bits() for n, c in base.items()},
+                "pair_entropy_bits": {n: c.pair_entropy_bits() for n, c in base.items()}}
+
+    @torch.no_grad()
+    def _count_at_steps(self, audio: np.ndarray, steps: Sequence[int]) -> dict[int, dict[str, SymbolCounts]]:
+        """Symbol counts of every quantizer for ``audio`` (C, T) coded at each ladder step."""
+        audio = self._check_audio(audio)
+        geo = self.geometry(audio.shape[1])
+        coder = ChunkCoder(self, [self._prepare_channel(audio[c], geo) for c in range(audio.shape[0])], geo)
+        out = {}
+        for k in steps:
+            per = [coder.symbols(c, j, k) for c in range(audio.shape[0]) for j in range(geo.num_chunks)]
+            out[k] = self.count_symbols({n: np.concatenate([p[n] for p in per]) for n in self.quantizer_names})
+        return out
 
     def bits_per_module(self, signals: Iterable[np.ndarray]) -> dict[int, float]:
         """Entropy (bits per second, single-symbol, at the current steps) of every module's
@@ -203,7 +223,11 @@ class CascadeCodingMixin:
             budget = payload_budget_bytes
             if budget is None:
                 budget = int(kbps * 1000.0 / 8.0 * T / self.sample_rate)
-            steps = plan_rate_steps(coder.size, geo.num_chunks, int(budget))
+            allowed = sorted({0, *self.config.ladder_tables}) if self.config.ladder_tables else list(RATE_STEPS)
+            plan = plan_rate_steps(lambda c, i: coder.size(c, allowed[i]), geo.num_chunks, int(budget),
+                                   steps=range(len(allowed)), multiplier=lambda i: rate_step_multiplier(allowed[i]),
+                                   start=allowed.index(0))
+            steps = [allowed[i] for i in plan]
         chunks = [coder.chunk(k, s) for k, s in enumerate(steps)]
         return EncodedAudio(chunks=chunks, bitrate_kbps=kbps, num_channels=C, num_samples=T)
 
@@ -231,7 +255,7 @@ class CascadeCodingMixin:
                     shapes[name] = (ss.stop - ss.start, cfg.lpc.order)
                 else:
                     shapes[name] = (fs.stop - fs.start, self.quantizer_code_length(name))
-            content = decode_chunk(data, C, self.entropy_tables, self.quantizer_names, shapes)
+            content = decode_chunk(data, C, self.tables_for_step, self.quantizer_names, shapes)
             if gains is None:
                 gains = content.gains
             elif not np.array_equal(gains, content.gains):
@@ -307,7 +331,7 @@ class ChunkCoder:
             cfg = model.config
             coders = CODERS if cfg.entropy_coder == "best" else (cfg.entropy_coder,)
             # "best": both coders, the shorter chunk is kept (its first byte names the coder)
-            coded = [encode_chunk(ChunkContent(name, self.gains, per_ch, step), model.entropy_tables,
+            coded = [encode_chunk(ChunkContent(name, self.gains, per_ch, step), model.tables_for_step(step),
                                   model.quantizer_names) for name in coders]
             self.payloads[key] = min(coded, key=len)
         return self.payloads[key]

@@ -163,6 +163,7 @@ class CascadeConfig:
     entropy_coder: str = "huffman"  # "huffman" | "range" | "best" (per chunk, the shorter of the two)
     code_scale: float = 1.0  # the rate module's code is quantized on centroids * code_scale (export-time rate trim)
     rate_module: int = 1  # module (1-based) whose step code_scale and the file rate control's ladder scale
+    ladder_tables: tuple[int, ...] = ()  # ladder steps with entropy tables of their own (file rate control)
     file_rate_control: bool = False  # compress: per-chunk ladder steps land each file on the nominal rate
     training: CascadeTraining = CascadeTraining()
 
@@ -187,6 +188,10 @@ class CascadeConfig:
             raise ValueError("one greedy learning-rate factor per module is needed")
         if not (math.isfinite(self.code_scale) and self.code_scale > 0):
             raise ValueError("code_scale must be a positive number")
+        steps = tuple(sorted({int(k) for k in self.ladder_tables}))
+        object.__setattr__(self, "ladder_tables", steps)
+        if any(k == 0 or not -32 <= k < 32 for k in steps):
+            raise ValueError("ladder_tables must be non-zero ladder steps in -32..31")
         if not 1 <= self.rate_module <= len(self.modules):
             raise ValueError(f"rate_module must name one of the {len(self.modules)} module(s) (1..{len(self.modules)})")
 

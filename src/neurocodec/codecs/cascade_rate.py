@@ -46,7 +46,8 @@ _SLOPE_GUESS = -0.8
 
 
 def plan_rate_steps(size: Callable[[int, int], int], num_chunks: int, budget: int,
-                    steps: range = RATE_STEPS, multiplier: Callable[[int], float] = rate_step_multiplier) -> list[int]:
+                    steps: range = RATE_STEPS, multiplier: Callable[[int], float] = rate_step_multiplier,
+                    start: int = 0) -> list[int]:
     """Ladder step of every chunk so that ``sum(size(chunk, step))`` lands as close to ``budget``
     bytes as one step of one chunk allows (see the module docstring).  ``size(chunk, step)`` is the
     payload size of a chunk coded at a step (larger steps are coarser: the size falls as the
@@ -54,7 +55,7 @@ def plan_rate_steps(size: Callable[[int, int], int], num_chunks: int, budget: in
     factor on the quantizer step, on whose logarithm the secant search interpolates.  When
     even the coarsest step is over the budget, every chunk gets the step of the smallest stream
     tried (the coarsest when the size falls monotonically); when even the finest fits, the
-    finest."""
+    finest.  ``start`` is the first step tried (the trained one)."""
     if num_chunks <= 0:
         return []
     lo, hi = steps.start, steps.stop - 1
@@ -73,7 +74,7 @@ def plan_rate_steps(size: Callable[[int, int], int], num_chunks: int, budget: in
         return next((k for k in reversed(steps) if log_m[k] <= x), lo)
 
     fits, over = hi + 1, lo - 1  # smallest step known to fit, largest known to be over
-    k = min(max(0, lo), hi)
+    k = min(max(start, lo), hi)
     tried: list[int] = []
     while True:
         tried.append(k)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -215,10 +215,13 @@ def encode_chunk(content: ChunkContent, tables: Mapping[str, EntropyTable], orde
     return head + enc.getvalue()
 
 
-def decode_chunk(data: bytes, num_channels: int, tables: Mapping[str, EntropyTable], order: Sequence[str],
-                 shapes: Mapping[str, tuple[int, int]]) -> ChunkContent:
+def decode_chunk(data: bytes, num_channels: int,
+                 tables: Mapping[str, EntropyTable] | Callable[[int], Mapping[str, EntropyTable]],
+                 order: Sequence[str], shapes: Mapping[str, tuple[int, int]]) -> ChunkContent:
     """Inverse of :func:`encode_chunk`; ``shapes[name]`` is (units, symbols per unit) of each
-    quantizer in this chunk.  Raises :class:`CorruptStreamError` on malformed data."""
+    quantizer in this chunk; ``tables`` is the tables, or a function of the chunk's ladder step
+    that gives them (steps with tables of their own).  Raises :class:`CorruptStreamError` on
+    malformed data."""
     head = 1 + 4 * num_channels
     if len(data) < head:
         raise CorruptStreamError(f"chunk of {len(data)} bytes is shorter than its {head}-byte header")
@@ -227,6 +230,8 @@ def decode_chunk(data: bytes, num_channels: int, tables: Mapping[str, EntropyTab
     coder = CODERS[data[0] & 3]
     rate_step = data[0] >> 2
     rate_step -= 64 if rate_step >= 32 else 0
+    if callable(tables):
+        tables = tables(rate_step)
     gains = np.array(struct.unpack(f">{num_channels}f", data[1:head]), dtype=np.float32)
     if not np.all(np.isfinite(gains)) or np.any(gains <= 0):
         raise CorruptStreamError("chunk carries an invalid gain")

@@ -168,11 +168,19 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         recipe = apply_overrides(recipe, list(overrides))
     stored_recipe = recipe_to_dict(recipe) if overrides else state["recipe"]
     model = build_model(recipe)
+    # tables that the export fits (e.g. a cascade's ladder-step tables) may be absent from a
+    # training checkpoint; every other tensor must match
+    fitted_here = tuple(getattr(model, "export_fitted_prefixes", ()))
     try:
-        model.load_state_dict(state["model"], strict=True)
+        missing, unexpected = model.load_state_dict(state["model"], strict=not fitted_here)
     except RuntimeError as e:
         raise WeightsError(f"checkpoint {checkpoint} does not match recipe '{recipe.name}': "
                            f"{str(e).splitlines()[0]}") from None
+    missing = [k for k in missing if not k.startswith(fitted_here)] if fitted_here else missing
+    if missing or unexpected:
+        raise WeightsError(f"checkpoint {checkpoint} does not match recipe '{recipe.name}': "
+                           + "; ".join(f"{what} key(s) {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                                       for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys))
 
     say = progress or (lambda msg: None)
     entropy_fit = bitrate = trim = None

@@ -24,7 +24,6 @@ mean of files moved the test rates further from nominal.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -112,6 +111,11 @@ def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signal
             switch(True)
 
 
+def _table_state(model) -> dict[str, Any]:
+    """A copy of the model's fitted entropy tables (and those of its ladder steps, if any)."""
+    return {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("entropy_tables.", "step_tables."))}
+
+
 def _search(model, fit_signals, calibration_signals, target_kbps: float, tolerance: float, max_trials: int,
             statistic: str, progress) -> RateTrim:
     say = progress or (lambda msg: None)
@@ -127,7 +131,7 @@ def _search(model, fit_signals, calibration_signals, target_kbps: float, toleran
         model.set_code_scale(g)
         stats = model.fit_entropy_coder(fit_signals)
         kbps = measure_file_bitrate(model, calibration_signals, float(model.bitrates.default))[_STATISTICS[statistic]]
-        fits[g] = kbps, stats, copy.deepcopy(model.entropy_tables.state_dict())
+        fits[g] = kbps, stats, _table_state(model)
         trials.append((g, kbps))
         say(f"rate trim: code_scale {g:.4f} -> {kbps:.3f} kbps (target {target_kbps:g})")
         return math.log(kbps) - log_t
@@ -164,7 +168,7 @@ def _search(model, fit_signals, calibration_signals, target_kbps: float, toleran
     kbps, stats, tables = fits[g]
     if best_x != points[-1][0]:  # leave the model at the best trial, with the tables fitted for it
         model.set_code_scale(g)
-        model.entropy_tables.load_state_dict(tables)
+        model.load_state_dict(tables, strict=False)
     return RateTrim(code_scale=g, kbps=kbps, target_kbps=float(target_kbps), tolerance=float(tolerance), fit_seconds=fit_s,
                     calibration_seconds=cal_s, statistic=statistic, trials=trials, entropy_fit=stats,
                     rate_module=getattr(model.config, "rate_module", None))
