@@ -89,6 +89,16 @@ def test_export_trim_rate_records_the_code_scale(tmp_path, tiny_cmrl_recipe, spe
     assert trim["rate_module"] == n
     assert training["export_overrides"] == [f"model.code_scale={trim['code_scale']!r}", f"model.rate_module={n}"]
     assert training["entropy_coder"]["seconds"] == pytest.approx(1.0)  # the trim's own fit is kept
+    assert trim["calibration_split"] == "train"
+    # calibrated on the validation split (other speakers): its one file, no training audio skipped
+    res = export_run(tmp_path / "run", "trimmed-valid", tmp_path / "w", fit_seconds=1.0, trim_rate=True,
+                     trim_seconds=5.0, trim_split="valid")
+    assert res.rate_trim["calibration_split"] == "valid" and res.rate_trim["calibration_seconds"] == pytest.approx(1.0)
+    assert "of 'valid' audio come out at" in (res.directory / "MODEL_CARD.md").read_text()
+    from neurocodec.data.manifest import ManifestError
+
+    with pytest.raises(ManifestError, match="unknown split"):
+        export_run(tmp_path / "run", "x", tmp_path / "w", fit_seconds=1.0, trim_rate=True, trim_split="nosuch")
     card = (res.directory / "MODEL_CARD.md").read_text()
     assert "Rate trim: quantizer step `code_scale`" in card and "total bytes over total seconds" in card
     assert trim["statistic"] == "total"  # the default

@@ -4,7 +4,7 @@
                      [--device cpu|cuda] [--resume] [--init PATH] [--set KEY=VALUE ...]
     torchrun --nproc_per_node 2 -m neurocodec train RECIPE ...     # DDP, one process per GPU/CPU slot
     neurocodec export RUN_DIR --name NAME [--dest DIR] [--fp16] [--data MANIFEST] [--fit-seconds S]
-                      [--trim-rate [--trim-statistic total|files] [--trim-module N|auto]] [--file-rate-control]
+                      [--trim-rate [--trim-statistic total|files] [--trim-module N|auto] [--trim-split SPLIT]] [--file-rate-control]
 
 Handlers return an exit status; bad arguments raise ``UserError`` subclasses.
 """
@@ -157,7 +157,7 @@ def cmd_export(args) -> int:
                      overrides=[*args.set, *(["model.file_rate_control=true"] if args.file_rate_control else [])],
                      trim_rate=args.trim_rate, trim_seconds=args.trim_seconds,
                      trim_tolerance=args.trim_tolerance, trim_statistic=args.trim_statistic,
-                     trim_module=args.trim_module)
+                     trim_module=args.trim_module, trim_split=args.trim_split)
     extra = f", max fp16 error {res.max_abs_error:.2g}" if res.dtype == "float16" else ""
     if res.rate_trim:
         r = res.rate_trim
@@ -228,6 +228,9 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--trim-statistic", choices=("total", "files"), default="total",
                    help="rate the trim lands on the nominal one: total bytes / total seconds (total, default) "
                         "or the mean of the per-file bitrates, as 'neurocodec eval' reports them (files)")
+    p.add_argument("--trim-split", default=None, metavar="SPLIT",
+                   help="calibrate the rate trim on this split instead of held-out training audio, e.g. valid "
+                        "(speakers the training never saw; the export's valid-split measurement is then not independent)")
     p.add_argument("--trim-module", default="auto", metavar="N|auto",
                    help="module whose quantizer step the trim and the file rate control turn (CMRL/CQ): a module "
                         "number, or auto (default): the module whose symbols carry the most bits on the fit audio")

@@ -126,7 +126,8 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                data: str | os.PathLike | None = None, fit_seconds: float = 900.0,
                progress: Callable[[str], None] | None = None, overrides: Sequence[str] = (),
                trim_rate: bool = False, trim_seconds: float = 120.0, trim_tolerance: float = 0.005,
-               trim_statistic: str = "total", trim_module: str = "auto") -> ExportResult:
+               trim_statistic: str = "total", trim_module: str = "auto",
+               trim_split: str | None = None) -> ExportResult:
     """Export the latest (or the given) checkpoint of ``run_dir`` as ``dest/name`` (see module doc).
 
     The model is rebuilt from the checkpoint's recipe and its weights loaded strictly, so an
@@ -140,7 +141,9 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
     ``trim_seconds`` of training audio come out at the nominal bitrate (within ``trim_tolerance``;
     ``trim_statistic`` "total": total bytes over total seconds, "files": the mean of the
     per-file bitrates, as ``neurocodec eval`` reports them); it is recorded as the override
-    ``model.code_scale=G``.  ``trim_module`` is the module whose step the trim (and the file
+    ``model.code_scale=G``.  ``trim_split`` calibrates on the first ``trim_seconds`` of another
+    split instead (e.g. "valid": speakers the training never saw; the export's own measurement
+    of the validation split then is no longer an independent check).  ``trim_module`` is the module whose step the trim (and the file
     rate control) turns: a module number, or "auto", the module whose symbols carry the most
     bits on the fit audio (``bits_per_module``; recorded as ``model.rate_module=N``).
     ``overrides`` (``KEY=VALUE``) change settings that leave the weights' shapes alone, e.g.
@@ -200,7 +203,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         model.eval()
         if trim_rate:  # the trim leaves the tables fitted on the same audio at its code_scale
             recipe, trim = _trim_rate(model, recipe, manifest, fit_seconds, trim_seconds, trim_tolerance,
-                                      trim_statistic, say, trim_module)
+                                      trim_statistic, say, trim_module, trim_split)
             overrides = [*overrides, f"model.code_scale={trim.code_scale!r}"]
             if hasattr(model.config, "rate_module"):
                 overrides.append(f"model.rate_module={model.config.rate_module}")
@@ -275,7 +278,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
 
 
 def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float, tolerance: float,
-               statistic: str, say, module: str = "auto"):
+               statistic: str, say, module: str = "auto", split: str | None = None):
     """Run the rate trim on training audio (fit set first, calibration files after it) on the
     step of the rate module (``module``: a number, or "auto": the module whose symbols carry
     the most bits on the fit audio); the model is left at the module and ``code_scale``
@@ -285,13 +288,16 @@ def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float,
     sr = int(t.sample_rate or model.sample_rate)
     fit = list(manifest_signals(manifest, t.train_split, t.sources, sr, fit_seconds, interleave=True))
     fitted = sum(x.shape[1] for x in fit) / sr
-    cal = list(manifest_signals(manifest, t.train_split, t.sources, sr, trim_seconds, interleave=True,
-                                skip_seconds=fitted))
+    split = split or t.train_split
+    cal = list(manifest_signals(manifest, split, t.sources, sr, trim_seconds, interleave=True,
+                                skip_seconds=fitted if split == t.train_split else 0.0))
     if not cal:
+        if split != t.train_split:
+            raise RecipeError(f"--trim-split: no '{split}' audio of the recipe's sources in {manifest}")
         raise RecipeError(f"--trim-rate: no '{t.train_split}' audio of {manifest} is left after the "
                           f"{fitted:.0f} s that fit the entropy coder; lower --fit-seconds")
-    say(f"trimming the rate on {sum(x.shape[1] for x in cal) / sr:.0f} s of '{t.train_split}' audio "
-        f"(tables fitted on {fitted:.0f} s)")
+    say(f"trimming the rate on {sum(x.shape[1] for x in cal) / sr:.0f} s of '{split}' audio "
+        f"(tables fitted on {fitted:.0f} s of '{t.train_split}')")
     chosen = []
     if callable(getattr(model, "set_rate_module", None)):
         number = _rate_module(model, fit, module, say)
@@ -301,6 +307,7 @@ def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float,
         raise RecipeError(f"--trim-module: {type(model).__name__} has a single quantizer step to trim")
     trim = trim_code_scale(model, fit, cal, float(model.bitrates.default), tolerance=tolerance,
                            statistic=statistic, progress=say)
+    trim.calibration_split = split
     return apply_overrides(recipe, [*chosen, f"model.code_scale={trim.code_scale!r}"]), trim
 
 

@@ -78,8 +78,10 @@ def render_card(name: str, recipe: Mapping[str, Any], training: Mapping[str, Any
     trim = training.get("rate_trim")
     if trim:
         of = f" of module {trim['rate_module']}" if trim.get("rate_module") else ""
+        split = trim.get("calibration_split", "train")
+        where = "held-out training audio" if split == "train" else f"'{split}' audio"
         lines += [f"Rate trim: quantizer step `code_scale`{of} = {trim['code_scale']:.4f}, chosen so that real files of "
-                  f"{trim['calibration_seconds']:.0f} s of held-out training audio come out at "
+                  f"{trim['calibration_seconds']:.0f} s of {where} come out at "
                   f"{trim['kbps']:.2f} kbps for {trim['target_kbps']:g} kbps nominal, "
                   f"{'mean of the per-file rates' if trim.get('statistic') == 'files' else 'total bytes over total seconds'} "
                   f"({len(trim['trials'])} trials).", ""]

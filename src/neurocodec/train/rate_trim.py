@@ -75,6 +75,7 @@ class RateTrim:
     trials: list[tuple[float, float]] = field(default_factory=list)
     entropy_fit: dict[str, Any] | None = field(default=None, repr=False)  # fit_entropy_coder() at code_scale
     rate_module: int | None = None  # the module whose step code_scale is (cascade codecs)
+    calibration_split: str = "train"  # the corpus split of the calibration files
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
