@@ -34,7 +34,7 @@ GOLDEN: dict[tuple[str, float], str] = {
     ("cmrl", 19.85): "cb37d58ffb22154eee0c827dc220d5ed",
     ("cmrl", 23.85): "96263168249c1091d1b31f69ddcb2134",
     ("lpc-cmrl", 8.85): "b886a5949c56ebf3f77f3faabd3f89b0",
-    ("lpc-cmrl", 15.85): "0b534dca865b958d3a1568f080ed0a55",
+    ("lpc-cmrl", 15.85): "1e5f66d5ea584ab32646d0c5c9224da5",
     ("lpc-cmrl", 19.85): "fb432b2fcb51840b3d511197b78abf79",
     ("lpc-cmrl", 23.85): "57bd867df5d7bf8a64325dca18e912f9",
 }
@@ -45,12 +45,15 @@ POINTS = ([("cq", b) for b in CQ_BITRATES] + [("cmrl", b) for b in CMRL_BITRATES
           + [("lpc-cmrl", b) for b in LPC_CMRL_SHIPPED])
 #: every point was exported with the rate trim
 TRIMMED = POINTS
-#: points whose files the per-file rate control cannot hold within 5%: LPC-CMRL 15.85 (session 9)
-#: has its bits in module 2, whose symbols sit on its learned centroids, so with the fixed entropy
-#: tables any other ladder step makes a file larger (a 2.2 s validation file: 5,559 bytes at the
-#: trained step, 7,951 four steps coarser; docs/cmrl_cq.md); its files land where the trim put
-#: the average (test split +7.7 %, the 2 s clip +7.1 %)
-RATE_TOLERANCE = {("lpc-cmrl", 15.85): 0.08}
+#: points shipped without per-file rate control: LPC-CMRL 15.85 (session 9) has its bits in
+#: module 2, whose symbols sit on its learned centroids, so with the fixed entropy tables any
+#: other ladder step makes a file larger (a 2.2 s validation file: 5,559 bytes at the trained
+#: step, 7,951 four steps coarser; docs/cmrl_cq.md) and the control only inflated the files
+#: under budget; its trim was calibrated on the valid split instead, and single files land where
+#: their content puts them (test split: +5.3 % mean of files, +1.4 % in total)
+NO_RATE_CONTROL = {("lpc-cmrl", 15.85)}
+#: how far a 2 s / 0.7 s clip may land from nominal at those points (17.08 and 15.82 kbps: +7.8 %, -0.2 %)
+RATE_TOLERANCE = {("lpc-cmrl", 15.85): 0.10}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +100,7 @@ def test_files_land_on_the_nominal_rate(codec_id, kbps, speech2s):
     clip come out within 5% of nominal, although the fixed bytes of the container alone are
     0.25 and 0.7 kbps of them."""
     family = neurocodec.load(codec_id).model
-    assert family.model_for(kbps).config.file_rate_control
+    assert family.model_for(kbps).config.file_rate_control == ((codec_id, kbps) not in NO_RATE_CONTROL)
     for seconds in (2.0, 0.7):
         clip = speech2s[:, : int(seconds * 16000)]
         rate = 8 * len(_encode(codec_id, kbps, clip)) / seconds / 1000

@@ -163,7 +163,8 @@ def cmd_export(args) -> int:
         r = res.rate_trim
         how = "mean of files" if r.get("statistic") == "files" else "total"
         extra += (f"; rate trim: code_scale {r['code_scale']:.4f}, {r['kbps']:.2f} kbps ({how}) on "
-                  f"{r['calibration_seconds']:.0f} s of training audio")
+                  f"{r['calibration_seconds']:.0f} s of "
+                  + ("training audio" if r.get("calibration_split", "train") == "train" else f"'{r['calibration_split']}' audio"))
     if res.bitrate:
         b = res.bitrate
         extra += (f"; files of the {b['split']} split ({b['files']}, {b['seconds']:.0f} s): {b['kbps']:.2f} kbps "
