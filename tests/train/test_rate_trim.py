@@ -96,6 +96,17 @@ def test_trim_measures_without_the_file_rate_control_and_restores_it():
     b = trim_code_scale(controlled, fit, cal, target, tolerance=0.01)
     assert a.trials == b.trials and a.code_scale == b.code_scale
     assert controlled.config.file_rate_control and not plain.config.file_rate_control
+    assert not a.with_rate_control and not b.with_rate_control
+    # with_rate_control: the files are measured with the control on (its first trial is what
+    # the controlled codec writes at the current step, not what the plain one writes)
+    g = controlled.config.code_scale
+    on = measure_file_bitrate(controlled, cal, 15.85)["kbps"]
+    controlled.set_file_rate_control(False)
+    off = measure_file_bitrate(controlled, cal, 15.85)["kbps"]
+    controlled.set_file_rate_control(True)
+    c = trim_code_scale(controlled, fit, cal, target, tolerance=0.01, with_rate_control=True)
+    assert c.with_rate_control and controlled.config.file_rate_control
+    assert c.trials[0] == (g, on) and on != off
 
 
 def test_file_bitrate_statistics_and_the_per_file_trim():

@@ -157,7 +157,8 @@ def cmd_export(args) -> int:
                      overrides=[*args.set, *(["model.file_rate_control=true"] if args.file_rate_control else [])],
                      trim_rate=args.trim_rate, trim_seconds=args.trim_seconds,
                      trim_tolerance=args.trim_tolerance, trim_statistic=args.trim_statistic,
-                     trim_module=args.trim_module, trim_split=args.trim_split)
+                     trim_module=args.trim_module, trim_split=args.trim_split,
+                     trim_with_rate_control=args.trim_with_rate_control)
     extra = f", max fp16 error {res.max_abs_error:.2g}" if res.dtype == "float16" else ""
     if res.rate_trim:
         r = res.rate_trim
@@ -232,6 +233,9 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--trim-split", default=None, metavar="SPLIT",
                    help="calibrate the rate trim on this split instead of held-out training audio, e.g. valid "
                         "(speakers the training never saw; the export's valid-split measurement is then not independent)")
+    p.add_argument("--trim-with-rate-control", action="store_true",
+                   help="measure the trim's files with the per-file rate control on (for models whose control "
+                        "cannot coarsen a file far enough, so that it only lifts the cheap ones)")
     p.add_argument("--trim-module", default="auto", metavar="N|auto",
                    help="module whose quantizer step the trim and the file rate control turn (CMRL/CQ): a module "
                         "number, or auto (default): the module whose symbols carry the most bits on the fit audio")

@@ -127,7 +127,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
                progress: Callable[[str], None] | None = None, overrides: Sequence[str] = (),
                trim_rate: bool = False, trim_seconds: float = 120.0, trim_tolerance: float = 0.005,
                trim_statistic: str = "total", trim_module: str = "auto",
-               trim_split: str | None = None) -> ExportResult:
+               trim_split: str | None = None, trim_with_rate_control: bool = False) -> ExportResult:
     """Export the latest (or the given) checkpoint of ``run_dir`` as ``dest/name`` (see module doc).
 
     The model is rebuilt from the checkpoint's recipe and its weights loaded strictly, so an
@@ -143,7 +143,9 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
     per-file bitrates, as ``neurocodec eval`` reports them); it is recorded as the override
     ``model.code_scale=G``.  ``trim_split`` calibrates on the first ``trim_seconds`` of another
     split instead (e.g. "valid": speakers the training never saw; the export's own measurement
-    of the validation split then is no longer an independent check).  ``trim_module`` is the module whose step the trim (and the file
+    of the validation split then is no longer an independent check).  ``trim_with_rate_control``
+    measures the trim's files with the per-file rate control on (see
+    :func:`~neurocodec.train.rate_trim.trim_code_scale`).  ``trim_module`` is the module whose step the trim (and the file
     rate control) turns: a module number, or "auto", the module whose symbols carry the most
     bits on the fit audio (``bits_per_module``; recorded as ``model.rate_module=N``).
     ``overrides`` (``KEY=VALUE``) change settings that leave the weights' shapes alone, e.g.
@@ -203,7 +205,7 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         model.eval()
         if trim_rate:  # the trim leaves the tables fitted on the same audio at its code_scale
             recipe, trim = _trim_rate(model, recipe, manifest, fit_seconds, trim_seconds, trim_tolerance,
-                                      trim_statistic, say, trim_module, trim_split)
+                                      trim_statistic, say, trim_module, trim_split, trim_with_rate_control)
             overrides = [*overrides, f"model.code_scale={trim.code_scale!r}"]
             if hasattr(model.config, "rate_module"):
                 overrides.append(f"model.rate_module={model.config.rate_module}")
@@ -278,7 +280,8 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
 
 
 def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float, tolerance: float,
-               statistic: str, say, module: str = "auto", split: str | None = None):
+               statistic: str, say, module: str = "auto", split: str | None = None,
+               with_rate_control: bool = False):
     """Run the rate trim on training audio (fit set first, calibration files after it) on the
     step of the rate module (``module``: a number, or "auto": the module whose symbols carry
     the most bits on the fit audio); the model is left at the module and ``code_scale``
@@ -306,7 +309,7 @@ def _trim_rate(model, recipe, manifest, fit_seconds: float, trim_seconds: float,
     elif module != "auto":
         raise RecipeError(f"--trim-module: {type(model).__name__} has a single quantizer step to trim")
     trim = trim_code_scale(model, fit, cal, float(model.bitrates.default), tolerance=tolerance,
-                           statistic=statistic, progress=say)
+                           statistic=statistic, progress=say, with_rate_control=with_rate_control)
     trim.calibration_split = split
     return apply_overrides(recipe, [*chosen, f"model.code_scale={trim.code_scale!r}"]), trim
 

@@ -76,6 +76,7 @@ class RateTrim:
     entropy_fit: dict[str, Any] | None = field(default=None, repr=False)  # fit_entropy_coder() at code_scale
     rate_module: int | None = None  # the module whose step code_scale is (cascade codecs)
     calibration_split: str = "train"  # the corpus split of the calibration files
+    with_rate_control: bool = False  # measured with the per-file rate control on
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -86,14 +87,18 @@ class RateTrim:
 
 def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signals: Sequence[np.ndarray],
                     target_kbps: float, *, tolerance: float = 0.005, max_trials: int = 8,
-                    statistic: str = "total", progress: Callable[[str], None] | None = None) -> RateTrim:
+                    statistic: str = "total", progress: Callable[[str], None] | None = None,
+                    with_rate_control: bool = False) -> RateTrim:
     """Search ``model.set_code_scale(g)`` so that the files of ``calibration_signals`` come out
     at ``target_kbps`` within ``tolerance`` (relative; by ``statistic``, see :class:`RateTrim`),
     the entropy tables being refitted on ``fit_signals`` for every ``g``.  The model is left at the best ``g`` found (closest rate)
     with its tables fitted for it.  Raises :class:`UserError` for empty inputs or a model
     without the knob.  A model with file-level rate control
     (:mod:`neurocodec.codecs.cascade_rate`) is measured with it off: the trim sets the step the
-    files land on by themselves, the rate control then corrects single files around it."""
+    files land on by themselves, the rate control then corrects single files around it.  That
+    assumes the control corrects both ways; where it cannot coarsen a file far enough (fixed
+    tables; docs/cmrl_cq.md) it only lifts the files under budget, and ``with_rate_control``
+    measures with it on instead, so that the controlled files land on the target on average."""
     if not callable(getattr(model, "set_code_scale", None)):
         raise UserError(f"{type(model).__name__} has no code_scale to trim its rate with")
     if not fit_signals or not calibration_signals:
@@ -103,10 +108,12 @@ def trim_code_scale(model, fit_signals: Sequence[np.ndarray], calibration_signal
     if statistic not in _STATISTICS:
         raise UserError(f"unknown rate statistic {statistic!r} (choose {' or '.join(_STATISTICS)})")
     switch = getattr(model, "set_file_rate_control", None)
-    was_on = switch(False) if callable(switch) else False
+    was_on = switch(False) if callable(switch) and not with_rate_control else False
     try:
-        return _search(model, fit_signals, calibration_signals, target_kbps, tolerance, max_trials, statistic,
+        trim = _search(model, fit_signals, calibration_signals, target_kbps, tolerance, max_trials, statistic,
                        progress)
+        trim.with_rate_control = bool(with_rate_control and getattr(model.config, "file_rate_control", False))
+        return trim
     finally:
         if was_on:
             switch(True)
