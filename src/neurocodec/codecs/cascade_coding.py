@@ -56,13 +56,22 @@ class CascadeCodingMixin:
 
     @torch.no_grad()
     def analyze_symbols(self, audio: np.ndarray) -> dict[str, np.ndarray]:
-        """The symbols :meth:`compress` codes for ``audio`` (C, T), all channels stacked:
-        ``lsp`` (C * segments, order) and ``moduleI`` (C * frames, code_length)."""
+        """The symbols :meth:`compress` codes for ``audio`` (C, T) at the trained step, all
+        channels stacked: ``lsp`` (C * segments, order) and ``moduleI`` (C * frames, code_length)."""
+        return self._symbols_at_steps(audio, (0,))[0]
+
+    @torch.no_grad()
+    def _symbols_at_steps(self, audio: np.ndarray, steps: Sequence[int]) -> dict[int, dict[str, np.ndarray]]:
+        """:meth:`analyze_symbols` at each ladder step of ``steps`` (the front end and the
+        modules before the rate module run once)."""
         audio = self._check_audio(audio)
         geo = self.geometry(audio.shape[1])
         coder = ChunkCoder(self, [self._prepare_channel(audio[c], geo) for c in range(audio.shape[0])], geo)
-        per = [coder.symbols(c, k, 0) for c in range(audio.shape[0]) for k in range(geo.num_chunks)]
-        return {name: np.concatenate([p[name] for p in per]) for name in self.quantizer_names}
+        out = {}
+        for step in steps:
+            per = [coder.symbols(c, k, step) for c in range(audio.shape[0]) for k in range(geo.num_chunks)]
+            out[step] = {name: np.concatenate([p[name] for p in per]) for name in self.quantizer_names}
+        return out
 
     @torch.no_grad()
     def fit_entropy_coder(self, signals: Iterable[np.ndarray]) -> dict[str, Any]:
@@ -77,7 +86,8 @@ class CascadeCodingMixin:
             totals = {k: None for k in steps}
             seconds = 0.0
             for audio in signals:
-                for k, counts in self._count_at_steps(audio, steps).items():
+                for k, symbols in self._symbols_at_steps(audio, steps).items():
+                    counts = self.count_symbols(symbols)
                     totals[k] = counts if totals[k] is None else {n: totals[k][n] + counts[n] for n in counts}
                 seconds += audio.shape[-1] / self.sample_rate
             if seconds <= 0:
@@ -91,18 +101,6 @@ class CascadeCodingMixin:
         return {"seconds": seconds,
                 "entropy_bits": {n: c.entropy_bits() for n, c in base.items()},
                 "pair_entropy_bits": {n: c.pair_entropy_bits() for n, c in base.items()}}
-
-    @torch.no_grad()
-    def _count_at_steps(self, audio: np.ndarray, steps: Sequence[int]) -> dict[int, dict[str, SymbolCounts]]:
-        """Symbol counts of every quantizer for ``audio`` (C, T) coded at each ladder step."""
-        audio = self._check_audio(audio)
-        geo = self.geometry(audio.shape[1])
-        coder = ChunkCoder(self, [self._prepare_channel(audio[c], geo) for c in range(audio.shape[0])], geo)
-        out = {}
-        for k in steps:
-            per = [coder.symbols(c, j, k) for c in range(audio.shape[0]) for j in range(geo.num_chunks)]
-            out[k] = self.count_symbols({n: np.concatenate([p[n] for p in per]) for n in self.quantizer_names})
-        return out
 
     def bits_per_module(self, signals: Iterable[np.ndarray]) -> dict[int, float]:
         """Entropy (bits per second, single-symbol, at the current steps) of every module's
