@@ -73,7 +73,7 @@ from .cascade_config import (GAIN_FLOOR, RATE_CONTROLS, CascadeConfig, CascadeTr
                              config_from_json, config_to_json)
 from .cascade_geometry import Geometry
 from .cascade_module import CodingModule, ModuleOutput, _active_autocast
-from .cascade_tables import EntropyTable
+from .cascade_tables import EntropyTable, step_table_key
 from .cascade_training import CascadeTrainingMixin, LossOutput, RateSteer, TrainingPhase
 from .weights_file import (INT_DTYPES_KEY, check_state_match, compact_integers, read_weights, restore_integers,
                            state_digest)
@@ -97,10 +97,6 @@ def _mel_spaced_lsp_levels(n: int, lo_hz: float, hi_hz: float, sample_rate: int)
 # ---------------------------------------------------------------------------------------
 # the codec
 # ---------------------------------------------------------------------------------------
-def _step_key(step: int) -> str:
-    return f"step{int(step):+d}"
-
-
 class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecModel):
     """Base of :class:`~neurocodec.codecs.cmrl.CmrlCodec` and :class:`~neurocodec.codecs.cq.CqCodec`."""
 
@@ -226,7 +222,7 @@ class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecMod
         ``step+4``, ``step-4``... (:meth:`tables_for_step`)."""
         names = [f"module{i}" for i in range(self.config.rate_module, len(self.coding_modules) + 1)]
         return nn.ModuleDict({
-            _step_key(k): nn.ModuleDict({n: EntropyTable(self.quantizer(n).num_centroids) for n in names})
+            step_table_key(k): nn.ModuleDict({n: EntropyTable(self.quantizer(n).num_centroids) for n in names})
             for k in self.config.ladder_tables})
 
     def tables_for_step(self, step: int) -> Mapping[str, EntropyTable]:
@@ -234,7 +230,7 @@ class CascadeCodec(CascadeTrainingMixin, CascadeCodingMixin, nn.Module, CodecMod
         ``config.ladder_tables`` has tables of its own for the rate module and the modules after
         it (fitted at that step, :meth:`fit_entropy_coder`); every other step, and every other
         quantizer, uses the trained step's tables."""
-        key = _step_key(step)
+        key = step_table_key(step)
         if step == 0 or key not in self.step_tables:
             return self.entropy_tables
         return {**self.entropy_tables, **self.step_tables[key]}

@@ -27,7 +27,7 @@ from .cascade_config import GAIN_FLOOR
 from .cascade_geometry import Geometry
 from .cascade_rate import plan_rate_steps
 from .cascade_tables import (CODERS, RATE_STEPS, ChunkContent, SymbolCounts, decode_chunk, encode_chunk,
-                             rate_step_multiplier)
+                             rate_step_multiplier, step_table_key)
 
 if TYPE_CHECKING:
     from .cascade import CascadeCodec
@@ -81,42 +81,39 @@ class CascadeCodingMixin:
         those of every step of ``config.ladder_tables`` from the symbols at that step.
         Returns per-quantizer single-symbol and pair entropies (bits per symbol, trained step)
         and the total duration used."""
-        steps = (0, *self.config.ladder_tables)
-        with eval_mode(self):
-            totals = {k: None for k in steps}
-            seconds = 0.0
-            for audio in signals:
-                for k, symbols in self._symbols_at_steps(audio, steps).items():
-                    counts = self.count_symbols(symbols)
-                    totals[k] = counts if totals[k] is None else {n: totals[k][n] + counts[n] for n in counts}
-                seconds += audio.shape[-1] / self.sample_rate
-            if seconds <= 0:
-                raise UserError("no audio to fit the entropy tables on")
-            self.fit_entropy_tables(totals[0])
-            for k in self.config.ladder_tables:
-                for name, table in self.tables_for_step(k).items():
-                    if table is not self.entropy_tables[name]:
-                        table.fit(totals[k][name])
-        base = totals[0]
+        totals, seconds = self._count_signals(signals, (0, *self.config.ladder_tables))
+        self.fit_entropy_tables(totals[0])
+        for k in self.config.ladder_tables:
+            for name, table in self.step_tables[step_table_key(k)].items():
+                table.fit(totals[k][name])
         return {"seconds": seconds,
-                "entropy_bits": {n: c.entropy_bits() for n, c in base.items()},
-                "pair_entropy_bits": {n: c.pair_entropy_bits() for n, c in base.items()}}
+                "entropy_bits": {n: c.entropy_bits() for n, c in totals[0].items()},
+                "pair_entropy_bits": {n: c.pair_entropy_bits() for n, c in totals[0].items()}}
 
     def bits_per_module(self, signals: Iterable[np.ndarray]) -> dict[int, float]:
         """Entropy (bits per second, single-symbol, at the current steps) of every module's
         symbols on ``signals`` ((C, T) float32 at the codec rate): what
         :meth:`set_rate_module` choices are made from (the module that carries the bits)."""
+        totals, _ = self._count_signals(signals, (0,))
+        return {int(n[6:]): c.entropy_bits() * self.symbols_per_second(n)
+                for n, c in totals[0].items() if n.startswith("module")}
+
+    @torch.no_grad()
+    def _count_signals(self, signals: Iterable[np.ndarray],
+                       steps: Sequence[int]) -> tuple[dict[int, dict[str, SymbolCounts]], float]:
+        """Symbol counts of every quantizer over ``signals`` at each ladder step of ``steps``,
+        and their total duration in seconds (UserError when there is no audio)."""
+        totals: dict[int, dict[str, SymbolCounts] | None] = {k: None for k in steps}
+        seconds = 0.0
         with eval_mode(self):
-            totals = {n: None for n in self.quantizer_names if n.startswith("module")}
-            seconds = 0.0
             for audio in signals:
-                counts = self.count_symbols(self.analyze_symbols(audio))
-                totals = {n: counts[n] if t is None else t + counts[n] for n, t in totals.items()}
+                for k, symbols in self._symbols_at_steps(audio, steps).items():
+                    counts = self.count_symbols(symbols)
+                    totals[k] = counts if totals[k] is None else {n: totals[k][n] + counts[n] for n in counts}
                 seconds += audio.shape[-1] / self.sample_rate
         if seconds <= 0:
-            raise UserError("no audio to measure the modules' rates on")
-        return {int(n[6:]): c.entropy_bits() * self.symbols_per_second(n)
-                for n, c in totals.items()}
+            raise UserError("no audio to fit the entropy tables on")
+        return totals, seconds
 
     def fit_entropy_tables(self, symbol_counts: Mapping[str, SymbolCounts]) -> None:
         """Build the pair-Huffman and range tables of each named quantizer from training
@@ -264,7 +261,8 @@ class CascadeCodingMixin:
                     lsp_idx[c, ss] = sym["lsp"]
                 total = None
                 for i, m in enumerate(self.coding_modules):
-                    part = m.decode_indices(torch.from_numpy(sym[f"module{i + 1}"]), step if i == cfg.rate_module - 1 else 1.0)
+                    scale = step if i == cfg.rate_module - 1 else 1.0
+                    part = m.decode_indices(torch.from_numpy(sym[f"module{i + 1}"]), scale)
                     total = part if total is None else total + part
                 recon[c, fs] = total.numpy()
         out = np.empty((C, T), dtype=np.float32)
@@ -283,7 +281,8 @@ class ChunkCoder:
     once (:meth:`CascadeCodec.compress`; :meth:`CascadeCodec.analyze_symbols` at the trained step).
 
     The rate module's code of every chunk is computed once (with the symbols of the modules
-    before it); a step re-quantizes it and runs the later modules on the new residual.  ``"best"`` codes both ways and keeps the shorter."""
+    before it); a step re-quantizes it and runs the later modules on the new residual.
+    ``"best"`` codes both ways and keeps the shorter."""
 
     def __init__(self, model: CascadeCodec, prepared: list[PreparedChannel], geo: Geometry) -> None:
         self.model, self.prepared, self.geo = model, prepared, geo

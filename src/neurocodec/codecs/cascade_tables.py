@@ -40,7 +40,7 @@ from ..entropy import range_coder
 from ..errors import CorruptStreamError
 
 __all__ = ["SymbolCounts", "EntropyTable", "CODERS", "encode_chunk", "decode_chunk", "ChunkContent",
-           "RATE_STEPS", "rate_step_multiplier"]
+           "RATE_STEPS", "rate_step_multiplier", "step_table_key"]
 
 #: entropy coders a chunk can use (the byte value is the index)
 CODERS = ("huffman", "range")
@@ -180,6 +180,12 @@ def _pairs(symbols: np.ndarray, k: int) -> np.ndarray:
     if s.size % 2:
         raise ValueError("range-coded units must hold an even number of symbols")
     return s[0::2] * k + s[1::2]
+
+
+def step_table_key(step: int) -> str:
+    """Key of the entropy tables of ladder step ``step`` (``step+4``, ``step-4``) in a cascade
+    codec's ``step_tables``."""
+    return f"step{int(step):+d}"
 
 
 @dataclass
