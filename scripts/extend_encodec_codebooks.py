@@ -42,18 +42,17 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from safetensors import safe_open
     from safetensors.torch import save
 
     from neurocodec.audio import atomic_write_bytes
     from neurocodec.codecs.encodec import EncodecCodec
+    from neurocodec.codecs.weights_file import INT8_ROWS_KEY, load_safetensors
     from neurocodec.train.encodec_extend import encoder_latents, extend_codebooks
     from neurocodec.train.export import manifest_signals
 
     src, out = Path(args.weights), Path(args.out)
-    with safe_open(str(src / "model.safetensors"), framework="pt") as f:
-        meta = dict(f.metadata() or {})
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors, meta = load_safetensors(src / "model.safetensors")
+    meta.pop(INT8_ROWS_KEY, None)  # written back as floats
     codec = EncodecCodec.from_pretrained(src / "model.safetensors")
     old = codec.config
     t0 = time.time()

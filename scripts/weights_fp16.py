@@ -115,10 +115,10 @@ def _codec_id(folder: Path) -> str | None:
         return (f.metadata() or {}).get("codec_id")
 
 
-def _update_card(folder: Path) -> None:
-    """The card's storage type and the SHA-256 of the files it lists."""
+def _update_card(folder: Path, stored: str = "float16") -> None:
+    """The card's storage type (``| stored as | ... |``) and the SHA-256 of the files it lists."""
     card_path = folder / "MODEL_CARD.md"
-    card = card_path.read_text().replace("| stored as | float32 |", "| stored as | float16 |")
+    card = re.sub(r"\| stored as \| [^|\n]+ \|", f"| stored as | {stored} |", card_path.read_text())
     for f in ("model.safetensors", "training.json", "config.json"):
         card = re.sub(rf"(\| {re.escape(f)} \| `)[0-9a-f]{{64}}(`)", rf"\g<1>{sha(folder / f)}\g<2>", card)
     card_path.write_text(card)

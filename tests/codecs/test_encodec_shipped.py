@@ -14,11 +14,12 @@ pytestmark = pytest.mark.skipif(not SHIPPED.has_trained_weights(),
                                 reason=f"no shipped weights at {SHIPPED.path}")
 
 #: md5 of the LM-coded payload of _signal() at 6 kbps with the shipped weights
-GOLDEN_6K = "023ebb297d7442c2f64152eb4d1f342f"
+GOLDEN_6K = "7dd81b87654b1e8bf74ef46fcae186be"
 #: the same at 24 kbps: 32 codebooks, 1-16 coded with the LM, 17-32 with the static tables
-GOLDEN_24K = "3467fa4d4a34634c3b8387c8c334e62c"
-#: config hash of the 16-codebook model (1.5-12 kbps) before codebooks 17-32 were added
-HASH_16 = 0xF55F0A46
+GOLDEN_24K = "2f5bff235790c465f7e32c0743841fce"
+#: config hash of the 16-codebook model inside the 32-codebook one (1.5-12 kbps streams); it
+#: changed once since codebooks 17-32 were added (0xF55F0A46), when the weights went to int8 rows
+HASH_16 = 0x8A78CDFF
 
 
 def _signal(seconds=1.0, sr=24000):

@@ -71,3 +71,46 @@ def test_read_format_names_what_is_wrong_in_one_line(tmp_path):
         n: int = 0
 
     assert dataclass_from_json(Cfg, {"ratios": [8, 5], "n": 3, "unknown": 1}) == Cfg((8, 5), 3)
+
+
+def test_int8_rows_round_trip_through_a_file(tmp_path):
+    """Large float tensors go to int8 with one scale per row and come back within half a step of
+    their row's scale, in their own dtype; small, 1-D and integer tensors are untouched, and a
+    weight-normed direction v / ||v|| (taken per row) barely moves."""
+    from safetensors.torch import save_file
+
+    from neurocodec.codecs.weights_file import INT8_ROWS_KEY, INT8_SCALE_SUFFIX, int8_rows, load_safetensors
+
+    torch.manual_seed(0)
+    v = torch.randn(64, 32, 7) * torch.logspace(-3, 1, 64)[:, None, None]  # rows of very different size
+    state = {"conv.weight_v": v.half(), "lstm.weight": torch.randn(128, 64), "bias": torch.randn(4096),
+             "small": torch.randn(8, 8), "zero": torch.zeros(64, 64), "cdf": torch.arange(5000).view(50, 100)}
+    packed, kinds = int8_rows(state)
+    assert json.loads(kinds) == {"conv.weight_v": "float16", "lstm.weight": "float32", "zero": "float32"}
+    assert packed["conv.weight_v"].dtype == torch.int8 and packed["conv.weight_v" + INT8_SCALE_SUFFIX].shape == (64,)
+    for name in ("bias", "small", "cdf"):
+        assert packed[name] is state[name]
+    save_file(packed, str(tmp_path / "w.safetensors"), metadata={INT8_ROWS_KEY: kinds})
+    back, meta = load_safetensors(tmp_path / "w.safetensors")
+    assert set(back) == set(state)
+    for name, t in state.items():
+        assert back[name].dtype == t.dtype and back[name].shape == t.shape
+    rows = v.half().float().reshape(64, -1)
+    err = (back["conv.weight_v"].float().reshape(64, -1) - rows).abs().amax(1)
+    assert torch.all(err <= rows.abs().amax(1) / 254 + 1e-3 * rows.abs().amax(1))  # half a step (+ fp16 rounding)
+    assert torch.equal(back["zero"], state["zero"]) and torch.equal(back["cdf"], state["cdf"])
+    d0, d1 = rows / rows.norm(dim=1, keepdim=True), back["conv.weight_v"].float().reshape(64, -1)
+    d1 = d1 / d1.norm(dim=1, keepdim=True)
+    assert (d0 - d1).abs().max().item() < 0.01
+
+
+def test_malformed_int8_rows_are_a_weights_error():
+    from neurocodec.codecs.weights_file import INT8_ROWS_KEY, int8_rows, restore_int8_rows
+
+    packed, kinds = int8_rows({"w": torch.randn(64, 64)})
+    with pytest.raises(WeightsError, match="malformed int8 rows"):
+        restore_int8_rows({"w": packed["w"]}, {INT8_ROWS_KEY: kinds})  # the scales are missing
+    with pytest.raises(WeightsError, match="malformed int8 rows"):
+        restore_int8_rows(dict(packed), {INT8_ROWS_KEY: json.dumps({"w": "int64"})})
+    plain = {"w": torch.ones(2)}
+    assert restore_int8_rows(plain, {}) is plain  # no int8 rows: unchanged

@@ -134,6 +134,31 @@ def test_polyphase_transposed_conv_matches_conv_transpose(kernel, stride):
     assert fast.shape == slow.shape and (fast - slow).abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("kernel,stride", [(4, 2), (8, 4), (12, 4)])
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant"])
+def test_polyphase_strided_conv_matches_conv1d(kernel, stride, pad_mode, monkeypatch):
+    """Inference runs a strided convolution of kernel m x stride as a stride-1 convolution over the
+    stacked phases: the values of the strided conv1d (to float rounding), for lengths that are and
+    are not multiples of the stride, and new weights are picked up."""
+    from neurocodec.nn import seanet
+
+    monkeypatch.setattr(seanet, "POLYPHASE_STRIDES", (stride,))
+    calls = []
+    monkeypatch.setattr(SConv1d, "_polyphase", lambda self, x, f=SConv1d._polyphase: calls.append(1) or f(self, x))
+    torch.manual_seed(2)
+    conv = SConv1d(5, 7, kernel, stride, pad_mode=pad_mode).eval()
+    for length in (64, 67, 101):
+        x = torch.randn(2, 5, length)
+        slow = conv(x)  # grad enabled: conv1d with the stride
+        with torch.no_grad():
+            fast = conv(x)
+        assert fast.shape == slow.shape and (fast - slow).abs().max().item() < 1e-5
+    with torch.no_grad():
+        conv.weight_g.mul_(2)
+        assert torch.allclose(conv(x), 2 * (slow - conv.bias[:, None]) + conv.bias[:, None], atol=1e-5)
+    assert len(calls) == 4  # the no-grad calls took the polyphase path
+
+
 def test_in_place_elu_leaves_the_input_alone():
     torch.manual_seed(2)
     cfg = SeanetConfig(dimension=8, n_filters=4, lstm_layers=1)

@@ -8,7 +8,11 @@ and :func:`check_state_match` turns a ``load_state_dict(strict=False)`` mismatch
 tables: counts, CDFs, code lengths) in the narrowest integer type that holds their values, and
 :func:`restore_integers` gives them back their own type on load, so the model state (and its
 digest) is the same as before and the file smaller: a CQ point's LSP pair tables, 65,536 int64
-counts and a 65,537-entry int64 CDF, take 0.4 MB instead of 1.1 MB.
+counts and a 65,537-entry int64 CDF, take 0.4 MB instead of 1.1 MB.  :func:`int8_rows` stores
+large float tensors as int8 with one scale per row (first axis), and :func:`restore_int8_rows`
+(called by every reader here: :func:`read_format`, :func:`load_safetensors`) turns them back into
+floats: a weight-normed layer's direction ``v`` loses nothing but rounding, since ``v / ||v||`` is
+taken per row, and an EnCodec network takes half the space of float16.
 """
 
 from __future__ import annotations
@@ -85,10 +89,61 @@ def restore_integers(state: dict, meta: Mapping[str, str]) -> dict:
     return state
 
 
-def read_format(path: str | Path, fmt: str, what: str) -> tuple[dict, dict[str, str]]:
-    """``(state, metadata)`` of the safetensors checkpoint ``path`` whose metadata ``format`` is
-    ``fmt``; :class:`WeightsError` (one line, ``what`` names the expected kind) when the file is
-    missing, not safetensors, or of another format."""
+#: metadata key of :func:`int8_rows`: JSON ``{tensor name: its dtype in the model}``
+INT8_ROWS_KEY = "int8_rows"
+#: suffix of the tensor that holds the per-row scales of an int8-stored tensor
+INT8_SCALE_SUFFIX = ".int8_scale"
+
+
+def int8_rows(state: Mapping[str, "torch.Tensor"], min_numel: int = 4096,
+              select: Callable[[str], bool] = lambda name: True) -> tuple[dict, str]:
+    """``(state with every selected floating-point tensor of at least two axes and ``min_numel``
+    elements stored as int8 rows, JSON map of those tensors' own dtypes)``: row ``i`` (first axis)
+    becomes ``round(t[i] / s[i])`` with ``s[i] = max|t[i]| / 127`` (1 for an all-zero row), and
+    ``s`` is stored as float32 under ``name + INT8_SCALE_SUFFIX``; other tensors are unchanged."""
+    import torch
+
+    out, kinds = {}, {}
+    for name, t in state.items():
+        if t.is_floating_point() and t.dim() >= 2 and t.numel() >= min_numel and select(name):
+            rows = t.detach().to(torch.float32).reshape(t.shape[0], -1)
+            scale = rows.abs().amax(dim=1) / 127
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+            out[name] = torch.round(rows / scale[:, None]).clamp_(-127, 127).to(torch.int8).reshape(t.shape)
+            out[name + INT8_SCALE_SUFFIX] = scale.contiguous()
+            kinds[name] = str(t.dtype).removeprefix("torch.")
+        else:
+            out[name] = t
+    return out, json.dumps(kinds, sort_keys=True)
+
+
+def restore_int8_rows(state: dict, meta: Mapping[str, str]) -> dict:
+    """Undo :func:`int8_rows` on a loaded ``state`` (in place and returned): each listed tensor
+    becomes ``q * scale`` per row, in its recorded dtype, and the scale tensors go; a file written
+    without int8 rows is returned unchanged, a malformed one is a :class:`WeightsError`."""
+    import torch
+
+    raw = meta.get(INT8_ROWS_KEY)
+    if not raw:
+        return state
+    try:
+        kinds = json.loads(raw)
+        for name, dtype in kinds.items():
+            target = getattr(torch, dtype)
+            q, scale = state[name], state.pop(name + INT8_SCALE_SUFFIX)
+            if not isinstance(target, torch.dtype) or not target.is_floating_point or q.dtype != torch.int8 \
+                    or scale.shape != (q.shape[0],):
+                raise ValueError(name)
+            state[name] = (q.to(torch.float32).reshape(q.shape[0], -1) * scale[:, None].to(torch.float32)) \
+                .reshape(q.shape).to(target)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise WeightsError(f"malformed int8 rows in the checkpoint ({exc})") from None
+    return state
+
+
+def load_safetensors(path: str | Path) -> tuple[dict, dict[str, str]]:
+    """``(state, metadata)`` of any safetensors file, int8 rows restored (:func:`restore_int8_rows`);
+    a missing or unreadable file is a :class:`WeightsError` (one line)."""
     from safetensors import safe_open
 
     p = Path(path)
@@ -96,10 +151,19 @@ def read_format(path: str | Path, fmt: str, what: str) -> tuple[dict, dict[str, 
         raise WeightsError(f"checkpoint not found: {p}")
     try:
         with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
+            meta = dict(f.metadata() or {})
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # noqa: BLE001  (safetensors raises several types for a bad file)
         raise WeightsError(f"{p} is not a safetensors checkpoint: {str(e).splitlines()[0]}") from None
+    return restore_int8_rows(state, meta), meta
+
+
+def read_format(path: str | Path, fmt: str, what: str) -> tuple[dict, dict[str, str]]:
+    """``(state, metadata)`` of the safetensors checkpoint ``path`` whose metadata ``format`` is
+    ``fmt``; :class:`WeightsError` (one line, ``what`` names the expected kind) when the file is
+    missing, not safetensors, or of another format."""
+    p = Path(path)
+    state, meta = load_safetensors(p)
     if meta.get("format") != fmt:
         raise WeightsError(f"{p} is not {what} of this package (format {meta.get('format')!r})")
     return state, meta

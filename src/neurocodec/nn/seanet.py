@@ -42,6 +42,10 @@ SMALL_CONV = 8
 #: stride-1 convolutions with at most this many output channels run as one GEMM (inference)
 SMALL_OUT = 4
 PAD_MODES = ("reflect", "constant")
+#: strides whose convolutions run polyphase in whole-signal inference: stride 2 was 1.4-2.5x
+#: faster than oneDNN's strided kernel on this CPU, the others within noise
+#: (``python bench/bench_seanet_convs.py``)
+POLYPHASE_STRIDES = (2,)
 
 
 def new_state() -> dict[str, Any]:
@@ -200,7 +204,27 @@ class SConv1d(_WeightNormed):
         if infer and self.stride == 1 and self.norm is None and self.bias.shape[0] <= SMALL_OUT \
                 and x.shape[-1] >= self.effective_kernel:
             return _few_outputs_conv(x, self.weight(), self.bias, self.dilation)
+        if infer and self.stride in POLYPHASE_STRIDES and self.kernel % self.stride == 0 and self.dilation == 1 \
+                and self.norm is None and x.shape[-1] >= self.kernel:
+            return self._polyphase(x)
         return self._conv(x)
+
+    def _polyphase(self, x: torch.Tensor) -> torch.Tensor:
+        """A strided convolution of kernel ``m * stride`` in whole-signal inference as a stride-1
+        convolution of kernel ``m`` over the ``stride`` phases of the input stacked as channels
+        (``x'[c * s + r, t] = x[c, t * s + r]``, one reshaping copy): oneDNN's stride-2 kernel is
+        several times slower than its stride-1 kernel on the same arithmetic."""
+        s, m = self.stride, self.kernel // self.stride
+        w = self.weight()  # (Cout, Cin, K)
+        cache = getattr(self, "_poly_cache", None)
+        if cache is None or cache[0] is not w or cache[1] != w._version:  # holds w: no address reuse
+            cout, cin, _ = w.shape
+            cache = (w, w._version, w.view(cout, cin, m, s).transpose(2, 3).reshape(cout, cin * s, m).contiguous())
+            self._poly_cache = cache
+        b, cin, length = x.shape
+        n = (length - self.kernel) // s + 1
+        xp = x[..., :(n + m - 1) * s].reshape(b, cin, n + m - 1, s).transpose(2, 3).reshape(b, cin * s, n + m - 1)
+        return F.conv1d(xp, cache[2], self.bias)
 
     def stream(self, x: torch.Tensor, st: dict, final: bool = False) -> torch.Tensor:
         """Streaming version of :meth:`forward` (causal convolutions only)."""

@@ -346,8 +346,7 @@ def load_exported(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -
 
     Floating-point tensors are converted to ``dtype`` (float16 exports come back as float32 by
     default); a missing or foreign folder raises :class:`~neurocodec.errors.WeightsError`."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from ..codecs.weights_file import load_safetensors
 
     path = Path(path)
     folder = path.parent if path.name == WEIGHTS_FILE else path
@@ -355,9 +354,7 @@ def load_exported(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -
     if missing:
         raise WeightsError(f"no exported weights in {folder} (missing {', '.join(missing)})")
     try:
-        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(folder / WEIGHTS_FILE))
+        tensors, meta = load_safetensors(folder / WEIGHTS_FILE)
         config = json.loads((folder / CONFIG_FILE).read_text())
     except Exception as e:
         raise WeightsError(f"cannot read weights in {folder}: {type(e).__name__}: {str(e).splitlines()[0]}") from None

@@ -54,13 +54,13 @@ def source_state(path: str | os.PathLike) -> tuple[Path, Mapping[str, torch.Tens
     if not p.is_file():
         raise RecipeError(f"--init: {p} not found")
     if p.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from ..codecs.weights_file import load_safetensors
+        from ..errors import WeightsError
 
         try:
-            return p, load_file(str(p))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise RecipeError(f"--init: {p} is not a valid safetensors file: {exc}") from None
+            return p, load_safetensors(p)[0]  # int8 rows of exported weights come back as floats
+        except WeightsError as exc:
+            raise RecipeError(f"--init: {exc}") from None
     return p, load_checkpoint(p)["model"]
 
 
