@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import torch
 
 
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from _timing import best_time  # noqa: E402
+
+
 def best(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    fn()  # warm-up: the layer's cached weights
+    return best_time(fn, repeat)
 
 
 def main() -> int:

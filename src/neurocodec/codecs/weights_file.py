@@ -72,21 +72,28 @@ def restore_integers(state: dict, meta: Mapping[str, str]) -> dict:
     """Undo :func:`compact_integers` on a loaded ``state`` (in place and returned), from the
     checkpoint's metadata; a file written without it is returned unchanged.  A malformed map is
     a :class:`WeightsError`."""
-    import torch
-
-    raw = meta.get(INT_DTYPES_KEY)
-    if not raw:
-        return state
     try:
-        cast = json.loads(raw)
-        for name, dtype in cast.items():
-            target = getattr(torch, dtype)
-            if not isinstance(target, torch.dtype) or target.is_floating_point or name not in state:
+        for name, target in _dtype_map(meta, INT_DTYPES_KEY).items():
+            if target.is_floating_point or name not in state:
                 raise ValueError(name)
             state[name] = state[name].to(target)
     except (ValueError, TypeError, AttributeError) as exc:
         raise WeightsError(f"malformed integer-type map in the checkpoint ({exc})") from None
     return state
+
+
+def _dtype_map(meta: Mapping[str, str], key: str) -> dict:
+    """The JSON map ``{tensor name: torch dtype name}`` under ``key`` of ``meta`` as torch dtypes
+    (empty when absent); ValueError, TypeError or AttributeError when malformed."""
+    import torch
+
+    out = {}
+    for name, dtype in json.loads(meta.get(key) or "{}").items():
+        target = getattr(torch, dtype)
+        if not isinstance(target, torch.dtype):
+            raise ValueError(name)
+        out[name] = target
+    return out
 
 
 #: metadata key of :func:`int8_rows`: JSON ``{tensor name: its dtype in the model}``
@@ -123,16 +130,10 @@ def restore_int8_rows(state: dict, meta: Mapping[str, str]) -> dict:
     without int8 rows is returned unchanged, a malformed one is a :class:`WeightsError`."""
     import torch
 
-    raw = meta.get(INT8_ROWS_KEY)
-    if not raw:
-        return state
     try:
-        kinds = json.loads(raw)
-        for name, dtype in kinds.items():
-            target = getattr(torch, dtype)
+        for name, target in _dtype_map(meta, INT8_ROWS_KEY).items():
             q, scale = state[name], state.pop(name + INT8_SCALE_SUFFIX)
-            if not isinstance(target, torch.dtype) or not target.is_floating_point or q.dtype != torch.int8 \
-                    or scale.shape != (q.shape[0],):
+            if not target.is_floating_point or q.dtype != torch.int8 or scale.shape != (q.shape[0],):
                 raise ValueError(name)
             state[name] = (q.to(torch.float32).reshape(q.shape[0], -1) * scale[:, None].to(torch.float32)) \
                 .reshape(q.shape).to(target)
