@@ -159,6 +159,19 @@ def _clamp(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(-_LIM, _LIM)
 
 
+_BLAS: list = []
+
+
+def _numpy_blas_threads():
+    """numpy's BLAS held to torch's thread count (a context): its own default starts a thread
+    per core, which spins against the codec's other work."""
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=torch.get_num_threads(), user_api="blas")
+
+
 class _IntLinear:
     def __init__(self, w: torch.Tensor, b: torch.Tensor | None):
         self.w, self.s = _q(w)
@@ -170,6 +183,13 @@ class _IntLinear:
         if self.b is not None:
             y = y + self.b
         return _clamp(torch.round(y * 2.0 ** (-self.s)))
+
+    def np(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`__call__` on a numpy vector (the same exact integer sums and IEEE operations)."""
+        y = x @ self.wt.numpy()
+        if self.b is not None:
+            y = y + self.b.numpy()
+        return np.clip(np.round(y * 2.0 ** (-self.s)), -_LIM, _LIM)
 
 
 class _IntLayerNorm:
@@ -188,6 +208,18 @@ class _IntLayerNorm:
         y = y * self.g
         y = y + self.b
         return _clamp(torch.round(y * 2.0 ** ACT_BITS))
+
+    def np(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`__call__` on a numpy array (the same exact sums and single IEEE operations)."""
+        n = x.shape[-1]
+        s1 = x.sum(-1, keepdims=True)
+        s2 = (x * x).sum(-1, keepdims=True)
+        var_num = n * s2 - s1 * s1
+        denom = np.sqrt(var_num + self.eps * n * n * 2.0 ** (2 * ACT_BITS))
+        y = (n * x - s1) / denom
+        y = y * self.g.numpy()
+        y = y + self.b.numpy()
+        return np.clip(np.round(y * 2.0 ** ACT_BITS), -_LIM, _LIM)
 
 
 def _gelu_table() -> torch.Tensor:
@@ -286,6 +318,9 @@ class IntegerLM:
         """Run frames with input tokens ``inputs`` ``(n, K)`` (previous codes + 1, 0 = start) from
         ``state`` (updated in place); returns integer logits ``(n, K, card)``."""
         n = inputs.shape[0]
+        if n == 1:
+            with _numpy_blas_threads():
+                return self._extend_one(state, inputs)
         idx = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.int64))
         h = torch.zeros(n, self.dim, dtype=torch.float64)
         for k in range(inputs.shape[1]):
@@ -322,6 +357,45 @@ class IntegerLM:
         hw = self.heads_w
         y = h @ hw.wt[:, :k * self.card] + hw.b[:k * self.card]
         return _clamp(torch.round(y * 2.0 ** (-hw.s))).view(n, k, self.card)
+
+    def _extend_one(self, state: LmState, inputs: np.ndarray) -> torch.Tensor:
+        """:meth:`extend` for one frame (the decoder's step) in numpy: the same integer values
+        and single IEEE operations as the batched path, so the same logits to the bit, without
+        torch's per-operation overhead (a few hundred small operations per frame)."""
+        tok = np.asarray(inputs, dtype=np.int64)[0]
+        h = np.zeros((1, self.dim))
+        for k in range(tok.shape[0]):
+            h = h + self.emb[k].numpy()[tok[k]]
+        h = self.norm_in.np(np.clip(h, -_LIM, _LIM))
+        h = np.clip(h + self._positions(state.position, 1).numpy(), -_LIM, _LIM)
+        att_t, exp_t, gelu_t = self.att_scale, _tables()["att"].numpy(), _tables()["gelu"].numpy()
+        r = 2 ** 15
+        for li, lay in enumerate(self.layers):
+            q = lay["q"].np(h)
+            keys = np.concatenate([state.keys[li].numpy(), lay["k"].np(h)], 0)
+            vals = np.concatenate([state.values[li].numpy(), lay["v"].np(h)], 0)
+            m = keys.shape[0]
+            valid = (m - 1 - np.arange(m)) <= self.past_context  # the query sits at key index m - 1
+            qh = q.reshape(self.heads, 1, self.hd)
+            kh = keys.reshape(m, self.heads, self.hd).transpose(1, 2, 0)  # (H, hd, m)
+            vh = vals.reshape(m, self.heads, self.hd).transpose(1, 0, 2)  # (H, m, hd)
+            sc = np.where(valid, qh @ kh, -2.0 ** 60)  # (H, 1, m), exact integer scores
+            smax = sc.max(axis=2, keepdims=True)
+            z = np.clip(np.round((smax - sc) * att_t), 0, _ATT_ZMAX).astype(np.int64)
+            e = exp_t[z]
+            out = np.round((e @ vh) / e.sum(2, keepdims=True)).reshape(1, self.dim)
+            h = lay["n1"].np(np.clip(h + lay["o"].np(out), -_LIM, _LIM))
+            f = lay["f1"].np(h)
+            g = np.where(f > r, f, np.where(f < -r, 0.0, gelu_t[(np.clip(f, -r, r) + r).astype(np.int64)]))
+            h = lay["n2"].np(np.clip(h + lay["f2"].np(g), -_LIM, _LIM))
+            keep = self.past_context
+            state.keys[li] = torch.from_numpy(np.ascontiguousarray(keys[-keep:]))
+            state.values[li] = torch.from_numpy(np.ascontiguousarray(vals[-keep:]))
+        state.position += 1
+        k = tok.shape[0]
+        hw = self.heads_w
+        y = h @ hw.wt.numpy()[:, :k * self.card] + hw.b.numpy()[:k * self.card]
+        return torch.from_numpy(np.clip(np.round(y * 2.0 ** (-hw.s)), -_LIM, _LIM)).view(1, k, self.card)
 
     def cdfs(self, logits: torch.Tensor) -> np.ndarray:
         """Integer CDFs ``(..., card + 1)`` of total ``2^20`` from integer logits ``(..., card)``."""

@@ -40,10 +40,13 @@ def encode_blocks(codec, audio: np.ndarray, n_q: int) -> np.ndarray:
 
 
 def decode_blocks(codec, codes: np.ndarray) -> np.ndarray:
-    """Audio of one channel's codes ``(n_q, F)``, ``block_frames`` frames at a time."""
+    """Audio of one channel's codes ``(n_q, F)``, one payload chunk (``frames_per_chunk`` frames)
+    at a time: the frames that :class:`StreamDecoder` decodes together, so the audio is the
+    same to the bit.  (A chunk's audio cannot be released before the chunk is read, and one
+    call per chunk instead of per frame saves each layer's per-call overhead.)"""
     dec = StreamingDecoder(codec.net)
     c = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.int64))
-    b = codec.config.block_frames
+    b = codec.config.frames_per_chunk
     outs = [dec.push(c[:, a:a + b]) for a in range(0, c.shape[1], b)]
     outs.append(dec.push(c[:, :0], final=True))
     return torch.cat(outs, -1)[0].numpy()
@@ -236,12 +239,8 @@ class StreamDecoder:
 
     def push(self, chunk: bytes) -> np.ndarray:
         per_ch = self.reader.read(chunk)
-        b = self.codec.config.block_frames
-        outs = []
-        for c, codes in enumerate(per_ch):
-            t = torch.from_numpy(codes)
-            outs.append(torch.cat([self.decoders[c].push(t[:, a:a + b]) for a in range(0, t.shape[1], b)], -1)[0])
-        out = torch.stack(outs).numpy()
+        # all frames of the chunk in one call, as decode_blocks does
+        out = torch.stack([self.decoders[c].push(torch.from_numpy(codes))[0] for c, codes in enumerate(per_ch)]).numpy()
         self.emitted += out.shape[1]
         return out
 
