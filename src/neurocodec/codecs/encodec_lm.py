@@ -25,6 +25,7 @@ softmaxes rounded to 1e-6, which breaks on tiny batch/stream differences: encode
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -166,9 +167,14 @@ def _numpy_blas_threads():
     """numpy's BLAS held to torch's thread count (a context): its own default starts a thread
     per core, which spins against the codec's other work."""
     if not _BLAS:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS.append(ThreadpoolController())
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # e.g. the lent GPU machine's bare environment: numpy's default
+            _BLAS.append(None)
+        else:
+            _BLAS.append(ThreadpoolController())
+    if _BLAS[0] is None:
+        return contextlib.nullcontext()
     return _BLAS[0].limit(limits=torch.get_num_threads(), user_api="blas")
 
 
