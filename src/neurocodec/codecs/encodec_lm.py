@@ -12,7 +12,7 @@ implementation, so official LM checkpoints load (:func:`convert_reference_lm`).
 tables are *bit-exact* however the computation is batched (all frames at once in the encoder,
 one frame at a time with a KV cache in the decoder) and however many threads torch uses.
 Weights and activations are integers (activations at ``2^-10``); they are held in float64
-tensors, where sums of products of such integers are exact (every partial sum stays below
+numpy arrays, where sums of products of such integers are exact (every partial sum stays below
 ``2^53``, which the clamps guarantee), so no summation order can change a result.  The only
 non-integer steps are single IEEE operations applied elementwise (division, square root,
 multiplication), whose results are correctly rounded and so do not depend on vectorisation;
@@ -141,23 +141,23 @@ def convert_reference_lm(state) -> CodeLM:
 
 
 # ---------------------------------------------------------------------------------------------
-# exact integer inference
+# exact integer inference (numpy float64 arrays holding integers)
 # ---------------------------------------------------------------------------------------------
-def _q(t: torch.Tensor, bits: int | None = None) -> tuple[torch.Tensor, int]:
+def _q(t: torch.Tensor, bits: int | None = None) -> tuple[np.ndarray, int]:
     """Integer version of a weight: ``round(t * 2^s)`` with the largest ``s <= 14`` keeping
-    ``|int| < 2^15`` (float64 tensor) and ``s``."""
-    t = t.detach().to(torch.float64)
+    ``|int| < 2^15`` (float64 array) and ``s``."""
+    t = t.detach().to(device="cpu", dtype=torch.float64)
     if bits is None:
         m = float(t.abs().max()) if t.numel() else 0.0
         bits = 14 if m == 0 else int(min(14, math.floor(math.log2((2 ** 15 - 1) / m))))
-    return torch.round(t * 2.0 ** bits), bits
+    return torch.round(t * 2.0 ** bits).numpy(), bits
 
 
 _LIM = float(2 ** ACT_CLAMP_BITS)
 
 
-def _clamp(x: torch.Tensor) -> torch.Tensor:
-    return x.clamp(-_LIM, _LIM)
+def _clip(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, -_LIM, _LIM)
 
 
 _BLAS: list = []
@@ -180,83 +180,62 @@ def _numpy_blas_threads():
 
 class _IntLinear:
     def __init__(self, w: torch.Tensor, b: torch.Tensor | None):
-        self.w, self.s = _q(w)
-        self.wt = self.w.t().contiguous()
-        self.b = torch.round(b.detach().to(torch.float64) * 2.0 ** (self.s + ACT_BITS)) if b is not None else None
+        wq, self.s = _q(w)
+        self.wt = np.ascontiguousarray(wq.T)
+        self.b = None if b is None else torch.round(b.detach().to(device="cpu", dtype=torch.float64) * 2.0 ** (self.s + ACT_BITS)).numpy()
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: np.ndarray) -> np.ndarray:
         y = x @ self.wt
         if self.b is not None:
             y = y + self.b
-        return _clamp(torch.round(y * 2.0 ** (-self.s)))
-
-    def np(self, x: np.ndarray) -> np.ndarray:
-        """:meth:`__call__` on a numpy vector (the same exact integer sums and IEEE operations)."""
-        y = x @ self.wt.numpy()
-        if self.b is not None:
-            y = y + self.b.numpy()
-        return np.clip(np.round(y * 2.0 ** (-self.s)), -_LIM, _LIM)
+        return _clip(np.round(y * 2.0 ** (-self.s)))
 
 
 class _IntLayerNorm:
     def __init__(self, ln: nn.LayerNorm):
-        self.g = torch.round(ln.weight.detach().double() * 2 ** 12) / 2 ** 12
-        self.b = torch.round(ln.bias.detach().double() * 2 ** 12) / 2 ** 12
+        self.g = (torch.round(ln.weight.detach().cpu().double() * 2 ** 12) / 2 ** 12).numpy()
+        self.b = (torch.round(ln.bias.detach().cpu().double() * 2 ** 12) / 2 ** 12).numpy()
         self.eps = float(ln.eps)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[-1]
-        s1 = x.sum(-1, keepdim=True)
-        s2 = (x * x).sum(-1, keepdim=True)
-        var_num = n * s2 - s1 * s1
-        denom = torch.sqrt(var_num + self.eps * n * n * 2.0 ** (2 * ACT_BITS))
-        y = (n * x - s1) / denom
-        y = y * self.g
-        y = y + self.b
-        return _clamp(torch.round(y * 2.0 ** ACT_BITS))
-
-    def np(self, x: np.ndarray) -> np.ndarray:
-        """:meth:`__call__` on a numpy array (the same exact sums and single IEEE operations)."""
+    def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[-1]
         s1 = x.sum(-1, keepdims=True)
         s2 = (x * x).sum(-1, keepdims=True)
         var_num = n * s2 - s1 * s1
         denom = np.sqrt(var_num + self.eps * n * n * 2.0 ** (2 * ACT_BITS))
         y = (n * x - s1) / denom
-        y = y * self.g.numpy()
-        y = y + self.b.numpy()
-        return np.clip(np.round(y * 2.0 ** ACT_BITS), -_LIM, _LIM)
+        y = y * self.g
+        y = y + self.b
+        return _clip(np.round(y * 2.0 ** ACT_BITS))
 
 
-def _gelu_table() -> torch.Tensor:
+def _gelu_table() -> np.ndarray:
     r = 2 ** 15
     vals = [round(0.5 * (i / 2 ** ACT_BITS) * (1 + math.erf(i / 2 ** ACT_BITS / math.sqrt(2))) * 2 ** ACT_BITS)
             for i in range(-r, r + 1)]
-    return torch.tensor(vals, dtype=torch.float64)
+    return np.array(vals, dtype=np.float64)
 
 
-def _exp_table(res: int, zmax: int, scale: int) -> torch.Tensor:
+def _exp_table(res: int, zmax: int, scale: int) -> np.ndarray:
     vals = [round(scale * math.exp(-z / res)) for z in range(zmax)] + [0]
-    return torch.tensor(vals, dtype=torch.float64)
+    return np.array(vals, dtype=np.float64)
 
 
-_TABLES: dict[str, torch.Tensor] = {}
+_TABLES: dict[str, np.ndarray] = {}
 
 
-def _tables() -> dict[str, torch.Tensor]:
+def _tables() -> dict[str, np.ndarray]:
     if not _TABLES:
         _TABLES["gelu"] = _gelu_table()
         _TABLES["att"] = _exp_table(ATT_RES, _ATT_ZMAX, 2 ** 16)
-        _TABLES["out"] = _exp_table(OUT_RES, _OUT_ZMAX, 2 ** 20).to(torch.int64)
+        _TABLES["out"] = _exp_table(OUT_RES, _OUT_ZMAX, 2 ** 20).astype(np.int64)
     return _TABLES
 
 
-def _gelu_int(x: torch.Tensor) -> torch.Tensor:
+def _gelu_int(x: np.ndarray) -> np.ndarray:
     r = 2 ** 15
-    t = _tables()["gelu"]
-    idx = (x.clamp(-r, r) + r).to(torch.int64)
-    y = t[idx]
-    return torch.where(x > r, x, torch.where(x < -r, torch.zeros_like(x), y))
+    y = _tables()["gelu"][(np.clip(x, -r, r) + r).astype(np.int64)]
+    return np.where(x > r, x, np.where(x < -r, 0.0, y))
 
 
 @dataclass
@@ -264,21 +243,23 @@ class LmState:
     """KV cache of every layer (integer keys/values of the last ``past_context`` frames, starting
     with the zero frame), the next position and the previous frame's codes."""
 
-    keys: list[torch.Tensor]
-    values: list[torch.Tensor]
+    keys: list[np.ndarray]
+    values: list[np.ndarray]
     position: int
     prev: np.ndarray | None
 
 
 class IntegerLM:
-    """Exact integer inference of a :class:`CodeLM` (see the module docstring)."""
+    """Exact integer inference of a :class:`CodeLM` (see the module docstring), in numpy: one
+    implementation for a batch of frames (the encoder) and for one frame (the decoder's step,
+    where torch's per-operation overhead would dominate)."""
 
     def __init__(self, lm: CodeLM):
         lm = lm.eval()
         self.n_q, self.card, self.dim, self.heads = lm.n_q, lm.card, lm.dim, lm.heads
         self.hd = self.dim // self.heads
         self.past_context = lm.past_context
-        self.emb = [torch.round(e.weight.detach().double() * 2 ** ACT_BITS) for e in lm.emb]
+        self.emb = [torch.round(e.weight.detach().cpu().double() * 2 ** ACT_BITS).numpy() for e in lm.emb]
         self.norm_in = _IntLayerNorm(lm.norm_in)
         self.layers = []
         d = self.dim
@@ -298,15 +279,15 @@ class IntegerLM:
                                   torch.cat([lin.bias for lin in lm.linears]))
         # logits (scale 2^ACT_BITS) -> steps of 1/OUT_RES nat: an exact power-of-two scaling
         self.att_scale = ATT_RES / (2.0 ** (2 * ACT_BITS) * math.sqrt(self.hd))
-        self._pos_blocks: dict[int, torch.Tensor] = {}
+        self._pos_blocks: dict[int, np.ndarray] = {}
 
     def new_state(self) -> LmState:
-        zero = torch.zeros(1, self.dim, dtype=torch.float64)
+        zero = np.zeros((1, self.dim))
         keys = [lay["k"](zero) for lay in self.layers]
         values = [lay["v"](zero) for lay in self.layers]
         return LmState(keys, values, 0, None)
 
-    def _positions(self, start: int, n: int) -> torch.Tensor:
+    def _positions(self, start: int, n: int) -> np.ndarray:
         """Integer position embeddings, computed in fixed blocks of 1024 positions (the same
         numpy call for a position whatever the batching)."""
         out = []
@@ -316,109 +297,67 @@ class IntegerLM:
                 if len(self._pos_blocks) > 8:
                     self._pos_blocks.clear()
                 e = sin_embedding(np.arange(blk * 1024, blk * 1024 + 1024), self.dim)
-                self._pos_blocks[blk] = torch.round(torch.from_numpy(e) * 2 ** ACT_BITS)
+                self._pos_blocks[blk] = np.round(e * 2 ** ACT_BITS)
             out.append(self._pos_blocks[blk][p % 1024])
-        return torch.stack(out)
+        return np.stack(out)
 
-    def extend(self, state: LmState, inputs: np.ndarray) -> torch.Tensor:
+    def extend(self, state: LmState, inputs: np.ndarray) -> np.ndarray:
         """Run frames with input tokens ``inputs`` ``(n, K)`` (previous codes + 1, 0 = start) from
         ``state`` (updated in place); returns integer logits ``(n, K, card)``."""
-        n = inputs.shape[0]
-        if n == 1:
-            with _numpy_blas_threads():
-                return self._extend_one(state, inputs)
-        idx = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.int64))
-        h = torch.zeros(n, self.dim, dtype=torch.float64)
-        for k in range(inputs.shape[1]):
-            h = h + self.emb[k][idx[:, k]]
-        h = self.norm_in(_clamp(h))
-        h = _clamp(h + self._positions(state.position, n))
+        with _numpy_blas_threads():
+            return self._extend(state, np.ascontiguousarray(inputs, dtype=np.int64))
+
+    def _extend(self, state: LmState, idx: np.ndarray) -> np.ndarray:
+        n, k = idx.shape
+        h = np.zeros((n, self.dim))
+        for j in range(k):
+            h = h + self.emb[j][idx[:, j]]
+        h = self.norm_in(_clip(h))
+        h = _clip(h + self._positions(state.position, n))
         att_t, exp_t = self.att_scale, _tables()["att"]
         for li, lay in enumerate(self.layers):
             q = lay["q"](h)
-            keys = torch.cat([state.keys[li], lay["k"](h)], 0)
-            vals = torch.cat([state.values[li], lay["v"](h)], 0)
-            past = state.keys[li].shape[0]
+            keys = np.concatenate([state.keys[li], lay["k"](h)], 0)
+            vals = np.concatenate([state.values[li], lay["v"](h)], 0)
+            past, m = state.keys[li].shape[0], keys.shape[0]
             # query i (0-based in this call) sits at key index past + i and sees keys
             # past + i - past_context .. past + i
-            qi = torch.arange(n)[:, None] + past
-            kj = torch.arange(keys.shape[0])[None, :]
-            valid = (qi - kj >= 0) & (qi - kj <= self.past_context)
-            m = keys.shape[0]
-            qh = q.view(n, self.heads, self.hd).transpose(0, 1)  # (H, n, hd)
-            kh = keys.view(m, self.heads, self.hd).permute(1, 2, 0)  # (H, hd, m)
-            vh = vals.view(m, self.heads, self.hd).transpose(0, 1)  # (H, m, hd)
-            s = torch.bmm(qh, kh).masked_fill(~valid, -2.0 ** 60)  # exact integer scores
-            smax = s.max(dim=2, keepdim=True).values
-            z = torch.round((smax - s) * att_t).clamp(0, _ATT_ZMAX).to(torch.int64)
+            lag = (np.arange(n)[:, None] + past) - np.arange(m)[None, :]
+            valid = (lag >= 0) & (lag <= self.past_context)
+            qh = q.reshape(n, self.heads, self.hd).transpose(1, 0, 2)  # (H, n, hd)
+            kh = keys.reshape(m, self.heads, self.hd).transpose(1, 2, 0)  # (H, hd, m)
+            vh = vals.reshape(m, self.heads, self.hd).transpose(1, 0, 2)  # (H, m, hd)
+            sc = np.where(valid, qh @ kh, -2.0 ** 60)  # exact integer scores
+            smax = sc.max(axis=2, keepdims=True)
+            z = np.clip(np.round((smax - sc) * att_t), 0, _ATT_ZMAX).astype(np.int64)
             e = exp_t[z]
-            out = torch.round(torch.bmm(e, vh) / e.sum(2, keepdim=True)).transpose(0, 1).reshape(n, self.dim)
-            h = lay["n1"](_clamp(h + lay["o"](out)))
-            h = lay["n2"](_clamp(h + lay["f2"](_gelu_int(lay["f1"](h)))))
+            out = np.round((e @ vh) / e.sum(2, keepdims=True)).transpose(1, 0, 2).reshape(n, self.dim)
+            h = lay["n1"](_clip(h + lay["o"](out)))
+            h = lay["n2"](_clip(h + lay["f2"](_gelu_int(lay["f1"](h)))))
             keep = self.past_context
             state.keys[li] = keys[-keep:]
             state.values[li] = vals[-keep:]
         state.position += n
-        k = inputs.shape[1]
         hw = self.heads_w
         y = h @ hw.wt[:, :k * self.card] + hw.b[:k * self.card]
-        return _clamp(torch.round(y * 2.0 ** (-hw.s))).view(n, k, self.card)
+        return _clip(np.round(y * 2.0 ** (-hw.s))).reshape(n, k, self.card)
 
-    def _extend_one(self, state: LmState, inputs: np.ndarray) -> torch.Tensor:
-        """:meth:`extend` for one frame (the decoder's step) in numpy: the same integer values
-        and single IEEE operations as the batched path, so the same logits to the bit, without
-        torch's per-operation overhead (a few hundred small operations per frame)."""
-        tok = np.asarray(inputs, dtype=np.int64)[0]
-        h = np.zeros((1, self.dim))
-        for k in range(tok.shape[0]):
-            h = h + self.emb[k].numpy()[tok[k]]
-        h = self.norm_in.np(np.clip(h, -_LIM, _LIM))
-        h = np.clip(h + self._positions(state.position, 1).numpy(), -_LIM, _LIM)
-        att_t, exp_t, gelu_t = self.att_scale, _tables()["att"].numpy(), _tables()["gelu"].numpy()
-        r = 2 ** 15
-        for li, lay in enumerate(self.layers):
-            q = lay["q"].np(h)
-            keys = np.concatenate([state.keys[li].numpy(), lay["k"].np(h)], 0)
-            vals = np.concatenate([state.values[li].numpy(), lay["v"].np(h)], 0)
-            m = keys.shape[0]
-            valid = (m - 1 - np.arange(m)) <= self.past_context  # the query sits at key index m - 1
-            qh = q.reshape(self.heads, 1, self.hd)
-            kh = keys.reshape(m, self.heads, self.hd).transpose(1, 2, 0)  # (H, hd, m)
-            vh = vals.reshape(m, self.heads, self.hd).transpose(1, 0, 2)  # (H, m, hd)
-            sc = np.where(valid, qh @ kh, -2.0 ** 60)  # (H, 1, m), exact integer scores
-            smax = sc.max(axis=2, keepdims=True)
-            z = np.clip(np.round((smax - sc) * att_t), 0, _ATT_ZMAX).astype(np.int64)
-            e = exp_t[z]
-            out = np.round((e @ vh) / e.sum(2, keepdims=True)).reshape(1, self.dim)
-            h = lay["n1"].np(np.clip(h + lay["o"].np(out), -_LIM, _LIM))
-            f = lay["f1"].np(h)
-            g = np.where(f > r, f, np.where(f < -r, 0.0, gelu_t[(np.clip(f, -r, r) + r).astype(np.int64)]))
-            h = lay["n2"].np(np.clip(h + lay["f2"].np(g), -_LIM, _LIM))
-            keep = self.past_context
-            state.keys[li] = torch.from_numpy(np.ascontiguousarray(keys[-keep:]))
-            state.values[li] = torch.from_numpy(np.ascontiguousarray(vals[-keep:]))
-        state.position += 1
-        k = tok.shape[0]
-        hw = self.heads_w
-        y = h @ hw.wt.numpy()[:, :k * self.card] + hw.b.numpy()[:k * self.card]
-        return torch.from_numpy(np.clip(np.round(y * 2.0 ** (-hw.s)), -_LIM, _LIM)).view(1, k, self.card)
-
-    def cdfs(self, logits: torch.Tensor) -> np.ndarray:
+    def cdfs(self, logits: np.ndarray) -> np.ndarray:
         """Integer CDFs ``(..., card + 1)`` of total ``2^20`` from integer logits ``(..., card)``."""
-        lg = logits.to(torch.int64)
-        m = lg.max(-1, keepdim=True).values
+        lg = np.asarray(logits).astype(np.int64)
+        m = lg.max(-1, keepdims=True)
         shift = ACT_BITS - int(math.log2(OUT_RES))
-        z = ((m - lg) >> shift).clamp(0, _OUT_ZMAX)  # floor((max - logit) * OUT_RES / 2^ACT_BITS)
+        z = np.clip((m - lg) >> shift, 0, _OUT_ZMAX)  # floor((max - logit) * OUT_RES / 2^ACT_BITS)
         f = _tables()["out"][z]
         total = 1 << CDF_PRECISION
-        fs = f.sum(-1, keepdim=True)
+        fs = f.sum(-1, keepdims=True)
         freq = 1 + (f * (total - self.card)) // fs
-        rest = total - freq.sum(-1, keepdim=True)
-        top = f.argmax(-1, keepdim=True)
-        freq.scatter_add_(-1, top, rest)
-        cdf = torch.zeros(*freq.shape[:-1], self.card + 1, dtype=torch.int64)
+        rest = total - freq.sum(-1, keepdims=True)
+        top = f.argmax(-1)[..., None]  # the first largest, as torch.argmax
+        np.put_along_axis(freq, top, np.take_along_axis(freq, top, -1) + rest, -1)
+        cdf = np.zeros((*freq.shape[:-1], self.card + 1), dtype=np.int64)
         cdf[..., 1:] = freq.cumsum(-1)
-        return cdf.numpy()
+        return cdf
 
 
 class LmCodingState:
