@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--key", action="append", default=[],
                     help="metric to plot (repeatable; default val/pesq_wb or val/pesq), e.g. test_real/pesq")
     a = ap.parse_args(argv)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    curves = []
     for item, key in [(r, k) for r in a.runs for k in (a.key or [None])]:
         label, _, path = item.partition("=")
         steps, wall, pesq = read(Path(path), (key,) if key else KEYS)
@@ -56,8 +56,13 @@ def main(argv=None) -> int:
         if not steps:
             print(f"{label}: no PESQ lines in {path}", file=sys.stderr)
             continue
+        curves.append((label, steps, wall, pesq))
+    timed = any(all(w == w for w in wall) for _, _, wall, _ in curves)  # a wall-clock panel only when some run has it
+    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11, 4) if timed else (6, 4), sharey=True, squeeze=False)
+    axes = axes[0]
+    for label, steps, wall, pesq in curves:
         axes[0].plot(steps, pesq, marker=".", label=label)
-        if all(w == w for w in wall):
+        if timed and all(w == w for w in wall):
             axes[1].plot(wall, pesq, marker=".", label=label)
         print(f"{label}: {len(steps)} points, last step {steps[-1]}, PESQ-WB {pesq[-1]:.3f}, best {max(pesq):.3f}")
     for item in a.hline:
@@ -66,7 +71,8 @@ def main(argv=None) -> int:
             ax.axhline(float(value), ls="--", lw=0.8, color="grey")
         axes[0].annotate(label, (0, float(value)), fontsize=8, va="bottom")
     axes[0].set_xlabel(a.xlabel)
-    axes[1].set_xlabel("wall-clock hours (shared 2-core CPU)")
+    if timed:
+        axes[1].set_xlabel("wall-clock hours (shared 2-core CPU)")
     axes[0].set_ylabel("PESQ-WB")
     for ax in axes:
         ax.grid(alpha=0.3)
