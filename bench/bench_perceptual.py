@@ -15,19 +15,18 @@ first encode is timed apart).
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 
 import numpy as np
 import torch
 
 
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from _timing import best_time  # noqa: E402
+
+
 def _time(fn, repeat=3):
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_time(fn, repeat)
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ Coding is streaming by construction: the encoder takes ``block_frames * hop`` sa
 (320 samples at 24 kHz: §3.1, "the model can output 320 samples as soon as the first 320 samples
 are received") through the layers' streaming state, in :meth:`EncodecCodec.compress` and in the
 push/pull API (:mod:`.encodec_stream`) alike, so both give the same codes and the same bytes.
+Decoding runs the streaming decoder once per payload chunk in :meth:`EncodecCodec.decompress`
+and in the pull API alike, so both give the same audio.
 
 Payload: one chunk per ``frames_per_chunk`` frames (1 s), laid out as
 
