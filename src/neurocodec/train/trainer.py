@@ -37,6 +37,7 @@ from .optim import DivergenceMonitor, build_optimizer, build_scheduler, select_p
 from .protocol import ScheduledPhase, coerce_loss, phase_at, schedule_phases, to_float
 from .recipe import Recipe, build_model, recipe_from_dict, recipe_to_dict
 from .runlog import RunLogger
+from .stop import StopRequest
 
 #: a quality metric ``fn(reference, decoded, sample_rate) -> float`` on 1-D float32 arrays
 MetricFn = Callable[[np.ndarray, np.ndarray, int], float]
@@ -58,7 +59,7 @@ class TrainResult:
     steps_per_second: float
     train_metrics: dict[str, float] = field(default_factory=dict)
     val_metrics: dict[str, float] = field(default_factory=dict)
-    stopped_by: str = "steps"  # "steps" (train.steps or fit(until=)) or "max_seconds" (the wall-clock budget)
+    stopped_by: str = "steps"  # "steps" (train.steps or fit(until=)), "max_seconds" (the wall-clock budget) or "signal" (SIGINT/SIGTERM)
 
 
 def recipe_sample_rate(recipe: Recipe) -> int:
@@ -298,6 +299,9 @@ class _Loop:
         self.phase: ScheduledPhase | None = None
         self.runner = self.opt = self.sched = None
         self.params: list[torch.nn.Parameter] = []
+        # under DDP the processes agree on stopping through clock()'s all-reduce, which only runs
+        # with a wall-clock setting: without one, a signal keeps its default effect there
+        self.stop = StopRequest(enabled=not ctx.distributed or bool(tr.cfg.max_seconds or tr.cfg.ckpt_every_seconds))
         self.logged_reference = False
         self.warm_phase = -1  # phase whose first (untimed) step this session has run
         self.t_fit = getattr(tr, "_t_fit", self.t_start)
@@ -373,6 +377,10 @@ class _Loop:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, step: int, opt_state: Mapping[str, Any] | None, stop: int) -> TrainResult:
+        with self.stop:
+            return self._run(step, opt_state, stop)
+
+    def _run(self, step: int, opt_state: Mapping[str, Any] | None, stop: int) -> TrainResult:
         cfg = self.cfg
         acc: dict[str, Any] = {}
         n_acc, t_log, gnorm_sum = 0, time.perf_counter(), 0.0
@@ -421,9 +429,10 @@ class _Loop:
                 self.checkpoint(step)
                 t_log += time.perf_counter() - t_ck
             if time_up and step < stop:
-                self.log.message(f"stopping at step {step} of {cfg.steps}: train.max_seconds={cfg.max_seconds:g} "
-                                 f"reached (checkpoint {self.last_ckpt.name if self.last_ckpt else 'written'})")
-                stopped_by = "max_seconds"
+                why = f"{self.stop.signal} received" if self.stop.signal else f"train.max_seconds={cfg.max_seconds:g} reached"
+                self.log.message(f"stopping at step {step} of {cfg.steps}: {why} "
+                                 f"(checkpoint {self.last_ckpt.name if self.last_ckpt else 'written'})")
+                stopped_by = "signal" if self.stop.signal else "max_seconds"
                 break
         else:
             stopped_by = "steps"
@@ -435,14 +444,16 @@ class _Loop:
 
     def clock(self) -> tuple[bool, bool]:
         """``(checkpoint now, stop now)`` by wall time: ``train.ckpt_every_seconds`` since the last
-        checkpoint, ``train.max_seconds`` since ``fit`` started.  Under DDP the processes agree
+        checkpoint, ``train.max_seconds`` since ``fit`` started, or a stop signal
+        (:class:`~neurocodec.train.stop.StopRequest`).  Under DDP the processes agree
         (either flag set on any process sets it on all), so they checkpoint and stop together."""
         cfg = self.cfg
-        if not (cfg.max_seconds or cfg.ckpt_every_seconds):
+        signalled = self.stop.signal is not None
+        if not (cfg.max_seconds or cfg.ckpt_every_seconds or signalled):
             return False, False
         now = time.perf_counter()
         ck = bool(cfg.ckpt_every_seconds) and now - self.t_last_ckpt >= cfg.ckpt_every_seconds
-        up = bool(cfg.max_seconds) and now - self.t_fit >= cfg.max_seconds
+        up = signalled or (bool(cfg.max_seconds) and now - self.t_fit >= cfg.max_seconds)
         if self.ctx.distributed:
             flags = all_reduce_sum(torch.tensor([float(ck), float(up)], device=self.ctx.device), self.ctx).cpu()
             ck, up = bool(flags[0] > 0), bool(flags[1] > 0)
