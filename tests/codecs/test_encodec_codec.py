@@ -1,6 +1,8 @@
 """EnCodec as a codec: bitstream round trips with every coder, streaming push/pull API = whole
 file (same bytes, same audio), bitrate rules, bad payloads rejected, checkpoints round-trip."""
 
+import copy
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -77,7 +79,11 @@ def test_more_codebooks_reduce_the_error(codec):
     assert errs[0] > errs[1] > errs[2]
 
 
-def test_stream_api_gives_the_whole_file_bytes_and_audio(codec):
+@pytest.mark.parametrize("block_frames", [0, 1, 3])  # one payload chunk (default), the paper's 320 samples, 3 frames
+def test_stream_api_gives_the_whole_file_bytes_and_audio(codec, block_frames):
+    codec = copy.copy(codec)
+    codec.config = dataclasses.replace(codec.config, block_frames=block_frames)
+    assert codec.block_samples == 320 * (block_frames or 10)
     x = _signal(1.7, seed=3)
     whole = codec.compress(x, 1.8)
     enc = StreamEncoder(codec, 1, 1.8)
@@ -94,6 +100,13 @@ def test_stream_api_gives_the_whole_file_bytes_and_audio(codec):
     assert all(p.shape[1] == 320 * 10 for p in parts[:-1])  # 320 samples per frame
     audio = np.concatenate(parts + [dec.finish()], axis=1)[:, :x.shape[1]]
     np.testing.assert_array_equal(audio, codec.decompress(whole.chunks, 1, x.shape[1], 1.8))
+
+
+def test_the_encoder_block_is_not_part_of_the_config_hash(codec):
+    other = copy.copy(codec)
+    other.config = dataclasses.replace(codec.config, block_frames=1)
+    assert other.config_hash() == codec.config_hash()
+    assert "block_frames" not in codec.config_dict()
 
 
 def test_stereo_splits_the_rate(codec):

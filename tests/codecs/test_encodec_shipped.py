@@ -19,7 +19,7 @@ GOLDEN_6K = "7dd81b87654b1e8bf74ef46fcae186be"
 GOLDEN_24K = "2f5bff235790c465f7e32c0743841fce"
 #: config hash of the 16-codebook model inside the 32-codebook one (1.5-12 kbps streams); it
 #: changed once since codebooks 17-32 were added (0xF55F0A46), when the weights went to int8 rows
-HASH_16 = 0x8A78CDFF
+HASH_16 = 0xACF94062
 
 
 def _signal(seconds=1.0, sr=24000):

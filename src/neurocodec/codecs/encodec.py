@@ -7,9 +7,14 @@ Bitrates: one model serves every bandwidth of its ladder (multi-bandwidth traini
 share.
 
 Coding is streaming by construction: the encoder takes ``block_frames * hop`` samples at a time
-(320 samples at 24 kHz: §3.1, "the model can output 320 samples as soon as the first 320 samples
-are received") through the layers' streaming state, in :meth:`EncodecCodec.compress` and in the
-push/pull API (:mod:`.encodec_stream`) alike, so both give the same codes and the same bytes.
+through the layers' streaming state, in :meth:`EncodecCodec.compress` and in the push/pull API
+(:mod:`.encodec_stream`) alike, so both give the same codes and the same bytes.  By default a
+block is one payload chunk (``frames_per_chunk`` frames, 1 s): a chunk's bytes cannot leave
+before its last frame is coded, and one call per chunk costs a fraction of 75 calls of one
+frame each.  ``block_frames = 1`` is the paper's 320-sample step (§3.1, "the model can output
+320 samples as soon as the first 320 samples are received"), for models with one-frame chunks.
+The block is an encoder setting: it changes the floating-point rounding of the codes, not what a
+decoder needs, so it is not part of the config hash.
 Decoding runs the streaming decoder once per payload chunk in :meth:`EncodecCodec.decompress`
 and in the pull API alike, so both give the same audio.
 
@@ -97,7 +102,7 @@ class EncodecConfig:
     bandwidths: tuple[float, ...] = (1.5, 3.0, 6.0, 12.0, 24.0)
     default_kbps: float = 6.0
     # coding
-    block_frames: int = 1
+    block_frames: int = 0  # the encoder's block in frames (0: one payload chunk); an encoder setting, not hashed
     frames_per_chunk: int = 75
     coder: str = "auto"  # auto (lm when the model has one, else static) | lm | static | uniform
     lm_dim: int = 200
@@ -262,7 +267,14 @@ class EncodecCodec(LmCoderMixin, nn.Module, CodecModel):
         for k in [f.name for f in fields(EncodecConfig)]:  # training settings do not shape the bitstream
             if k.startswith(("lambda_", "disc_", "balancer", "adversarial", "weight_ema", "mel_", "nested_")):
                 d.pop(k)
+        d.pop("block_frames")  # how the encoder cuts the signal: any decoder of the model reads the codes
         return d
+
+    @property
+    def block_samples(self) -> int:
+        """Samples the streaming encoder takes at a time: ``block_frames`` frames, by default one
+        payload chunk (its bytes cannot leave before its last frame is coded anyway)."""
+        return (self.config.block_frames or self.config.frames_per_chunk) * self.hop
 
     def stream_config_hash(self, bitrate_kbps: float) -> int:
         """The config hash of streams at ``bitrate_kbps`` per channel: that of the whole model,
@@ -470,7 +482,7 @@ class EncodecCodec(LmCoderMixin, nn.Module, CodecModel):
     # -- coding -----------------------------------------------------------------------------
     def encode_codes(self, audio: np.ndarray, n_q: int) -> np.ndarray:
         """RVQ codes ``(n_q, frames)`` of one channel, through the streaming encoder in blocks of
-        ``block_frames * hop`` samples (as the push API does)."""
+        :attr:`block_samples` (as the push API does)."""
         from .encodec_stream import encode_blocks
 
         return encode_blocks(self, audio, n_q)

@@ -1,8 +1,9 @@
 """Streaming EnCodec: push audio, pull payload chunks; push chunks, pull audio (defossez2022 §3.1).
 
 :class:`StreamEncoder` takes audio in pieces of any size, runs the streamable encoder on every
-complete block of ``block_frames * hop`` samples (320 samples at 24 kHz: one frame) and hands out a
-payload chunk whenever ``frames_per_chunk`` frames are coded; :meth:`StreamEncoder.finish` codes
+complete block of :attr:`~neurocodec.codecs.encodec.EncodecCodec.block_samples` (one payload chunk
+by default, one frame of 320 samples at 24 kHz with ``block_frames = 1``) and hands out a payload
+chunk whenever ``frames_per_chunk`` frames are coded; :meth:`StreamEncoder.finish` codes
 the rest.  :class:`StreamDecoder` takes those chunks and gives audio, ``hop`` samples per frame.
 :meth:`EncodecCodec.compress <neurocodec.codecs.encodec.EncodecCodec.compress>` runs the same blocks
 and the same chunk writer, so a streamed file and a whole file give identical bytes.
@@ -29,7 +30,7 @@ def encode_blocks(codec, audio: np.ndarray, n_q: int) -> np.ndarray:
     """Codes ``(n_q, ceil(T / hop))`` of one channel through the streaming encoder, block by block."""
     enc = StreamingEncoder(codec.net, n_q)
     x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
-    step = codec.config.block_frames * codec.hop
+    step = codec.block_samples
     out = []
     n = x.shape[-1]
     full = (n // step) * step
@@ -188,7 +189,7 @@ class ChunkReader:
 class StreamEncoder:
     """Push ``(channels, n)`` float32 audio at the codec's rate; pull payload chunks.
 
-    ``push`` codes every complete block of ``block_frames * hop`` samples at once and returns the
+    ``push`` codes every complete block of ``codec.block_samples`` samples at once and returns the
     chunks completed by it; ``finish`` codes the remainder (end padding) and returns the last chunks.
     """
 
@@ -200,7 +201,7 @@ class StreamEncoder:
         self.writer = ChunkWriter(codec, num_channels, self.n_q)
         self.buf = np.zeros((num_channels, 0), dtype=np.float32)
         self.num_samples = 0
-        self.step = codec.config.block_frames * codec.hop
+        self.step = codec.block_samples
 
     def push(self, audio: np.ndarray) -> list[bytes]:
         audio = np.asarray(audio, dtype=np.float32)
