@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import shlex
 import sys
 from pathlib import Path
@@ -145,6 +146,10 @@ def cmd_train(args) -> int:
         print(f"trained {recipe.name} to step {result.step}/{result.total_steps} "
               f"({result.steps_per_second:.2f} steps/s, {result.wall_time_s:.1f} s in total)"
               + (f"; {val}" if val else "") + f"; checkpoint {result.checkpoint}", file=sys.stderr)
+    if result.signal:  # stopped cleanly by Ctrl-C / kill: the shell's status for that signal
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"{result.signal}: stopped; continue with --resume", file=sys.stderr)
+        return 128 + int(signal.Signals[result.signal])
     return 0
 
 

@@ -60,6 +60,7 @@ class TrainResult:
     train_metrics: dict[str, float] = field(default_factory=dict)
     val_metrics: dict[str, float] = field(default_factory=dict)
     stopped_by: str = "steps"  # "steps" (train.steps or fit(until=)), "max_seconds" (the wall-clock budget) or "signal" (SIGINT/SIGTERM)
+    signal: str | None = None  # "SIGINT" or "SIGTERM" when stopped_by == "signal"
 
 
 def recipe_sample_rate(recipe: Recipe) -> int:
@@ -440,7 +441,8 @@ class _Loop:
         return TrainResult(self.tr.run_dir, step, cfg.steps, self.last_ckpt,
                            self.wall_before + time.perf_counter() - self.t_start,
                            self.loop_steps / self.loop_time if self.loop_time > 0 else 0.0,
-                           dict(self.metrics.get("train", {})), dict(self.metrics.get("val", {})), stopped_by)
+                           dict(self.metrics.get("train", {})), dict(self.metrics.get("val", {})), stopped_by,
+                           self.stop.signal if stopped_by == "signal" else None)
 
     def clock(self) -> tuple[bool, bool]:
         """``(checkpoint now, stop now)`` by wall time: ``train.ckpt_every_seconds`` since the last
