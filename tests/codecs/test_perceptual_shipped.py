@@ -35,7 +35,7 @@ GOLDEN: dict[tuple[str, float], str] = {
     ("perceptual-fem", 9.0): "e513e0cec73bb14aec8a8e4fc319b6d9",  # 9.05 kbps
     ("perceptual-fem", 13.0): "d82ec4044ca5d1bf20997b38d2ca13da",  # 13.00 kbps
     ("perceptual-fem", 16.0): "614b0ef347f68c2d1dfb070615e3d83a",  # 15.95 kbps
-    ("perceptual-fem", 20.0): "956c550b5ce804721242016a4f799335",  # 19.90 kbps
+    ("perceptual-fem", 20.0): "cde83d9951b624c3dddbe11beef4d76b",  # 19.77 kbps
     ("perceptual-fem", 24.0): "e70660937254f4e42c40fd62424096e7",  # 23.82 kbps
     ("perceptual-hpm", 9.0): "3cf9940a0f0952dba662b22abfbeb773",  # 9.08 kbps
     ("perceptual-hpm", 13.0): "821584640ef45e77d592b3987b0c926f",  # 13.00 kbps
@@ -54,7 +54,7 @@ GOLDEN_V1: dict[tuple[str, float], str] = {
     ("perceptual-hpm", 9.0): "8dfb458a2f85de988f906db0d08e66af",
     ("perceptual-fem", 13.0): "2fdc9cbf8b332c29f39fbd33cd578800",
     ("perceptual-hpm", 13.0): "7f5e3d040a25571873931670e77cf38c",
-    ("perceptual-fem", 20.0): "ec95fe0b4a130e52179ad526f99b81d8",
+    ("perceptual-fem", 20.0): "42463ba5f563184d0a621e290b2fb84a",
     ("perceptual-hpm", 20.0): "d03ec2fc44a1c2684de80cddf35b3d3f",
     ("perceptual-fem", 24.0): "c11da555be9c1c8da5d8f119a5824cb5",
 }
