@@ -4,8 +4,9 @@ loads with its integer tables, codes real speech near its rate, and writes golde
 The md5s are asserted on the CPU kernel family that recorded them (see test_shipped_weights.py);
 elsewhere the stream must still be thread-independent and decode.  ``GOLDEN`` (codec version 2,
 per-file rate control on) was rewritten deliberately when the rate control came in (issue 14),
-for both variants when their GPU-trained weights shipped (session 9), and for HPM 13/16/20/24 when
-their CPU continuations shipped (session 10);
+for both variants when their GPU-trained weights shipped (session 9), for HPM 13/16/20/24 when
+their CPU continuations shipped (session 10), and for the FEM points warm-started from HPM
+autoencoders (session 11);
 ``GOLDEN_V1`` are the version-1 streams of before, which the grid index 0 must still reproduce
 byte for byte.  Rewrite ``GOLDEN`` with
 
@@ -44,8 +45,8 @@ GOLDEN: dict[tuple[str, float], str] = {
     ("perceptual-hpm", 24.0): "b8ed080b997543e34a0a02ee61297082",  # 24.06 kbps
 }
 #: the same files as written by codec version 1 (no rate control, no index byte), before issue 14;
-#: every entry recomputed (same procedure) for the session-9 GPU weights, and HPM 13/16/20/24 for
-#: their session-10 CPU weights
+#: every entry recomputed (same procedure) for the session-9 GPU weights, HPM 13/16/20/24 for
+#: their session-10 CPU weights, and the FEM points for their session-11 weights
 GOLDEN_V1: dict[tuple[str, float], str] = {
     ("perceptual-fem", 16.0): "1715c3283adaaae1072954f6edfa6b67",
     ("perceptual-hpm", 16.0): "2a89e6c2b3eda72b0d6578e8686752fb",
