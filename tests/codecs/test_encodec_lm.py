@@ -87,3 +87,69 @@ def test_reference_lm_layout_loads():
 
     lm2 = convert_reference_lm(ref)
     assert lm2.n_q == 4 and lm2.card == 64
+
+
+def _stepped(ilm, codes, compiled, batch_at=()):
+    """CDFs of ``codes`` frame by frame, except frames ``batch_at`` (a list of (a, b)) coded all at once."""
+    st = LmCodingState(ilm, codes.shape[0], compiled=compiled)
+    out, t = [], 0
+    spans = dict(batch_at)
+    while t < codes.shape[1]:
+        if t in spans:
+            out.extend(st.cdfs_for(codes[:, t:spans[t]]))
+            t = spans[t]
+            continue
+        out.append(st.next_cdf())
+        st.push(codes[:, t])
+        t += 1
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("scale", [1.0, 40.0])
+def test_compiled_step_matches_the_numpy_step(scale):
+    """The numba step (encodec_lm_step) gives the numpy path's integers, also where activations
+    hit the clamps (weights scaled up), across the ring's wrap-around and when batched calls and
+    steps alternate on one context."""
+    from neurocodec.codecs.encodec_lm_step import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    lm = _lm(seed=3)
+    with torch.no_grad():
+        for p in lm.parameters():
+            p.mul_(scale)
+    ilm = IntegerLM(lm)
+    codes = _codes(t=90, seed=4)
+    ref = _stepped(ilm, codes, compiled=False)
+    assert np.array_equal(ref, _stepped(ilm, codes, compiled=True))
+    from neurocodec.codecs.encodec_lm import _step_loaded
+
+    assert _step_loaded()  # later decoders in this process use it from their first frame
+    assert np.array_equal(ref, _stepped(ilm, codes, compiled=True, batch_at=[(10, 17), (50, 61)]))
+    assert np.array_equal(ref, _all_at_once(ilm, codes))
+    for k in (1, 3):  # fewer codebooks than the LM models
+        sub = codes[:k]
+        assert np.array_equal(_stepped(ilm, sub, compiled=False), _stepped(ilm, sub, compiled=True))
+
+
+def test_default_decoder_switches_to_the_compiled_step(monkeypatch):
+    """``compiled=None`` steps in numpy for COMPILE_AFTER frames, then compiled (with numba),
+    in a process that has not loaded the compiled step; at once in one that has. The tables do
+    not change at the switch."""
+    from neurocodec.codecs import encodec_lm
+    from neurocodec.codecs.encodec_lm_step import HAVE_NUMBA
+
+    monkeypatch.setattr(encodec_lm, "COMPILE_AFTER", 12)
+    monkeypatch.setattr(encodec_lm, "_step_loaded", lambda: False)  # a fresh process
+    ilm = IntegerLM(_lm(seed=5))
+    codes = _codes(t=40, seed=6)
+    st = LmCodingState(ilm, codes.shape[0])
+    out = []
+    for t in range(codes.shape[1]):
+        assert st.compiled == (HAVE_NUMBA and t >= 12)
+        out.append(st.next_cdf())
+        st.push(codes[:, t])
+    assert isinstance(st.state, encodec_lm.StepState) == HAVE_NUMBA
+    assert np.array_equal(np.stack(out), _stepped(ilm, codes, compiled=False))
+    monkeypatch.setattr(encodec_lm, "_step_loaded", lambda: True)
+    assert LmCodingState(ilm, 2).compiled == HAVE_NUMBA

@@ -32,18 +32,26 @@ def test_conv_stream_equals_whole(pad_mode, kernel, stride, dilation):
         assert torch.allclose(streamed, whole, atol=1e-6)
 
 
-def test_transposed_conv_stream_keeps_overlap_as_state():
+@pytest.mark.parametrize("grad", [False, True])
+def test_transposed_conv_stream_keeps_overlap_as_state(grad):
+    """Inference streams in the polyphase form (state: the last K/s - 1 input frames); with
+    autograd on, the transposed convolution keeps its K - s overlapping samples instead."""
     torch.manual_seed(0)
     up = SConvTranspose1d(4, 2, 10, 5).eval()
     x = torch.randn(1, 4, 12)
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         whole = up(x)
         st = {}
         parts = [up.stream(x[..., i:i + 1], st) for i in range(12)]
         assert all(p.shape[-1] == 5 for p in parts)  # s samples out per input frame
-        assert st["pending"].shape[-1] == 5  # K - s kept for the next frame
+        if grad:
+            assert st["pending"].shape[-1] == 5  # K - s kept for the next frame
+        else:
+            assert st["hist"].shape[-1] == 1  # K / s - 1 input frames
         parts.append(up.stream(x[..., :0], st, final=True))
+        blocks = [up.stream(c, st) for c in _chunks(x, [3, 1, 7])[:-1]] + [up.stream(x[..., 11:], st, final=True)]
     assert torch.allclose(torch.cat(parts, -1), whole, atol=1e-6)
+    assert torch.allclose(torch.cat(blocks, -1), whole, atol=1e-6)
     assert whole.shape[-1] == 60
 
 
@@ -79,6 +87,28 @@ def test_encoder_decoder_stream_in_320_sample_pieces():
             assert ys[-1].shape[-1] == 320
         ys.append(dec.stream(z[..., :0], st, final=True))
         assert torch.allclose(torch.cat(ys, -1), y, atol=1e-5)
+
+
+@pytest.mark.parametrize("blocks", [[3, 1, 5, 2], [9, 9, 2]])
+def test_decoder_streams_blocks_with_its_fast_paths(blocks):
+    """A decoder's layers (``decoding``) stream blocks of frames through the whole-signal kernels
+    (LSTM from the carried state, 1x1 convolutions as GEMMs, polyphase transposed convolutions
+    with the last input frames as state); the result is the whole-signal decode. An encoder's
+    layers keep their streaming kernels (its bitstreams must not move)."""
+    torch.manual_seed(1)
+    cfg = SeanetConfig(n_filters=4)
+    enc, dec = SeanetEncoder(cfg).eval(), SeanetDecoder(cfg).eval()
+    assert not any(getattr(m, "decoding", False) for m in enc.modules())
+    assert dec.lstm.decoding and dec.output_conv.decoding
+    z = torch.randn(1, cfg.dimension, sum(blocks))
+    with torch.no_grad():
+        y = dec(z)
+        st, ys, a = {}, [], 0
+        for n in blocks:
+            ys.append(dec.stream(z[..., a:a + n], st))  # reflect padding: output may lag
+            a += n
+        ys.append(dec.stream(z[..., :0], st, final=True))
+    assert torch.allclose(torch.cat(ys, -1), y, atol=1e-5)
 
 
 def test_weight_norm_cache_follows_new_weights():

@@ -164,9 +164,13 @@ _BLAS: list = []
 
 
 def _numpy_blas_threads():
-    """numpy's BLAS held to torch's thread count (a context): its own default starts a thread
-    per core, which spins against the codec's other work."""
+    """numpy's and scipy's BLAS held to torch's thread count (a context): their own default starts
+    a thread per core, which spins against the codec's other work."""
     if not _BLAS:
+        try:  # scipy's BLAS (the one numba's np.dot calls in the compiled step) loaded first, so
+            import scipy.linalg.cython_blas  # noqa: F401  # that the controller sees it too
+        except ImportError:
+            pass
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # e.g. the lent GPU machine's bare environment: numpy's default
@@ -198,12 +202,17 @@ class _IntLayerNorm:
         self.b = (torch.round(ln.bias.detach().cpu().double() * 2 ** 12) / 2 ** 12).numpy()
         self.eps = float(ln.eps)
 
+    def constant(self, n: int) -> float:
+        """The variance's additive term ``eps n^2 2^(2 ACT_BITS)`` (one rounding per product, in
+        this order: the compiled step uses the same float)."""
+        return self.eps * n * n * 2.0 ** (2 * ACT_BITS)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[-1]
         s1 = x.sum(-1, keepdims=True)
         s2 = (x * x).sum(-1, keepdims=True)
         var_num = n * s2 - s1 * s1
-        denom = np.sqrt(var_num + self.eps * n * n * 2.0 ** (2 * ACT_BITS))
+        denom = np.sqrt(var_num + self.constant(n))
         y = (n * x - s1) / denom
         y = y * self.g
         y = y + self.b
@@ -246,6 +255,19 @@ class LmState:
 
     keys: list[np.ndarray]
     values: list[np.ndarray]
+    position: int
+    prev: np.ndarray | None
+
+
+@dataclass
+class StepState:
+    """The same context for the compiled one-frame step: rings of keys and values ``(L, d,
+    past_context + 1)``, ``m`` valid slots, the next frame's ``slot``."""
+
+    keys: np.ndarray
+    values: np.ndarray
+    m: int
+    slot: int
     position: int
     prev: np.ndarray | None
 
@@ -364,14 +386,128 @@ class IntegerLM:
         return cdf
 
 
-class LmCodingState:
-    """The coder side of the LM for one channel: CDFs of the next frames, context kept across chunks."""
+    # -- the compiled one-frame step (decoder) ----------------------------------------------
+    def _packed(self) -> dict:
+        """Weights of every layer stacked for :func:`encodec_lm_step.lm_step` (built once)."""
+        if getattr(self, "_pack", None) is None:
+            lay = self.layers
+            lin = ("q", "k", "v", "o", "f1", "f2")
+            card1 = max(e.shape[0] for e in self.emb)
+            emb = np.zeros((len(self.emb), card1, self.dim))
+            for j, e in enumerate(self.emb):
+                emb[j, :e.shape[0]] = e
+            self._pack = dict(
+                emb=emb,
+                ln_in=np.stack([self.norm_in.g, self.norm_in.b]), ln_in_c=self.norm_in.constant(self.dim),
+                w_qkv=np.stack([np.stack([ly[n].w for n in "qkv"]) for ly in lay]),
+                b_qkv=np.stack([np.stack([ly[n].b for n in "qkv"]) for ly in lay]),
+                w_o=np.stack([ly["o"].w for ly in lay]), b_o=np.stack([ly["o"].b for ly in lay]),
+                w_1=np.stack([ly["f1"].w for ly in lay]), b_1=np.stack([ly["f1"].b for ly in lay]),
+                w_2=np.stack([ly["f2"].w for ly in lay]), b_2=np.stack([ly["f2"].b for ly in lay]),
+                scales=np.array([[2.0 ** (-ly[n].s) for n in lin] for ly in lay]),
+                ln=np.stack([np.stack([[ly[n].g, ly[n].b] for n in ("n1", "n2")]) for ly in lay]),
+                ln_c=np.array([[ly[n].constant(self.dim) for n in ("n1", "n2")] for ly in lay]),
+                heads_w=self.heads_w.w, heads_b=self.heads_w.b, heads_scale=2.0 ** (-self.heads_w.s),
+            )
+            for key in ("w_qkv", "w_o", "w_1", "w_2", "heads_w"):  # integers below 2^15 (_q)
+                w = self._pack[key]
+                if w.size and np.abs(w).max() >= 2 ** 15:
+                    raise ValueError(f"LM weight {key} does not fit int16")
+                self._pack[key + "16"] = w.astype(np.int16)
+            # the numpy path reads the same (stacked) arrays: one copy of the weights in memory
+            pk = self._pack
+            for li, ly in enumerate(lay):
+                for r, n in enumerate("qkv"):
+                    ly[n].w, ly[n].b = pk["w_qkv"][li, r], pk["b_qkv"][li, r]
+                for n, key in (("o", "o"), ("f1", "1"), ("f2", "2")):
+                    ly[n].w, ly[n].b = pk[f"w_{key}"][li], pk[f"b_{key}"][li]
+                for n in ("q", "k", "v", "o", "f1", "f2"):
+                    ly[n].wt = ly[n].w.T
+        return self._pack
 
-    def __init__(self, lm: IntegerLM, n_q: int):
+    def step_state(self, state: LmState) -> StepState:
+        """``state`` as rings (keys in any order: one query's attention does not depend on it)."""
+        rows = self.past_context + 1
+        keys = np.zeros((len(self.layers), self.dim, rows))
+        vals = np.zeros_like(keys)
+        m = state.keys[0].shape[0]
+        for li in range(len(self.layers)):
+            keys[li, :, :m] = state.keys[li].T
+            vals[li, :, :m] = state.values[li].T
+        return StepState(keys, vals, m, m % rows, state.position, state.prev)
+
+    def step(self, st: StepState, tokens: np.ndarray) -> np.ndarray:
+        """CDFs ``(k, card + 1)`` of the next frame from its input tokens ``(k,)`` (previous codes +
+        1, 0 = start): the same integers as ``cdfs(extend(state, tokens[None]))[0]``."""
+        from .encodec_lm_step import lm_step
+
+        p, t = self._packed(), _tables()
+        rows = st.values.shape[2]
+        m = min(st.m + 1, rows)
+        cdf = np.empty((len(tokens), self.card + 1), dtype=np.int64)
+        with _numpy_blas_threads():
+            lm_step(np.ascontiguousarray(tokens, dtype=np.int64), p["emb"], self._positions(st.position, 1)[0],
+                    p["ln_in"], p["ln_in_c"], p["w_qkv16"], p["b_qkv"], p["w_o16"], p["b_o"], p["w_116"], p["b_1"],
+                    p["w_216"], p["b_2"], p["scales"], p["ln"], p["ln_c"], st.keys, st.values, m, st.slot,
+                    self.heads, p["heads_w16"], p["heads_b"], p["heads_scale"], self.att_scale, t["att"],
+                    float(_ATT_ZMAX), t["gelu"], t["out"], ACT_BITS - int(math.log2(OUT_RES)), _OUT_ZMAX,
+                    CDF_PRECISION, float(2 ** ACT_BITS), _LIM, cdf)
+        st.m, st.slot, st.position = m, (st.slot + 1) % rows, st.position + 1
+        return cdf
+
+
+#: decoder frames stepped in numpy before the compiled step takes over (``compiled=None``) in a
+#: process that has not loaded it yet: loading costs about 0.4 s, the numpy step 1.5-2 ms more
+#: per frame at the paper's size, so short files decode faster without it (3.4 s of 24 kHz audio)
+COMPILE_AFTER = 256
+
+
+def _step_loaded() -> bool:
+    """Whether this process has the compiled step loaded already (then it is used at once)."""
+    import sys
+
+    mod = sys.modules.get(__package__ + ".encodec_lm_step")
+    return bool(mod is not None and getattr(mod, "HAVE_NUMBA", False) and getattr(mod.lm_step, "signatures", None))
+
+
+class LmCodingState:
+    """The coder side of the LM for one channel: CDFs of the next frames, context kept across
+    chunks.  The decoder's one-frame steps run in numpy (``compiled=False``) or compiled
+    (:mod:`.encodec_lm_step`, ``True``); by default compiled when numba is installed, after the
+    first ``COMPILE_AFTER`` frames unless this process has loaded the compiled step already: the
+    same integers either way."""
+
+    def __init__(self, lm: IntegerLM, n_q: int, compiled: bool | None = None):
         if n_q > lm.n_q:
             raise ValueError(f"the LM models {lm.n_q} codebooks, not {n_q}")
         self.lm, self.n_q = lm, n_q
-        self.state = lm.new_state()
+        if compiled is None:
+            import importlib.util
+
+            if not importlib.util.find_spec("numba"):
+                self._compile_at = -1
+            else:
+                self._compile_at = 0 if _step_loaded() else COMPILE_AFTER
+        else:
+            self._compile_at = 0 if compiled else -1
+        self.state: LmState | StepState = lm.new_state()
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the next decoder step runs compiled."""
+        return 0 <= self._compile_at <= self.state.position
+
+    def _batch_state(self) -> LmState:
+        """The context as the batched :meth:`IntegerLM.extend` holds it (from rings if needed)."""
+        st = self.state
+        if isinstance(st, StepState):
+            rows = st.values.shape[2]
+            order = (np.arange(st.m) + (st.slot if st.m == rows else 0)) % rows  # oldest first
+            keep = order[-self.lm.past_context:]
+            st = LmState([np.ascontiguousarray(k[:, keep].T) for k in st.keys], [np.ascontiguousarray(v[:, keep].T) for v in st.values],
+                         st.position, st.prev)
+            self.state = st
+        return st
 
     def _inputs(self, codes: np.ndarray) -> np.ndarray:
         """Input tokens ``(n, n_q)`` for frames with codes ``(n_q, n)``."""
@@ -384,16 +520,19 @@ class LmCodingState:
         """CDFs ``(n, n_q, card + 1)`` of frames ``codes`` ``(n_q, n)`` (all at once); advances the context."""
         if codes.shape[1] == 0:
             return np.zeros((0, self.n_q, self.lm.card + 1), dtype=np.int64)
-        logits = self.lm.extend(self.state, self._inputs(codes))
+        logits = self.lm.extend(self._batch_state(), self._inputs(codes))
         self.state.prev = codes[:, -1].copy()
         return self.lm.cdfs(logits)
 
     def next_cdf(self) -> np.ndarray:
         """CDFs ``(n_q, card + 1)`` of the next frame (decoder; call :meth:`push` with its codes)."""
         prev = self.state.prev
-        tok = np.zeros((1, self.n_q), dtype=np.int64) if prev is None else (prev + 1)[None]
-        self._pending = self.lm.extend(self.state, tok)
-        return self.lm.cdfs(self._pending)[0]
+        tok = np.zeros(self.n_q, dtype=np.int64) if prev is None else prev + 1
+        if self.compiled:
+            if not isinstance(self.state, StepState):
+                self.state = self.lm.step_state(self.state)
+            return self.lm.step(self.state, tok)
+        return self.lm.cdfs(self.lm.extend(self._batch_state(), tok[None]))[0]
 
     def push(self, codes: np.ndarray) -> None:
         self.state.prev = np.asarray(codes, dtype=np.int64).copy()

@@ -148,6 +148,10 @@ class _WeightNormed(nn.Module):
 class SConv1d(_WeightNormed):
     """1-D convolution with causal or centred padding, end padding, and its normalisation."""
 
+    #: set on a decoder's layers (:class:`SeanetDecoder`): they stream with the whole-signal fast
+    #: paths too; an encoder's layers keep one set of kernels, so that its bitstreams do not move
+    decoding = False
+
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 1,
                  causal: bool = True, norm: str = "weight_norm", pad_mode: str = "reflect"):
         super().__init__()
@@ -184,6 +188,9 @@ class SConv1d(_WeightNormed):
             w = self.weight()
             y = torch.matmul(cols.permute(0, 2, 1, 3).reshape(x.shape[0], n_out, -1), w.reshape(w.shape[0], -1).t())
             return (y + self.bias).transpose(1, 2)
+        if n_out > 0 and self.stride == 1 and self.norm is None and self.bias.shape[0] <= SMALL_OUT \
+                and not self.training and _inference():
+            return _few_outputs_conv(x, self.weight(), self.bias, self.dilation)  # a decoder's last layer
         y = F.conv1d(x, self.weight(), self.bias, self.stride, 0, self.dilation)
         return self.norm(y) if self.norm is not None else y
 
@@ -230,6 +237,8 @@ class SConv1d(_WeightNormed):
         """Streaming version of :meth:`forward` (causal convolutions only)."""
         if not self.causal or self.norm is not None:
             raise ValueError("only causal convolutions without time statistics can stream")
+        if self.decoding and self.kernel == 1 and self.stride == 1 and not self.training and _inference():
+            return _pointwise(x, self.weight(), self.bias)  # no state
         p = self.padding_total
         if not st.get("started"):
             raw = x if st.get("raw") is None else torch.cat([st["raw"], x], -1)
@@ -303,6 +312,14 @@ class SConvTranspose1d(_WeightNormed):
         output ``t * stride + r`` sums input frames ``t - j`` with taps ``j * stride + r``, j < m)
         and one interleaving copy: oneDNN's transposed convolution, and the copy of its result,
         cost more on CPU."""
+        wp, bp = self._polyphase_weights()
+        m = self.kernel // self.stride
+        t = x.shape[-1]
+        y = F.conv1d(x, wp, bp, padding=m - 1)[..., :t] if m > 1 else F.conv1d(x, wp, bp)
+        return self._interleave(y)
+
+    def _polyphase_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weights ``(stride * Cout, Cin, m)`` and bias of the polyphase form (cached)."""
         w = self.weight()  # (Cin, Cout, K)
         cin, cout, k = w.shape
         s, m = self.stride, self.kernel // self.stride
@@ -312,16 +329,44 @@ class SConvTranspose1d(_WeightNormed):
             wp = w.view(cin, cout, m, s).permute(1, 3, 0, 2).flip(-1).reshape(cout * s, cin, m).contiguous()
             cache = (key, wp, self.bias.repeat_interleave(s))
             self._poly_cache = cache
-        _, wp, bp = cache
-        b, _, t = x.shape
-        y = F.conv1d(x, wp, bp, padding=m - 1)[..., :t] if m > 1 else F.conv1d(x, wp, bp)
-        return y.reshape(b, cout, s, t).transpose(2, 3).reshape(b, cout, t * s)
+        return cache[1], cache[2]
+
+    def _interleave(self, y: torch.Tensor) -> torch.Tensor:
+        """Phases ``(B, Cout * stride, T)`` -> signal ``(B, Cout, T * stride)``."""
+        b, _, t = y.shape
+        s = self.stride
+        return y.reshape(b, -1, s, t).transpose(2, 3).reshape(b, -1, t * s)
+
+    def _stream_polyphase(self, x: torch.Tensor, st: dict) -> torch.Tensor:
+        """Streaming inference in the polyphase form: the last ``m - 1`` input frames are the
+        state (zeros at the start, as the whole-signal path's padding); an output frame is complete
+        as soon as its input frame has arrived."""
+        wp, bp = self._polyphase_weights()
+        m = self.kernel // self.stride
+        if m > 1:
+            hist = st.get("hist")
+            if hist is None:
+                hist = x.new_zeros(x.shape[0], x.shape[1], m - 1)
+            x = torch.cat([hist, x], -1)
+            st["hist"] = x[..., x.shape[-1] - (m - 1):]
+        if x.shape[-1] == m:  # one output frame: a matmul (see SConv1d._conv)
+            y = torch.matmul(x.reshape(x.shape[0], 1, -1), wp.reshape(wp.shape[0], -1).t()) + bp
+            return self._interleave(y.transpose(1, 2))
+        return self._interleave(F.conv1d(x, wp, bp))
 
     def stream(self, x: torch.Tensor, st: dict, final: bool = False) -> torch.Tensor:
         if not self.causal or self.norm is not None:
             raise ValueError("only causal transposed convolutions without time statistics can stream")
         n = x.shape[-1]
         out = x.new_zeros(x.shape[0], self.bias.shape[0], 0)
+        if self.kernel % self.stride == 0 and not self.training and _inference():
+            # inference (transposed convolutions are only in decoders, whose output need not be
+            # bit-identical to anything): the polyphase form, several times faster than oneDNN's
+            if n:
+                out = self._stream_polyphase(x, st)
+            if final:
+                st.clear()
+            return out
         if n:
             w = self.weight()
             if n == 1:  # one frame: a matmul (see SConv1d._conv)
@@ -350,12 +395,27 @@ class SLSTM(nn.Module):
         y, _ = self.lstm(x)
         return (y + x).permute(1, 2, 0)
 
+    decoding = False  # see SConv1d.decoding
+
     def stream(self, x: torch.Tensor, st: dict, final: bool = False) -> torch.Tensor:
         """Step by step with explicit gates (a one-step ``nn.LSTM`` call costs milliseconds of
-        set-up on CPU); the state ``(h, c)`` of every layer carries over."""
+        set-up on CPU); the state ``(h, c)`` of every layer carries over.  A decoder runs blocks
+        of several frames through ``nn.LSTM`` from that state instead (faster, other kernels)."""
         if x.shape[-1] == 0:
             return x
         xt = x.permute(2, 0, 1)  # (T, B, C)
+        if self.decoding and xt.shape[0] > 1 and not self.training and _inference():
+            hcs = st.get("hc")
+            if hcs is not None:
+                h0 = torch.stack([h for h, _ in hcs])
+                c0 = torch.stack([c for _, c in hcs])
+                y, (hn, cn) = self.lstm(xt, (h0, c0))
+            else:
+                y, (hn, cn) = self.lstm(xt)
+            st["hc"] = [(hn[i], cn[i]) for i in range(hn.shape[0])]
+            if final:
+                st.clear()
+            return (y + xt).permute(1, 2, 0)
         inp = xt
         hcs = st.get("hc") or [None] * self.lstm.num_layers
         for layer in range(self.lstm.num_layers):
@@ -408,7 +468,7 @@ class ResidualUnit(nn.Module):
     def stream(self, x: torch.Tensor, st: dict, final: bool = False) -> torch.Tensor:
         s = x if self.shortcut is None else self.shortcut.stream(x, st.setdefault("sc", {}), final)
         y = self.conv1.stream(F.elu(x), st.setdefault("c1", {}), final)
-        y = self.conv2.stream(F.elu(y), st.setdefault("c2", {}), final)
+        y = self.conv2.stream(_elu_fresh(y), st.setdefault("c2", {}), final)
         skip = s if st.get("skip") is None else torch.cat([st["skip"], s], -1)
         n = y.shape[-1]
         st["skip"] = skip[..., n:]
@@ -445,8 +505,8 @@ class SeanetConfig:
 
 def _stream_seq(layers, x: torch.Tensor, st: dict, final: bool) -> torch.Tensor:
     for i, layer in enumerate(layers):
-        if layer is None:
-            x = F.elu(x)
+        if layer is None:  # an ELU follows a layer, whose streamed output is fresh
+            x = _elu_fresh(x)
         else:
             x = layer.stream(x, st.setdefault(i, {}), final)
     return x
@@ -508,6 +568,9 @@ class SeanetDecoder(nn.Module):
                 ResidualUnit(c, cfg.residual_kernel_size, cfg.dilation_base ** j, cfg.compress, cfg.true_skip, **kw)
                 for j in range(cfg.n_residual_layers)]))
         self.output_conv = SConv1d(c, cfg.channels, cfg.last_kernel_size, **kw)
+        for m in self.modules():
+            if isinstance(m, (SConv1d, SLSTM)):
+                m.decoding = True
 
     def _layers(self) -> list:
         out: list = [self.input_conv]
