@@ -6,7 +6,8 @@ elsewhere the stream must still be thread-independent and decode.  ``GOLDEN`` (c
 per-file rate control on) was rewritten deliberately when the rate control came in (issue 14),
 for both variants when their GPU-trained weights shipped (session 9), for HPM 13/16/20/24 when
 their CPU continuations shipped (session 10), and for the FEM points warm-started from HPM
-autoencoders and HPM 13 from HPM 16 (session 11);
+autoencoders and HPM 13 from HPM 16 (session 11), and for HPM 9 warm-started from HPM 13
+(session 12);
 ``GOLDEN_V1`` are the version-1 streams of before, which the grid index 0 must still reproduce
 byte for byte.  Rewrite ``GOLDEN`` with
 
@@ -38,7 +39,7 @@ GOLDEN: dict[tuple[str, float], str] = {
     ("perceptual-fem", 16.0): "9b48bc5e9bb82b6fed9f72cd05be2a13",  # 16.17 kbps
     ("perceptual-fem", 20.0): "cde83d9951b624c3dddbe11beef4d76b",  # 19.77 kbps
     ("perceptual-fem", 24.0): "e70660937254f4e42c40fd62424096e7",  # 23.82 kbps
-    ("perceptual-hpm", 9.0): "3cf9940a0f0952dba662b22abfbeb773",  # 9.08 kbps
+    ("perceptual-hpm", 9.0): "a0d71878f466a033e59d792feacd41e5",  # 9.15 kbps
     ("perceptual-hpm", 13.0): "cae03270ed8c285fe730464087c041cf",  # 12.94 kbps
     ("perceptual-hpm", 16.0): "d44e9b3bd69fca74b9a5be8853d2e528",  # 15.92 kbps
     ("perceptual-hpm", 20.0): "b73c02f5b63653fd130682c276ab7bac",  # 20.00 kbps
@@ -46,13 +47,14 @@ GOLDEN: dict[tuple[str, float], str] = {
 }
 #: the same files as written by codec version 1 (no rate control, no index byte), before issue 14;
 #: every entry recomputed (same procedure) for the session-9 GPU weights, HPM 13/16/20/24 for
-#: their session-10 CPU weights, and the FEM points and HPM 13 for their session-11 weights
+#: their session-10 CPU weights, the FEM points and HPM 13 for their session-11 weights, and HPM 9
+#: for its session-12 weights
 GOLDEN_V1: dict[tuple[str, float], str] = {
     ("perceptual-fem", 16.0): "1715c3283adaaae1072954f6edfa6b67",
     ("perceptual-hpm", 16.0): "2a89e6c2b3eda72b0d6578e8686752fb",
     ("perceptual-hpm", 24.0): "573d289d8d2b5c83c2bbccb72fd87c91",
     ("perceptual-fem", 9.0): "4579672811b8c67f0f8fd15e5bbe2306",
-    ("perceptual-hpm", 9.0): "8dfb458a2f85de988f906db0d08e66af",
+    ("perceptual-hpm", 9.0): "4d9bedcc88c8325441b9b2200e340d8b",
     ("perceptual-fem", 13.0): "f43f761cc77d6d5995ac10eabd5cf36e",
     ("perceptual-hpm", 13.0): "f43fdd0409db593fe4ab3001247dcd21",
     ("perceptual-fem", 20.0): "42463ba5f563184d0a621e290b2fb84a",
