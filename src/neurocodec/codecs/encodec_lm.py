@@ -385,7 +385,6 @@ class IntegerLM:
         cdf[..., 1:] = freq.cumsum(-1)
         return cdf
 
-
     # -- the compiled one-frame step (decoder) ----------------------------------------------
     def _packed(self) -> dict:
         """Weights of every layer stacked for :func:`encodec_lm_step.lm_step` (built once)."""
@@ -504,8 +503,8 @@ class LmCodingState:
             rows = st.values.shape[2]
             order = (np.arange(st.m) + (st.slot if st.m == rows else 0)) % rows  # oldest first
             keep = order[-self.lm.past_context:]
-            st = LmState([np.ascontiguousarray(k[:, keep].T) for k in st.keys], [np.ascontiguousarray(v[:, keep].T) for v in st.values],
-                         st.position, st.prev)
+            st = LmState([np.ascontiguousarray(k[:, keep].T) for k in st.keys],
+                         [np.ascontiguousarray(v[:, keep].T) for v in st.values], st.position, st.prev)
             self.state = st
         return st
 

@@ -188,8 +188,8 @@ class SConv1d(_WeightNormed):
             w = self.weight()
             y = torch.matmul(cols.permute(0, 2, 1, 3).reshape(x.shape[0], n_out, -1), w.reshape(w.shape[0], -1).t())
             return (y + self.bias).transpose(1, 2)
-        if n_out > 0 and self.stride == 1 and self.norm is None and self.bias.shape[0] <= SMALL_OUT \
-                and not self.training and _inference():
+        if self.decoding and n_out > 0 and self.stride == 1 and self.norm is None \
+                and self.bias.shape[0] <= SMALL_OUT and not self.training and _inference():
             return _few_outputs_conv(x, self.weight(), self.bias, self.dilation)  # a decoder's last layer
         y = F.conv1d(x, self.weight(), self.bias, self.stride, 0, self.dilation)
         return self.norm(y) if self.norm is not None else y
