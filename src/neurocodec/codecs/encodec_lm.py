@@ -387,10 +387,17 @@ class IntegerLM:
 
     # -- the compiled one-frame step (decoder) ----------------------------------------------
     def _packed(self) -> dict:
-        """Weights of every layer stacked for :func:`encodec_lm_step.lm_step` (built once)."""
+        """Weights of every layer stacked for :func:`encodec_lm_step.lm_step` (built once): the
+        integer weights as int16 (they are below ``2^15``, :func:`_q`), the rest as they are."""
         if getattr(self, "_pack", None) is None:
             lay = self.layers
             lin = ("q", "k", "v", "o", "f1", "f2")
+
+            def i16(w: np.ndarray) -> np.ndarray:
+                if w.size and np.abs(w).max() >= 2 ** 15:
+                    raise ValueError("LM weights do not fit int16")
+                return w.astype(np.int16)
+
             card1 = max(e.shape[0] for e in self.emb)
             emb = np.zeros((len(self.emb), card1, self.dim))
             for j, e in enumerate(self.emb):
@@ -398,30 +405,16 @@ class IntegerLM:
             self._pack = dict(
                 emb=emb,
                 ln_in=np.stack([self.norm_in.g, self.norm_in.b]), ln_in_c=self.norm_in.constant(self.dim),
-                w_qkv=np.stack([np.stack([ly[n].w for n in "qkv"]) for ly in lay]),
+                w_qkv=i16(np.stack([np.stack([ly[n].w for n in "qkv"]) for ly in lay])),
                 b_qkv=np.stack([np.stack([ly[n].b for n in "qkv"]) for ly in lay]),
-                w_o=np.stack([ly["o"].w for ly in lay]), b_o=np.stack([ly["o"].b for ly in lay]),
-                w_1=np.stack([ly["f1"].w for ly in lay]), b_1=np.stack([ly["f1"].b for ly in lay]),
-                w_2=np.stack([ly["f2"].w for ly in lay]), b_2=np.stack([ly["f2"].b for ly in lay]),
+                w_o=i16(np.stack([ly["o"].w for ly in lay])), b_o=np.stack([ly["o"].b for ly in lay]),
+                w_1=i16(np.stack([ly["f1"].w for ly in lay])), b_1=np.stack([ly["f1"].b for ly in lay]),
+                w_2=i16(np.stack([ly["f2"].w for ly in lay])), b_2=np.stack([ly["f2"].b for ly in lay]),
                 scales=np.array([[2.0 ** (-ly[n].s) for n in lin] for ly in lay]),
                 ln=np.stack([np.stack([[ly[n].g, ly[n].b] for n in ("n1", "n2")]) for ly in lay]),
                 ln_c=np.array([[ly[n].constant(self.dim) for n in ("n1", "n2")] for ly in lay]),
-                heads_w=self.heads_w.w, heads_b=self.heads_w.b, heads_scale=2.0 ** (-self.heads_w.s),
+                heads_w=i16(self.heads_w.w), heads_b=self.heads_w.b, heads_scale=2.0 ** (-self.heads_w.s),
             )
-            for key in ("w_qkv", "w_o", "w_1", "w_2", "heads_w"):  # integers below 2^15 (_q)
-                w = self._pack[key]
-                if w.size and np.abs(w).max() >= 2 ** 15:
-                    raise ValueError(f"LM weight {key} does not fit int16")
-                self._pack[key + "16"] = w.astype(np.int16)
-            # the numpy path reads the same (stacked) arrays: one copy of the weights in memory
-            pk = self._pack
-            for li, ly in enumerate(lay):
-                for r, n in enumerate("qkv"):
-                    ly[n].w, ly[n].b = pk["w_qkv"][li, r], pk["b_qkv"][li, r]
-                for n, key in (("o", "o"), ("f1", "1"), ("f2", "2")):
-                    ly[n].w, ly[n].b = pk[f"w_{key}"][li], pk[f"b_{key}"][li]
-                for n in ("q", "k", "v", "o", "f1", "f2"):
-                    ly[n].wt = ly[n].w.T
         return self._pack
 
     def step_state(self, state: LmState) -> StepState:
@@ -446,9 +439,9 @@ class IntegerLM:
         cdf = np.empty((len(tokens), self.card + 1), dtype=np.int64)
         with _numpy_blas_threads():
             lm_step(np.ascontiguousarray(tokens, dtype=np.int64), p["emb"], self._positions(st.position, 1)[0],
-                    p["ln_in"], p["ln_in_c"], p["w_qkv16"], p["b_qkv"], p["w_o16"], p["b_o"], p["w_116"], p["b_1"],
-                    p["w_216"], p["b_2"], p["scales"], p["ln"], p["ln_c"], st.keys, st.values, m, st.slot,
-                    self.heads, p["heads_w16"], p["heads_b"], p["heads_scale"], self.att_scale, t["att"],
+                    p["ln_in"], p["ln_in_c"], p["w_qkv"], p["b_qkv"], p["w_o"], p["b_o"], p["w_1"], p["b_1"],
+                    p["w_2"], p["b_2"], p["scales"], p["ln"], p["ln_c"], st.keys, st.values, m, st.slot,
+                    self.heads, p["heads_w"], p["heads_b"], p["heads_scale"], self.att_scale, t["att"],
                     float(_ATT_ZMAX), t["gelu"], t["out"], ACT_BITS - int(math.log2(OUT_RES)), _OUT_ZMAX,
                     CDF_PRECISION, float(2 ** ACT_BITS), _LIM, cdf)
         st.m, st.slot, st.position = m, (st.slot + 1) % rows, st.position + 1

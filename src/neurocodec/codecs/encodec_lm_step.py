@@ -85,8 +85,16 @@ def _layer_norm(x, g, b, c, act, lim, out):
 
 @_njit
 def _add_clip(a, b, lim, out):
+    """``out = clip(a + b, -lim, lim)``."""
     for i in range(out.shape[0]):
         out[i] = min(max(a[i] + b[i], -lim), lim)
+
+
+@_njit
+def _clip(a, lim, out):
+    """``out = clip(a, -lim, lim)``."""
+    for i in range(out.shape[0]):
+        out[i] = min(max(a[i], -lim), lim)
 
 
 @_njit
@@ -108,7 +116,7 @@ def lm_step(tokens, emb, pos, ln_in, ln_in_c, w_qkv, b_qkv, w_o, b_o, w_1, b_1, 
         for i in range(d):
             h[i] = h[i] + emb[j, tokens[j], i]
     tmp = np.empty(d)
-    _add_clip(h, np.zeros(d), lim, tmp)
+    _clip(h, lim, tmp)
     _layer_norm(tmp, ln_in[0], ln_in[1], ln_in_c, act, lim, h)
     _add_clip(h, pos, lim, h)
     qkv = np.empty(3 * d)
