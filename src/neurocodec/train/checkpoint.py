@@ -26,6 +26,8 @@ from .recipe import Recipe, build_model, recipe_from_dict
 FORMAT = "neurocodec-train-checkpoint"
 VERSION = 1
 _NAME = re.compile(r"^step_(\d+)\.pt$")
+#: the copy of the checkpoint with the best ``train.keep_best`` validation metric (never pruned)
+BEST_NAME = "best.pt"
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:

@@ -215,7 +215,7 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="weights name (folder under --dest)")
     p.add_argument("--dest", default=None, help="destination folder (default: the package's assets/weights)")
     p.add_argument("--fp16", action="store_true", help="store floating-point weights as float16")
-    p.add_argument("--checkpoint", default=None, help="export this checkpoint instead of the run's latest")
+    p.add_argument("--checkpoint", default=None, help="export this checkpoint instead of the run's latest ('best': the train.keep_best copy)")
     p.add_argument("--allow-incomplete", action="store_true", help="export a run that has not reached its steps")
     p.add_argument("--force", action="store_true", help="replace existing weights of the same name")
     p.add_argument("--data", default=None, metavar="MANIFEST",

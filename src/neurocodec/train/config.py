@@ -32,7 +32,10 @@ class TrainConfig:
     ``max_seconds`` bounds one session's wall time (from the start of ``Trainer.fit``): the step
     that reaches it is checkpointed and the session stops cleanly (schedules still follow
     ``steps``; ``--resume`` continues); ``ckpt_every_seconds`` adds time-based checkpoints to the
-    ``ckpt_every`` step interval (the shared GPU plan, ``scripts/gpu_train.py``, uses both)."""
+    ``ckpt_every`` step interval (the shared GPU plan, ``scripts/gpu_train.py``, uses both).
+    ``keep_best`` names a validation metric (``val/pesq_wb``): each validation that improves it
+    (``keep_best_mode`` max or min) writes ``checkpoints/best.pt``, which pruning leaves alone and
+    ``neurocodec export RUN --checkpoint best`` exports."""
 
     steps: int = 10_000
     batch_size: int = 32
@@ -60,6 +63,8 @@ class TrainConfig:
     ckpt_every_seconds: float = 0.0  # also checkpoint when this much wall time passed since the last one; 0 = off
     max_seconds: float = 0.0  # wall-clock budget of one session: checkpoint and stop when reached; 0 = none
     keep_last: int = 3
+    keep_best: str = ""  # validation metric whose best value keeps a copy in checkpoints/best.pt, e.g. val/pesq_wb
+    keep_best_mode: str = "max"  # max | min: which way keep_best improves
     explode_factor: float = 1e3
     explode_window: int = 100
     amp: str = "off"  # off | fp16 (CUDA only) | bf16 (CUDA or CPU autocast)
@@ -86,6 +91,10 @@ class TrainConfig:
         for name, allowed in (("amp", AMP_MODES), ("schedule", SCHEDULES), ("optimizer", OPTIMIZERS)):
             if getattr(self, name) not in allowed:
                 raise RecipeError(f"train.{name} must be one of {', '.join(allowed)}, got '{getattr(self, name)}'")
+        if self.keep_best_mode not in ("max", "min"):
+            raise RecipeError(f"train.keep_best_mode must be max or min, got '{self.keep_best_mode}'")
+        if self.keep_best and not self.keep_best.startswith("val/"):
+            raise RecipeError(f"train.keep_best names a validation metric (val/...), got '{self.keep_best}'")
         if self.val_segment_samples is not None and self.val_segment_samples < 1:
             raise RecipeError(f"train.val_segment_samples must be positive, got {self.val_segment_samples}")
         for name in ("max_seconds", "ckpt_every_seconds"):
@@ -101,7 +110,7 @@ class TrainConfig:
 RESUMABLE_FIELDS = frozenset({
     "steps", "log_every", "val_every", "val_batches", "audio_samples", "ckpt_every", "keep_last",
     "amp", "compile", "threads", "num_workers", "explode_factor", "explode_window", "val_segment_samples",
-    "max_seconds", "ckpt_every_seconds",
+    "max_seconds", "ckpt_every_seconds", "keep_best", "keep_best_mode",
 })
 
 

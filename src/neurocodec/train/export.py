@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import WeightsError
-from .checkpoint import latest_checkpoint, load_checkpoint
+from .checkpoint import BEST_NAME, checkpoint_dir, latest_checkpoint, load_checkpoint
 from .config import to_plain
 from .errors import RecipeError
 from .model_card import render_card
@@ -162,9 +162,16 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None:
             raise WeightsError(f"no checkpoint in {run_dir / 'checkpoints'}")
+    if str(checkpoint) == "best":  # the run's train.keep_best copy
+        checkpoint = checkpoint_dir(run_dir) / BEST_NAME
+        if not checkpoint.is_file():
+            raise WeightsError(f"no {checkpoint}: the run was not trained with train.keep_best")
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
     step, total = int(state["step"]), int(state["total_steps"])
+    if step < total and checkpoint.name == BEST_NAME and not allow_incomplete:
+        latest = latest_checkpoint(checkpoint.parent.parent)  # a finished run's best step counts as complete
+        allow_incomplete = latest is not None and int(load_checkpoint(latest)["step"]) >= total
     if step < total and not allow_incomplete:
         raise WeightsError(f"run {run_dir} stopped at step {step} of {total}; finish it with --resume "
                            "or pass --allow-incomplete")

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from ..audio import atomic_write_bytes
-from .checkpoint import (capture_rng, checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints,
-                         restore_rng, save_checkpoint)
+from .checkpoint import (BEST_NAME, capture_rng, checkpoint_dir, checkpoint_path, latest_checkpoint, load_checkpoint,
+                         prune_checkpoints, restore_rng, save_checkpoint)
 from .config import RESUMABLE_FIELDS
 from .data import BatchStream, ShardedBatchSampler, iterate_once
 from .distributed import DistContext, all_reduce_sum, gather_objects, init_distributed, shutdown
@@ -523,6 +523,26 @@ class _Loop:
             self.log.scalars(step, avg)
             self.metrics["val"] = avg
             self.log.message(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(avg.items())))
+            self.keep_best(step, avg)
+
+    def keep_best(self, step: int, avg: Mapping[str, float]) -> None:
+        """Write ``checkpoints/best.pt`` when this validation improves ``train.keep_best``.
+
+        The best value so far lives in the checkpoints' ``metrics["best"]``, so a resumed run
+        compares with it; ``best.pt`` carries rank 0's random streams only (it is for export, and
+        resuming goes through the ``step_*`` checkpoints)."""
+        key = self.cfg.keep_best
+        value = avg.get(key) if key else None
+        if value is None or not math.isfinite(value):
+            return
+        prev = self.metrics.get("best") or {}
+        if prev.get("metric") == key:
+            better = value > prev["value"] if self.cfg.keep_best_mode == "max" else value < prev["value"]
+            if not better:
+                return
+        self.metrics["best"] = {"metric": key, "value": float(value), "step": int(step)}
+        save_checkpoint(self.state(step, [capture_rng()]), checkpoint_dir(self.tr.run_dir) / BEST_NAME)
+        self.log.message(f"step {step}: best {key}={value:.4g} so far, kept as checkpoints/{BEST_NAME}")
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint(self, step: int) -> None:
@@ -531,10 +551,15 @@ class _Loop:
         self.t_last_ckpt = time.perf_counter()
         if not self.ctx.is_main:
             return
+        self.last_ckpt = save_checkpoint(self.state(step, rngs), checkpoint_path(self.tr.run_dir, step))
+        prune_checkpoints(self.tr.run_dir, self.cfg.keep_last)
+
+    def state(self, step: int, rngs: list) -> dict[str, Any]:
+        """Everything a checkpoint holds at ``step`` (``rngs``: one random-stream state per rank)."""
         wall = self.wall_before + time.perf_counter() - self.t_start
         meta = {**self.meta, "wall_time_s": wall}
         sp = self.phase
-        state = {
+        return {
             "recipe": recipe_to_dict(self.tr.recipe),
             "step": step,
             "total_steps": self.cfg.steps,
@@ -549,8 +574,6 @@ class _Loop:
             "meta": meta,
             "metrics": self.metrics,
         }
-        self.last_ckpt = save_checkpoint(state, checkpoint_path(self.tr.run_dir, step))
-        prune_checkpoints(self.tr.run_dir, self.cfg.keep_last)
 
 
 def train(recipe: Recipe, run_dir: str | os.PathLike, train_data: Any, val_data: Any = None, **kwargs) -> TrainResult:
