@@ -24,7 +24,7 @@ from neurocodec.codecs.cmrl import CmrlCodec, LpcCmrlCodec
 from neurocodec.codecs.cq import CqCodec
 from neurocodec.codecs.perceptual import PerceptualFemCodec, PerceptualHpmCodec
 from neurocodec.data.manifest import Manifest
-from neurocodec.eval.metrics_ext import pesq_wb
+from neurocodec.eval.metrics_ext import pesq_wb, visqol_speech
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "neurocodec" / "assets" / "weights"
@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="valid")
     ap.add_argument("--sources", default="speech-real,speech-tts")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--visqol", action="store_true", help="also ViSQOL (speech mode) and SNR per file")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     man = Manifest.load(a.data)
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
     seconds = sum(x.size for x in files) / 16000
     for name in a.models:
         model = load(name)
-        pesq, kbps, nbytes = [], [], 0
+        pesq, kbps, nbytes, visqol, snr = [], [], 0, [], []
         for x in files:
             enc = model.compress(x[None, :])
             n = sum(len(c) for c in enc.chunks)
@@ -66,8 +67,15 @@ def main(argv=None) -> int:
             kbps.append(8 * n / (x.size / 16000) / 1000)
             y = model.decompress(enc.chunks, 1, x.size, enc.bitrate_kbps)[0]
             pesq.append(pesq_wb(x, y, 16000))
+            if a.visqol:
+                try:
+                    visqol.append(visqol_speech(x, y, 16000))
+                except Exception:  # ViSQOL cannot score files shorter than its patches (the harness: n/a)
+                    visqol.append(float("nan"))
+                snr.append(10 * np.log10(np.sum(x.astype(np.float64) ** 2) / max(np.sum((x - y) ** 2.0), 1e-20)))
+        extra = {"visqol_speech": round(float(np.nanmean(visqol)), 3), "snr_db": round(float(np.mean(snr)), 2)} if a.visqol else {}
         print(json.dumps({"model": name, "split": a.split, "files": len(files), "seconds": round(seconds, 1),
-                          "nominal_kbps": model.bitrates.default, "pesq_wb": round(float(np.nanmean(pesq)), 3),
+                          "nominal_kbps": model.bitrates.default, "pesq_wb": round(float(np.nanmean(pesq)), 3), **extra,
                           "mean_file_kbps": round(float(np.mean(kbps)), 3),
                           "total_kbps": round(8 * nbytes / seconds / 1000, 3)}), flush=True)
     return 0

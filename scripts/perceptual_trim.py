@@ -6,6 +6,8 @@ at the nominal rate, then export with it:
     python scripts/perceptual_trim.py RUN_DIR --data corpus16/manifest.jsonl
     neurocodec export RUN_DIR --name perceptual-hpm-16k --fp16 --set model.code_scale=G
 
+(``--checkpoint PATH|best`` trims another checkpoint of the run; give the same to the export.)
+
 The search works on ``(ln g, kbps)`` (one doubling of ``g`` adds about one bit per latent value):
 secant steps of at most one doubling or halving of ``g`` until the target is bracketed, then
 regula falsi inside the bracket (bisection where the rate is flat, e.g. a latent that codes to
@@ -32,16 +34,22 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--tolerance", type=float, default=0.01)
     ap.add_argument("--trials", type=int, default=6)
+    ap.add_argument("--checkpoint", default=None,
+                    help="trim this checkpoint instead of the run's latest ('best': checkpoints/best.pt)")
     args = ap.parse_args(argv)
 
     import torch
 
-    from neurocodec.train.checkpoint import latest_checkpoint, load_checkpoint
+    from neurocodec.train.checkpoint import BEST_NAME, checkpoint_dir, latest_checkpoint, load_checkpoint
     from neurocodec.train.export import manifest_signals, measure_file_bitrate
     from neurocodec.train.recipe import build_model, recipe_from_dict
 
     torch.set_num_threads(1)
-    state = load_checkpoint(latest_checkpoint(args.run))
+    if args.checkpoint is None:
+        ckpt = latest_checkpoint(args.run)
+    else:
+        ckpt = checkpoint_dir(args.run) / BEST_NAME if args.checkpoint == "best" else args.checkpoint
+    state = load_checkpoint(ckpt)
     recipe = recipe_from_dict(state["recipe"])
     model = build_model(recipe)
     model.load_state_dict(state["model"], strict=True)
