@@ -39,8 +39,8 @@ GOLDEN: dict[tuple[str, float], str] = {
     ("perceptual-fem", 16.0): "9b48bc5e9bb82b6fed9f72cd05be2a13",  # 16.17 kbps
     ("perceptual-fem", 20.0): "cde83d9951b624c3dddbe11beef4d76b",  # 19.77 kbps
     ("perceptual-fem", 24.0): "e70660937254f4e42c40fd62424096e7",  # 23.82 kbps
-    ("perceptual-hpm", 9.0): "a0d71878f466a033e59d792feacd41e5",  # 9.15 kbps
-    ("perceptual-hpm", 13.0): "cae03270ed8c285fe730464087c041cf",  # 12.94 kbps
+    ("perceptual-hpm", 9.0): "68a612e7ed71118e9d9c316638bab704",  # 8.97 kbps
+    ("perceptual-hpm", 13.0): "e8479c526377bb463b97de3566cf52eb",  # 13.05 kbps
     ("perceptual-hpm", 16.0): "434816ee7d171fe4f1eb5ca8d5e433f3",  # 15.88 kbps
     ("perceptual-hpm", 20.0): "b73c02f5b63653fd130682c276ab7bac",  # 20.00 kbps
     ("perceptual-hpm", 24.0): "b8ed080b997543e34a0a02ee61297082",  # 24.06 kbps
@@ -54,9 +54,9 @@ GOLDEN_V1: dict[tuple[str, float], str] = {
     ("perceptual-hpm", 16.0): "7018e252c41cabb89233e865f0a3802a",
     ("perceptual-hpm", 24.0): "573d289d8d2b5c83c2bbccb72fd87c91",
     ("perceptual-fem", 9.0): "4579672811b8c67f0f8fd15e5bbe2306",
-    ("perceptual-hpm", 9.0): "4d9bedcc88c8325441b9b2200e340d8b",
+    ("perceptual-hpm", 9.0): "5e2359c5ecf6bd98d624a5878966921d",
     ("perceptual-fem", 13.0): "f43f761cc77d6d5995ac10eabd5cf36e",
-    ("perceptual-hpm", 13.0): "f43fdd0409db593fe4ab3001247dcd21",
+    ("perceptual-hpm", 13.0): "e9eb65194e102a720a18820cdacbf98f",
     ("perceptual-fem", 20.0): "42463ba5f563184d0a621e290b2fb84a",
     ("perceptual-hpm", 20.0): "d03ec2fc44a1c2684de80cddf35b3d3f",
     ("perceptual-fem", 24.0): "c11da555be9c1c8da5d8f119a5824cb5",
