@@ -43,8 +43,8 @@ coded sizes so that the file fits ``bitrate x duration`` (:mod:`.perceptual_rate
 **Training (§3.3, §4.1).**  ``L = a * R + l1 * MSE + l2 * L_G + l3 * L_L`` with ``R`` the estimated
 rate in bits per sample, ``MSE`` on the frame, ``L_G``/``L_L`` the global/local NMR losses of
 :mod:`neurocodec.dsp.pam1`; ``l1, l2, l3 = 60, 0.09, 0.015`` (the paper starts from 60, 0.003, 0.0005;
-at this package's signal scale those leave the NMR terms ~15 % of the distortion and the coding
-noise white, and 30x the NMR weights gave +0.21 PESQ-WB in a 1,364-step fine-tune of HPM 16:
+at this package's signal scale those leave the NMR terms ~15 % of the distortion, and 30x the NMR
+weights gave +0.21 PESQ-WB in a 1,364-step fine-tune of HPM 16:
 docs/perceptual.md "Session 13") and the
 rate weight ``a`` steered multiplicatively towards the target rate (the paper adjusts its
 weights "until the DNN speech coder reached the pre-set bitrate range").  Two phases:

@@ -37,7 +37,7 @@ class PerceptualConfig:
     # training (§3.3, §4.1)
     lambda_mse: float = 60.0
     # 30x the paper's initial 0.003 / 0.0005: at this package's signal scale those leave the NMR
-    # terms ~15% of the distortion and the noise white (docs/perceptual.md, "Session 13")
+    # terms ~15% of the distortion, nearly an MSE-only loss (docs/perceptual.md, "Session 13")
     lambda_global: float = 0.09
     lambda_local: float = 0.015
     rate_weight_init: float = 0.01

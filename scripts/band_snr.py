@@ -1,0 +1,60 @@
+"""Where a learned speech codec puts its coding noise: per-band signal, output and error power
+(Welch, 512-point) summed over corpus files, through the real bitstream path.
+
+    python scripts/band_snr.py --data corpus16/manifest.jsonl --split test perceptual-hpm-16k cq-16k
+
+A name is a shipped point or an exported folder (as in scripts/eval_cascade.py).  A codec whose
+error is flat over frequency (what an MSE loss gives) has its SNR falling with the speech
+spectrum; a band whose output power is far below the signal's is not coded at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import soundfile as sf
+import torch
+from scipy.signal import welch
+
+from eval_cascade import load
+from neurocodec.data.manifest import Manifest
+
+BANDS = [(0, 500), (500, 1000), (1000, 2000), (2000, 3000), (3000, 4000), (4000, 5000), (5000, 6000),
+         (6000, 7000), (7000, 8000)]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--data", default="corpus16/manifest.jsonl")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--sources", default="speech-real")
+    ap.add_argument("--limit", type=int, default=8)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    man = Manifest.load(a.data)
+    recs = man.filter(split=a.split, source=a.sources.split(",")).records[: a.limit]
+    files = [sf.read(str(man.abspath(r)), dtype="float32")[0] for r in recs]
+    print("| model | band (Hz) | signal dB | output dB | error dB | SNR dB |")
+    print("|---|---|---|---|---|---|")
+    for name in a.models:
+        model = load(name)
+        s_pow = y_pow = e_pow = 0.0
+        for x in files:
+            enc = model.compress(x[None, :])
+            y = model.decompress(enc.chunks, 1, x.size, enc.bitrate_kbps)[0]
+            f, s = welch(x, 16000, nperseg=512)
+            s_pow = s_pow + s
+            y_pow = y_pow + welch(y, 16000, nperseg=512)[1]
+            e_pow = e_pow + welch(y - x, 16000, nperseg=512)[1]
+        for lo, hi in BANDS:
+            m = (f >= lo) & (f < hi)
+            sd, yd, ed = (10 * np.log10(p[m].sum()) for p in (s_pow, y_pow, e_pow))
+            print(f"| {name} | {lo}-{hi} | {sd:.1f} | {yd:.1f} | {ed:.1f} | {sd - ed:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
