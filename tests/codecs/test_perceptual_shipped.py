@@ -6,8 +6,8 @@ elsewhere the stream must still be thread-independent and decode.  ``GOLDEN`` (c
 per-file rate control on) was rewritten deliberately when the rate control came in (issue 14),
 for both variants when their GPU-trained weights shipped (session 9), for HPM 13/16/20/24 when
 their CPU continuations shipped (session 10), and for the FEM points warm-started from HPM
-autoencoders and HPM 13 from HPM 16 (session 11), and for HPM 9 warm-started from HPM 13
-(session 12);
+autoencoders and HPM 13 from HPM 16 (session 11), for HPM 9 warm-started from HPM 13
+(session 12), and for HPM 9-24 and FEM 13-24 fine-tuned with the 30x NMR weights (session 13);
 ``GOLDEN_V1`` are the version-1 streams of before, which the grid index 0 must still reproduce
 byte for byte.  Rewrite ``GOLDEN`` with
 
@@ -35,9 +35,9 @@ SHIPPED = [(c, k) for c in ("perceptual-fem", "perceptual-hpm") for k in (9.0, 1
 #: version 2, per-file rate control on; the file's rate in the comment)
 GOLDEN: dict[tuple[str, float], str] = {
     ("perceptual-fem", 9.0): "7ea702d92bc9868cb992fcdf692de82b",  # 8.81 kbps
-    ("perceptual-fem", 13.0): "454b1e64d67aa203ed8b69cb07069f2e",  # 13.20 kbps
+    ("perceptual-fem", 13.0): "231844a360aacf4e9e0ec3db3352a393",  # 13.12 kbps
     ("perceptual-fem", 16.0): "a7b55970be90db857678b96300e13c57",  # 16.11 kbps
-    ("perceptual-fem", 20.0): "cde83d9951b624c3dddbe11beef4d76b",  # 19.77 kbps
+    ("perceptual-fem", 20.0): "f775c9a26d74fa55dc7bac6dc2d76e10",  # 19.92 kbps
     ("perceptual-fem", 24.0): "d99d1f3a80f4d929ff541de3458c87ec",  # 23.77 kbps
     ("perceptual-hpm", 9.0): "68a612e7ed71118e9d9c316638bab704",  # 8.97 kbps
     ("perceptual-hpm", 13.0): "e8479c526377bb463b97de3566cf52eb",  # 13.05 kbps
@@ -48,16 +48,16 @@ GOLDEN: dict[tuple[str, float], str] = {
 #: the same files as written by codec version 1 (no rate control, no index byte), before issue 14;
 #: every entry recomputed (same procedure) for the session-9 GPU weights, HPM 13/16/20/24 for
 #: their session-10 CPU weights, the FEM points and HPM 13 for their session-11 weights, and HPM 9
-#: for its session-12 weights
+#: for its session-12 weights, and HPM 9-24 and FEM 13-24 for their session-13 weights
 GOLDEN_V1: dict[tuple[str, float], str] = {
     ("perceptual-fem", 16.0): "565bf12c4623a38de13f745f4a44be32",
     ("perceptual-hpm", 16.0): "7018e252c41cabb89233e865f0a3802a",
     ("perceptual-hpm", 24.0): "d28f54fb97d36d1e944906d2b46ebfe9",
     ("perceptual-fem", 9.0): "4579672811b8c67f0f8fd15e5bbe2306",
     ("perceptual-hpm", 9.0): "5e2359c5ecf6bd98d624a5878966921d",
-    ("perceptual-fem", 13.0): "f43f761cc77d6d5995ac10eabd5cf36e",
+    ("perceptual-fem", 13.0): "78afb2ced55bc030e48258069d52c544",
     ("perceptual-hpm", 13.0): "e9eb65194e102a720a18820cdacbf98f",
-    ("perceptual-fem", 20.0): "42463ba5f563184d0a621e290b2fb84a",
+    ("perceptual-fem", 20.0): "0f0162a724c6264e58d68a6741806a8f",
     ("perceptual-hpm", 20.0): "c6aac82a37fcaa7f3b671a98442177ab",
     ("perceptual-fem", 24.0): "e297f66be32a4acfd15422c05c47afe3",
 }
