@@ -40,16 +40,12 @@ def main(argv=None) -> int:
 
     import torch
 
-    from neurocodec.train.checkpoint import BEST_NAME, checkpoint_dir, latest_checkpoint, load_checkpoint
+    from neurocodec.train.checkpoint import load_checkpoint, resolve_checkpoint
     from neurocodec.train.export import manifest_signals, measure_file_bitrate
     from neurocodec.train.recipe import build_model, recipe_from_dict
 
     torch.set_num_threads(1)
-    if args.checkpoint is None:
-        ckpt = latest_checkpoint(args.run)
-    else:
-        ckpt = checkpoint_dir(args.run) / BEST_NAME if args.checkpoint == "best" else args.checkpoint
-    state = load_checkpoint(ckpt)
+    state = load_checkpoint(resolve_checkpoint(args.run, args.checkpoint))
     recipe = recipe_from_dict(state["recipe"])
     model = build_model(recipe)
     model.load_state_dict(state["model"], strict=True)

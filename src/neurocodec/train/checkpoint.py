@@ -52,6 +52,16 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return cps[-1] if cps else None
 
 
+def resolve_checkpoint(run_dir: str | os.PathLike, which: str | os.PathLike | None = None) -> Path | None:
+    """The checkpoint ``which`` names in ``run_dir``: ``None`` the latest (``None`` if there is
+    none), ``"best"`` ``checkpoints/best.pt`` (the ``train.keep_best`` copy), else that path."""
+    if which is None:
+        return latest_checkpoint(run_dir)
+    if str(which) == "best":
+        return checkpoint_dir(run_dir) / BEST_NAME
+    return Path(which)
+
+
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename onto ``path``."""
     path = Path(path)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import WeightsError
-from .checkpoint import BEST_NAME, checkpoint_dir, latest_checkpoint, load_checkpoint
+from .checkpoint import BEST_NAME, latest_checkpoint, load_checkpoint, resolve_checkpoint
 from .config import to_plain
 from .errors import RecipeError
 from .model_card import render_card
@@ -156,17 +156,13 @@ def export_run(run_dir: str | os.PathLike, name: str, dest: str | os.PathLike | 
     if not _NAME_RE.match(name):
         raise RecipeError(f"--name '{name}' must be letters, digits, '.', '_' or '-' (at most 100)")
     run_dir = Path(run_dir)
+    if checkpoint is None and not run_dir.is_dir():
+        raise WeightsError(f"run directory not found: {run_dir}")
+    which, checkpoint = checkpoint, resolve_checkpoint(run_dir, checkpoint)
     if checkpoint is None:
-        if not run_dir.is_dir():
-            raise WeightsError(f"run directory not found: {run_dir}")
-        checkpoint = latest_checkpoint(run_dir)
-        if checkpoint is None:
-            raise WeightsError(f"no checkpoint in {run_dir / 'checkpoints'}")
-    if str(checkpoint) == "best":  # the run's train.keep_best copy
-        checkpoint = checkpoint_dir(run_dir) / BEST_NAME
-        if not checkpoint.is_file():
-            raise WeightsError(f"no {checkpoint}: the run was not trained with train.keep_best")
-    checkpoint = Path(checkpoint)
+        raise WeightsError(f"no checkpoint in {run_dir / 'checkpoints'}")
+    if str(which) == "best" and not checkpoint.is_file():
+        raise WeightsError(f"no {checkpoint}: the run was not trained with train.keep_best")
     state = load_checkpoint(checkpoint)
     step, total = int(state["step"]), int(state["total_steps"])
     if step < total and checkpoint.name == BEST_NAME and not allow_incomplete:
