@@ -18,12 +18,10 @@ import argparse
 import sys
 
 import numpy as np
-import soundfile as sf
 import torch
 from scipy.signal import butter, sosfiltfilt, welch
 
-from eval_cascade import load
-from neurocodec.data.manifest import Manifest
+from eval_cascade import corpus_files, load
 
 BANDS = [(0, 500), (500, 1000), (1000, 2000), (2000, 3000), (3000, 4000), (4000, 5000), (5000, 6000),
          (6000, 7000), (7000, 8000)]
@@ -39,9 +37,7 @@ def main(argv=None) -> int:
     ap.add_argument("--oracle-hz", type=float, default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    man = Manifest.load(a.data)
-    recs = man.filter(split=a.split, source=a.sources.split(",")).records[: a.limit]
-    files = [sf.read(str(man.abspath(r)), dtype="float32")[0] for r in recs]
+    files = corpus_files(a.data, a.split, a.sources, a.limit)
     if a.oracle_hz:
         return oracle(a.models, files, a.oracle_hz)
     print("| model | band (Hz) | signal dB | output dB | error dB | SNR dB |")

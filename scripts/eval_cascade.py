@@ -43,6 +43,13 @@ def load(name: str):
     return CLASSES[codec_id].from_pretrained(p)
 
 
+def corpus_files(data: str, split: str, sources: str, limit: int | None) -> list[np.ndarray]:
+    """The float32 signals of a manifest's ``split`` from ``sources`` (comma-separated), the first ``limit``."""
+    man = Manifest.load(data)
+    recs = man.filter(split=split, source=sources.split(",")).records[:limit]
+    return [sf.read(str(man.abspath(r)), dtype="float32")[0] for r in recs]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+")
@@ -53,9 +60,7 @@ def main(argv=None) -> int:
     ap.add_argument("--visqol", action="store_true", help="also ViSQOL (speech mode) and SNR per file")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    man = Manifest.load(a.data)
-    recs = man.filter(split=a.split, source=a.sources.split(",")).records[: a.limit]
-    files = [sf.read(str(man.abspath(r)), dtype="float32")[0] for r in recs]
+    files = corpus_files(a.data, a.split, a.sources, a.limit)
     seconds = sum(x.size for x in files) / 16000
     for name in a.models:
         model = load(name)
